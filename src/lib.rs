@@ -13,4 +13,6 @@ compile_error!(
      a RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod protocol;
+pub mod record;
 pub mod types;

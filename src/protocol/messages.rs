@@ -1,0 +1,181 @@
+//! Request and response messages. Shapes follow Kafka's APIs, trimmed to the fields the
+//! simulated system uses.
+
+use super::ErrorCode;
+use crate::types::{Epoch, NodeId, Offset, TopicPartition};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// How many replicas must have a record before the leader answers a produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Acks {
+    /// Fire and forget: the broker sends no response.
+    Zero,
+    /// The leader's own log.
+    One,
+    /// Every in-sync replica (with a single replica, the same as One).
+    All,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub correlation_id: u32,
+    pub client_id: NodeId,
+    pub body: Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    pub correlation_id: u32,
+    pub body: Response,
+}
+
+/// Everything that travels in a frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    Request(RequestFrame),
+    Response(ResponseFrame),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    InitProducerId(InitProducerIdRequest),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Produce(ProduceResponse),
+    Fetch(FetchResponse),
+    ListOffsets(ListOffsetsResponse),
+    Metadata(MetadataResponse),
+    InitProducerId(InitProducerIdResponse),
+    /// The broker could not decode or route the request.
+    Error(ErrorCode),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceRequest {
+    pub acks: Acks,
+    pub timeout_ms: u32,
+    /// One record batch per partition, as Kafka's producer sends.
+    pub partitions: Vec<ProducePartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducePartition {
+    pub tp: TopicPartition,
+    pub records: Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    pub partitions: Vec<ProducePartitionResponse>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducePartitionResponse {
+    pub tp: TopicPartition,
+    pub error: ErrorCode,
+    /// The offset of the batch's first record, when appended (also for a deduplicated retry).
+    pub base_offset: Option<Offset>,
+    pub log_start_offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// Set when a follower replica fetches (replication); None for consumers.
+    pub replica_id: Option<NodeId>,
+    pub max_wait_ms: u32,
+    pub min_bytes: u32,
+    pub max_bytes: u32,
+    pub partitions: Vec<FetchPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchPartition {
+    pub tp: TopicPartition,
+    pub fetch_offset: Offset,
+    pub partition_max_bytes: u32,
+    pub current_leader_epoch: Option<Epoch>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub partitions: Vec<FetchPartitionResponse>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchPartitionResponse {
+    pub tp: TopicPartition,
+    pub error: ErrorCode,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    /// Concatenated record batches, verbatim from the log.
+    pub records: Bytes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListOffsetsRequest {
+    pub partitions: Vec<(TopicPartition, OffsetSpec)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListOffsetsResponse {
+    pub partitions: Vec<ListOffsetsPartitionResponse>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListOffsetsPartitionResponse {
+    pub tp: TopicPartition,
+    pub error: ErrorCode,
+    pub offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataRequest {
+    /// None asks for every topic.
+    pub topics: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataResponse {
+    pub brokers: Vec<NodeId>,
+    pub topics: Vec<TopicMetadata>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub error: ErrorCode,
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMetadata {
+    pub partition: u32,
+    pub error: ErrorCode,
+    pub leader: Option<NodeId>,
+    pub leader_epoch: Epoch,
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitProducerIdRequest {}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitProducerIdResponse {
+    pub error: ErrorCode,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}

@@ -10,4 +10,6 @@ compile_error!(
      RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod runner;
+pub mod scenario;
 pub mod seed;

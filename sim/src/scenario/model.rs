@@ -1,0 +1,399 @@
+//! The scenario model: what a scenario file says, after parsing and validation. A scenario
+//! names the cluster, topics, client configuration, workload, disk and network behaviour,
+//! the fault schedule (scripted steps and a random nemesis), the phase durations and the
+//! expectation the run is judged against. Parsing and validation live in `parse`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// One line: the question this scenario answers.
+    pub description: String,
+    pub cluster: ClusterConfig,
+    pub topics: Vec<TopicConfig>,
+    #[serde(default)]
+    pub broker: BrokerSettings,
+    pub producer: ProducerSettings,
+    pub consumer: ConsumerSettings,
+    #[serde(default)]
+    pub workload: WorkloadSettings,
+    #[serde(default)]
+    pub disk: DiskSettings,
+    #[serde(default)]
+    pub network: NetworkSettings,
+    #[serde(default)]
+    pub phases: PhaseSettings,
+    /// Scripted fault steps, in any order (the runner sorts by time).
+    #[serde(default)]
+    pub faults: Vec<FaultStep>,
+    #[serde(default)]
+    pub nemesis: Option<NemesisSettings>,
+    pub expect: Expectation,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub brokers: u32,
+    /// KRaft controller quorum size: 0 (single-broker mode without a quorum), 1, 3 or 5.
+    #[serde(default)]
+    pub controllers: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushSetting {
+    /// Kafka's default: never fsync explicitly; rely on replication.
+    Never,
+    EveryBatch,
+    #[serde(untagged)]
+    Interval {
+        interval_ms: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanupSetting {
+    Delete,
+    Compact,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    pub name: String,
+    pub partitions: u32,
+    #[serde(default = "one")]
+    pub replication_factor: u32,
+    #[serde(default = "one")]
+    pub min_insync_replicas: u32,
+    #[serde(default)]
+    pub unclean_leader_election: bool,
+    #[serde(default = "flush_never")]
+    pub flush: FlushSetting,
+    #[serde(default = "segment_bytes_default")]
+    pub segment_bytes: u64,
+    #[serde(default)]
+    pub segment_ms: Option<u64>,
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+    #[serde(default = "cleanup_delete")]
+    pub cleanup: CleanupSetting,
+}
+
+/// Broker-wide settings, including switches back to historical (buggy) behaviour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    /// How long a produce with acks=all may wait for replication before RequestTimedOut.
+    pub request_timeout_ms: u64,
+    /// Longest a fetch may be parked waiting for data (Kafka's fetch.max.wait.ms ceiling).
+    pub fetch_max_wait_ms: u64,
+    pub replica_lag_time_max_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcksSetting {
+    #[serde(rename = "0")]
+    Zero,
+    #[serde(rename = "1")]
+    One,
+    #[serde(rename = "all")]
+    All,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSettings {
+    pub count: u32,
+    pub acks: AcksSetting,
+    #[serde(default = "yes")]
+    pub idempotence: bool,
+    #[serde(default = "retries_default")]
+    pub retries: u32,
+    #[serde(default = "linger_default")]
+    pub linger_ms: u64,
+    #[serde(default = "batch_size_default")]
+    pub batch_size_bytes: usize,
+    #[serde(default = "in_flight_default")]
+    pub max_in_flight: u32,
+    #[serde(default = "retry_backoff_default")]
+    pub retry_backoff_ms: u64,
+    #[serde(default = "delivery_timeout_default")]
+    pub delivery_timeout_ms: u64,
+    #[serde(default = "request_timeout_default")]
+    pub request_timeout_ms: u64,
+    /// "default" (murmur2 + sticky), "round-robin".
+    #[serde(default = "partitioner_default")]
+    pub partitioner: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerMode {
+    Assign,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetResetSetting {
+    Earliest,
+    Latest,
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    pub count: u32,
+    #[serde(default = "mode_default")]
+    pub mode: ConsumerMode,
+    #[serde(default = "reset_default")]
+    pub auto_offset_reset: OffsetResetSetting,
+    #[serde(default = "poll_interval_default")]
+    pub poll_interval_ms: u64,
+    #[serde(default = "request_timeout_default")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "fetch_max_wait_default")]
+    pub fetch_max_wait_ms: u64,
+    #[serde(default = "max_poll_records_default")]
+    pub max_poll_records: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSettings {
+    /// Send ops per second per producer process (each op sends 1..=sends_per_op_max records).
+    pub send_ops_per_sec: u32,
+    pub sends_per_op_max: u32,
+    /// Bytes of padding per value, to exercise segment rolls.
+    pub value_bytes: u32,
+    /// Distinct record keys (hashed by the partitioner); 0 sends null keys (sticky partitioning).
+    pub record_keys: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskSettings {
+    pub write_latency_us: [u64; 2],
+    pub sync_latency_us: [u64; 2],
+    pub read_latency_us: [u64; 2],
+    pub capacity_bytes: u64,
+    /// What a crash does to each unsynced write, in percent (sum 100).
+    pub crash_drop_pct: u8,
+    pub crash_keep_pct: u8,
+    pub crash_torn_pct: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSettings {
+    /// One-way latency of a message on a connection, uniform in this range.
+    pub latency_us: [u64; 2],
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhaseSettings {
+    pub setup_s: u64,
+    /// Workload and faults.
+    pub faulty_s: u64,
+    /// After the heal: workload stops; catch-up reads; convergence must happen within this.
+    pub quiet_s: u64,
+}
+
+/// The kinds of fault a step or the nemesis can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Kill the node (unsynced writes are dropped, kept or torn); restart after `duration_s`.
+    Crash,
+    /// Pause every task of the node for `duration_s`.
+    Pause,
+    /// Cut the node off the network (both directions) for `duration_s`.
+    Isolate,
+    /// Reset every open connection of the node (in-flight responses lost).
+    ResetConnections,
+    /// Multiply the node's disk latencies by `factor` for `duration_s`.
+    SlowDisk,
+    /// Writes that add bytes fail with ENOSPC for `duration_s`.
+    DiskFull,
+    /// Reads, writes and syncs fail with EIO at `rate` for `duration_s`.
+    IoErrors,
+    /// Flip `count` random bits in the node's durable bytes.
+    BitFlips,
+    /// Add `factor` x the normal network latency to the node's links for `duration_s`.
+    LatencySpike,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    pub at_s: f64,
+    pub kind: FaultKind,
+    /// A node name ("broker-0", "producer-1", "consumer-0") or a role ("any-broker",
+    /// "any-producer", "any-consumer").
+    pub target: String,
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    #[serde(default)]
+    pub factor: Option<u32>,
+    #[serde(default)]
+    pub rate: Option<f64>,
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisSettings {
+    /// Time between fault injections, uniform in this range (seconds).
+    pub interval_s: [f64; 2],
+    /// How long each fault lasts, uniform in this range (seconds).
+    pub duration_s: [f64; 2],
+    pub kinds: Vec<FaultKind>,
+    /// Which nodes the nemesis may target: roles or names as in FaultStep::target.
+    #[serde(default = "nemesis_targets_default")]
+    pub targets: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpectedVerdict {
+    /// No anomaly, no liveness failure, on every seed.
+    Pass,
+    /// The anomalies in `must_find` appear on at least one seed within `seed_budget`.
+    Find,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub verdict: ExpectedVerdict,
+    /// Anomaly names (Jepsen's) that a sweep must find within `seed_budget` seeds.
+    #[serde(default)]
+    pub must_find: Vec<String>,
+    #[serde(default = "seed_budget_default")]
+    pub seed_budget: u64,
+    /// Anomaly names this configuration may show; anything else is a failure.
+    #[serde(default)]
+    pub may_show: Vec<String>,
+    /// Seeds known to show `must_find` (documentation; tests replay them).
+    #[serde(default)]
+    pub known_seeds: Vec<u64>,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            request_timeout_ms: 30_000,
+            fetch_max_wait_ms: 500,
+            replica_lag_time_max_ms: 30_000,
+        }
+    }
+}
+
+impl Default for WorkloadSettings {
+    fn default() -> Self {
+        WorkloadSettings {
+            send_ops_per_sec: 50,
+            sends_per_op_max: 3,
+            value_bytes: 16,
+            record_keys: 0,
+        }
+    }
+}
+
+impl Default for DiskSettings {
+    fn default() -> Self {
+        DiskSettings {
+            write_latency_us: [5, 50],
+            sync_latency_us: [200, 2_000],
+            read_latency_us: [5, 100],
+            capacity_bytes: 1 << 30,
+            crash_drop_pct: 40,
+            crash_keep_pct: 30,
+            crash_torn_pct: 30,
+        }
+    }
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings { latency_us: [100, 2_000] }
+    }
+}
+
+impl Default for PhaseSettings {
+    fn default() -> Self {
+        PhaseSettings { setup_s: 1, faulty_s: 20, quiet_s: 15 }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn flush_never() -> FlushSetting {
+    FlushSetting::Never
+}
+fn cleanup_delete() -> CleanupSetting {
+    CleanupSetting::Delete
+}
+fn segment_bytes_default() -> u64 {
+    64 * 1024
+}
+fn retries_default() -> u32 {
+    // Kafka's default is i32::MAX bounded by delivery.timeout.ms; a finite default keeps
+    // every retry loop bounded.
+    1_000
+}
+fn linger_default() -> u64 {
+    5
+}
+fn batch_size_default() -> usize {
+    16 * 1024
+}
+fn in_flight_default() -> u32 {
+    5
+}
+fn retry_backoff_default() -> u64 {
+    100
+}
+fn delivery_timeout_default() -> u64 {
+    30_000
+}
+fn request_timeout_default() -> u64 {
+    5_000
+}
+fn partitioner_default() -> String {
+    "default".to_string()
+}
+fn mode_default() -> ConsumerMode {
+    ConsumerMode::Assign
+}
+fn reset_default() -> OffsetResetSetting {
+    OffsetResetSetting::Earliest
+}
+fn poll_interval_default() -> u64 {
+    50
+}
+fn fetch_max_wait_default() -> u64 {
+    200
+}
+fn max_poll_records_default() -> u32 {
+    500
+}
+fn seed_budget_default() -> u64 {
+    20
+}
+fn nemesis_targets_default() -> Vec<String> {
+    vec!["any-broker".to_string()]
+}

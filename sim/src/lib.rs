@@ -11,3 +11,4 @@ compile_error!(
 );
 
 pub mod seed;
+pub mod world;

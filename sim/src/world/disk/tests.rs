@@ -1,0 +1,1 @@
+//! SimDisk tests: each fault shown on a madsim runtime with the plugin registered.

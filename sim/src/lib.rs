@@ -13,3 +13,4 @@ compile_error!(
 pub mod runner;
 pub mod scenario;
 pub mod seed;
+pub mod world;

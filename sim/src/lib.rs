@@ -10,4 +10,5 @@ compile_error!(
      RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod history;
 pub mod seed;

@@ -10,5 +10,6 @@ compile_error!(
      RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod check;
 pub mod history;
 pub mod seed;

@@ -10,6 +10,8 @@ compile_error!(
      RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod check;
+pub mod history;
 pub mod runner;
 pub mod scenario;
 pub mod seed;

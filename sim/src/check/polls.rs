@@ -1,0 +1,319 @@
+//! Consumer-order anomalies: poll-skip and nonmonotonic-poll across a process's polls, and
+//! their int- forms within one poll. Owns the per-(process, key) consumer position model:
+//! it moves only on ok polls and resets on assign, seek and subscribe.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::history::{History, Op, OpF, OpType, OpValue, Record};
+
+use super::facts::Facts;
+use super::{Anomaly, AnomalyKind, Collector};
+
+/// Where a process's previous ok poll of a key ended.
+#[derive(Clone, Copy, Debug)]
+struct Position {
+    offset: u64,
+    value: u64,
+    /// Completion index of the poll that got there.
+    op: u64,
+}
+
+/// One poll's records of one key, with where they came from.
+struct Run<'a> {
+    key: &'a str,
+    records: &'a [Record],
+    process: u64,
+    invoke_index: u64,
+    completion_index: u64,
+    subscribe_mode: bool,
+}
+
+/// poll-skip / nonmonotonic-poll: per (process, key), the last offset of the previous ok
+/// poll is the position. The next ok poll's first offset f for that key is nonmonotonic if
+/// f <= position, and a skip if some offset strictly between position and f is known to
+/// exist (known offsets = every offset seen in acks and polls of the key). Assign resets
+/// every key of the process, seek the keys it names, subscribe every key; a crash ends the
+/// process. Polls completing fail or info move nothing. Anomalies of a process that
+/// subscribed carry `subscribe_mode: true`.
+///
+/// int-poll-skip / int-nonmonotonic-poll: within one poll's records for a key (any poll
+/// type), consecutive offsets o1, o2 with o2 <= o1 (nonmonotonic) or a known offset strictly
+/// between them (skip).
+pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
+    let empty = BTreeSet::new();
+    let known = |key: &str| facts.keys.get(key).map_or(&empty, |k| &k.known_offsets);
+    let mut outstanding: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut subscribed: BTreeSet<u64> = BTreeSet::new();
+    let mut positions: BTreeMap<(u64, &str), Position> = BTreeMap::new();
+    for op in history.ops() {
+        if op.op_type == OpType::Invoke {
+            outstanding.insert(op.process, op.index);
+            reset_positions(op, &mut positions, &mut subscribed);
+            continue;
+        }
+        let invoke_index = outstanding.remove(&op.process).unwrap_or(op.index);
+        let OpValue::Poll(micros) = &op.value else { continue };
+        for records in micros.iter().filter_map(|m| m.records.as_ref()) {
+            for (key, records) in records {
+                let run = Run {
+                    key,
+                    records,
+                    process: op.process,
+                    invoke_index,
+                    completion_index: op.index,
+                    subscribe_mode: subscribed.contains(&op.process),
+                };
+                internal_order(&run, known(key), out);
+                if op.op_type == OpType::Ok {
+                    across_polls(&run, known(key), &mut positions, out);
+                }
+            }
+        }
+    }
+}
+
+fn reset_positions<'h>(
+    op: &'h Op,
+    positions: &mut BTreeMap<(u64, &'h str), Position>,
+    subscribed: &mut BTreeSet<u64>,
+) {
+    match (&op.f, &op.value) {
+        (OpF::Seek, OpValue::Seek(keys)) => {
+            for key in keys.keys() {
+                positions.remove(&(op.process, key.as_str()));
+            }
+        }
+        (OpF::Assign | OpF::Subscribe | OpF::Crash, _) => {
+            if op.f == OpF::Subscribe {
+                subscribed.insert(op.process);
+            }
+            positions.retain(|&(process, _), _| process != op.process);
+        }
+        _ => {}
+    }
+}
+
+fn across_polls<'h>(
+    run: &Run<'h>,
+    known: &BTreeSet<u64>,
+    positions: &mut BTreeMap<(u64, &'h str), Position>,
+    out: &mut Collector,
+) {
+    let (Some(first), Some(last)) = (run.records.first(), run.records.last()) else { return };
+    let previous = positions.insert(
+        (run.process, run.key),
+        Position { offset: last.offset, value: last.value, op: run.completion_index },
+    );
+    let Some(previous) = previous else { return };
+    let (kind, skipped) = if first.offset <= previous.offset {
+        (AnomalyKind::NonmonotonicPoll, None)
+    } else {
+        match strictly_between(known, previous.offset, first.offset) {
+            Some(skipped) => (AnomalyKind::PollSkip, Some(skipped)),
+            None => return,
+        }
+    };
+    out.push(kind, || {
+        let what = match skipped {
+            Some(s) => format!("skipping known offset {s}"),
+            None => "at or before where it was".to_owned(),
+        };
+        let mut anomaly = Anomaly::new(
+            run.key,
+            format!(
+                "process {} polled {} from offset {} after its previous ok poll (op {}) ended at {}, {what}",
+                run.process, run.key, first.offset, previous.op, previous.offset
+            ),
+        )
+        .offsets(vec![previous.offset, first.offset])
+        .values(vec![previous.value, first.value])
+        .ops([previous.op, run.invoke_index, run.completion_index])
+        .process(run.process);
+        anomaly.skipped_offset = skipped;
+        anomaly.subscribe_mode = run.subscribe_mode;
+        anomaly
+    });
+}
+
+fn internal_order(run: &Run<'_>, known: &BTreeSet<u64>, out: &mut Collector) {
+    for pair in run.records.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let (kind, skipped) = if b.offset <= a.offset {
+            (AnomalyKind::IntNonmonotonicPoll, None)
+        } else {
+            match strictly_between(known, a.offset, b.offset) {
+                Some(skipped) => (AnomalyKind::IntPollSkip, Some(skipped)),
+                None => continue,
+            }
+        };
+        out.push(kind, || {
+            let what = match skipped {
+                Some(s) => format!("skipping known offset {s}"),
+                None => "going backwards or repeating".to_owned(),
+            };
+            let mut anomaly = Anomaly::new(
+                run.key,
+                format!(
+                    "the poll completed at op {} returned offset {} then {} of {}, {what}",
+                    run.completion_index, a.offset, b.offset, run.key
+                ),
+            )
+            .offsets(vec![a.offset, b.offset])
+            .values(vec![a.value, b.value])
+            .ops([run.invoke_index, run.completion_index])
+            .process(run.process);
+            anomaly.skipped_offset = skipped;
+            anomaly.subscribe_mode = run.subscribe_mode;
+            anomaly
+        });
+    }
+}
+
+/// The lowest known offset strictly between `low` and `high`.
+fn strictly_between(known: &BTreeSet<u64>, low: u64, high: u64) -> Option<u64> {
+    let from = low.checked_add(1)?;
+    if from >= high {
+        return None;
+    }
+    known.range(from..high).next().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::testkit::{kinds, Builder};
+    use crate::check::AnomalyKind;
+    use crate::history::OpType;
+
+    const K: &str = "events-0";
+
+    /// Values 100..=105 acked at offsets 0..=5 by process 0.
+    fn log_0_to_5(b: &mut Builder) {
+        for o in 0..=5 {
+            b.send_ok(0, K, 100 + o, o);
+        }
+    }
+
+    #[test]
+    fn next_poll_past_a_known_offset_is_a_skip() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.assign(1, &[K]);
+        let (_, first) = b.poll_ok(1, &[(K, &[(0, 100), (1, 101)])]);
+        let (i, c) = b.poll_ok(1, &[(K, &[(3, 103), (4, 104), (5, 105)])]);
+        b.poll_ok(9, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        let report = b.check();
+        assert_eq!(kinds(&report), vec![AnomalyKind::PollSkip]);
+        let e = &report.entries(AnomalyKind::PollSkip)[0];
+        assert_eq!(
+            (e.key.as_str(), e.offsets.clone(), e.values.clone()),
+            (K, vec![1, 3], vec![101, 103])
+        );
+        assert_eq!(
+            (e.ops.clone(), e.skipped_offset, e.process, e.subscribe_mode),
+            (vec![first, i, c], Some(2), Some(1), false)
+        );
+    }
+
+    #[test]
+    fn contiguous_polls_and_polls_after_seek_pass() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.assign(1, &[K]);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101)])]);
+        b.poll_ok(1, &[(K, &[(2, 102), (3, 103)])]);
+        b.seek(1, K, 5);
+        b.poll_ok(1, &[(K, &[(5, 105)])]);
+        b.seek(1, K, 0);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104)])]);
+        assert!(b.check().valid);
+    }
+
+    #[test]
+    fn failed_and_info_polls_do_not_move_the_position() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101)])]);
+        b.poll(1, OpType::Info, &[(K, &[(2, 102), (3, 103)])]);
+        b.poll_ok(1, &[(K, &[(2, 102), (3, 103), (4, 104), (5, 105)])]);
+        assert!(b.check().valid);
+    }
+
+    #[test]
+    fn next_poll_at_or_before_the_position_is_nonmonotonic() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        let (_, first) = b.poll_ok(1, &[(K, &[(0, 100), (1, 101), (2, 102)])]);
+        let (i, c) = b.poll_ok(1, &[(K, &[(2, 102), (3, 103), (4, 104), (5, 105)])]);
+        let report = b.check();
+        assert_eq!(kinds(&report), vec![AnomalyKind::NonmonotonicPoll]);
+        let e = &report.entries(AnomalyKind::NonmonotonicPoll)[0];
+        assert_eq!(
+            (e.offsets.clone(), e.values.clone(), e.ops.clone()),
+            (vec![2, 2], vec![102, 102], vec![first, i, c])
+        );
+    }
+
+    #[test]
+    fn crash_assign_and_subscribe_reset_or_flag() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        b.crash(1);
+        // A new process starts over: no anomaly.
+        b.poll_ok(2, &[(K, &[(0, 100)])]);
+        b.assign(2, &[K]);
+        b.poll_ok(2, &[(K, &[(0, 100)])]);
+        assert!(b.check().valid);
+
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.subscribe(1);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        let report = b.check();
+        assert_eq!(kinds(&report), vec![AnomalyKind::NonmonotonicPoll]);
+        assert!(report.entries(AnomalyKind::NonmonotonicPoll)[0].subscribe_mode);
+    }
+
+    #[test]
+    fn gap_inside_one_poll_is_an_int_skip() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        let (i, c) = b.poll_ok(1, &[(K, &[(0, 100), (1, 101), (3, 103), (4, 104), (5, 105)])]);
+        b.poll_ok(9, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        let report = b.check();
+        // The poll spans offset 2 without committed value 102: by definition (b) that value
+        // vanished from the log too.
+        assert_eq!(kinds(&report), vec![AnomalyKind::LostWrite, AnomalyKind::IntPollSkip]);
+        let e = &report.entries(AnomalyKind::IntPollSkip)[0];
+        assert_eq!(
+            (e.offsets.clone(), e.values.clone(), e.ops.clone(), e.skipped_offset),
+            (vec![1, 3], vec![101, 103], vec![i, c], Some(2))
+        );
+    }
+
+    #[test]
+    fn gap_over_unknown_offsets_is_no_skip() {
+        // Offsets 2 and 3 never appear anywhere (e.g. control records): not a skip.
+        let mut b = Builder::new();
+        b.send_ok(0, K, 1, 1);
+        b.send_ok(0, K, 4, 4);
+        b.poll_ok(1, &[(K, &[(1, 1), (4, 4)])]);
+        assert!(b.check().valid);
+    }
+
+    #[test]
+    fn going_backwards_inside_one_poll_is_int_nonmonotonic() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        let (i, c) = b.poll(1, OpType::Fail, &[(K, &[(0, 100), (1, 101), (2, 102), (1, 101)])]);
+        b.poll_ok(9, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        let report = b.check();
+        assert_eq!(kinds(&report), vec![AnomalyKind::IntNonmonotonicPoll]);
+        let e = &report.entries(AnomalyKind::IntNonmonotonicPoll)[0];
+        assert_eq!(
+            (e.offsets.clone(), e.values.clone(), e.ops.clone()),
+            (vec![2, 1], vec![102, 101], vec![i, c])
+        );
+    }
+}

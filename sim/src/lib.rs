@@ -12,6 +12,7 @@ compile_error!(
 
 pub mod check;
 pub mod history;
+pub mod nemesis;
 pub mod runner;
 pub mod scenario;
 pub mod seed;

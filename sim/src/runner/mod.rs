@@ -1,30 +1,192 @@
 //! The runner: one (scenario, seed) on a fresh OS thread in its own madsim runtime, through
-//! the phases setup, faulty, heal, quiet, verdict.
+//! the phases setup, faulty (workload + nemesis), heal, quiet (catch-up reads) and verdict.
 
+pub mod config;
+mod judge;
 pub mod outcome;
 
 pub use outcome::*;
 
+use crate::nemesis::{Nemesis, Targets};
 use crate::scenario::Scenario;
+use crate::world::disk::SimDisk;
+use crate::world::{
+    broker_node, client_node, node_ip, node_name, now_duration, Phase, Role, World, WorldRef,
+};
+use madsim::runtime::{Handle, Runtime};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the simulation thread hands back.
+struct Simulated {
+    history_jsonl: String,
+    history: crate::history::History,
+    events: Vec<Event>,
+    trace_hash: u64,
+    stats: RunStats,
+    problems: Vec<String>,
+}
+
+/// The build identity printed with every run.
+pub fn build_id() -> String {
+    format!("kafkasim {} ({})", env!("CARGO_PKG_VERSION"), option_env!("KAFKASIM_COMMIT").unwrap_or("dev"))
+}
 
 /// Runs one seed of a scenario to its outcome. Never panics: a panic inside the simulation
 /// becomes a `Verdict::Crash` outcome.
 pub fn run_seed(scenario: &Scenario, variant: Option<&str>, seed: u64) -> RunOutcome {
-    // Placeholder until the world lands: the CLI and report code are built against this.
-    RunOutcome {
+    #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+    let wall_start = std::time::Instant::now(); // wall time for the figures only
+    let owned = scenario.clone();
+    #[allow(clippy::disallowed_methods)] // one fresh OS thread per seed: statics start clean
+    let joined = std::thread::Builder::new()
+        .name(format!("seed-{seed}"))
+        .stack_size(64 << 20)
+        .spawn(move || simulate(owned, seed))
+        .expect("spawning the seed thread")
+        .join();
+    let wall_secs = wall_start.elapsed().as_secs_f64();
+    let mut outcome = RunOutcome {
         scenario: scenario.name.clone(),
         variant: variant.map(str::to_string),
         seed,
-        build: env!("CARGO_PKG_VERSION").to_string(),
+        build: build_id(),
         verdict: Verdict::Crash,
-        judgement: Judgement {
-            problems: vec!["runner not implemented yet".to_string()],
-            ..Judgement::default()
-        },
+        judgement: Judgement::default(),
         trace_hash: 0,
         history_jsonl: String::new(),
         events: Vec::new(),
         check_report: serde_json::Value::Null,
         stats: RunStats::default(),
+    };
+    match joined {
+        Ok(simulated) => judge::judge(scenario, simulated_parts(simulated, &mut outcome)),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic with a non-string payload".to_string());
+            outcome.judgement.problems.push(format!("panic: {message}"));
+            outcome.judgement.met = false;
+        }
+    }
+    outcome.stats.wall_secs = wall_secs;
+    outcome
+}
+
+fn simulated_parts(simulated: Simulated, outcome: &mut RunOutcome) -> judge::Input<'_> {
+    outcome.history_jsonl = simulated.history_jsonl;
+    outcome.events = simulated.events;
+    outcome.trace_hash = simulated.trace_hash;
+    outcome.stats = simulated.stats;
+    judge::Input { history: simulated.history, problems: simulated.problems, outcome }
+}
+
+fn simulate(scenario: Scenario, seed: u64) -> Simulated {
+    let mut config = madsim::Config::default();
+    let [lo, hi] = scenario.network.latency_us;
+    config.net.send_latency = Duration::from_micros(lo)..Duration::from_micros(hi.max(lo + 1));
+    let mut runtime = Runtime::with_seed_and_config(seed, config);
+    runtime.add_simulator::<SimDisk>();
+    let phases = &scenario.phases;
+    // A hang guard: the run must end well within its phases; madsim panics past the limit.
+    let limit = phases.setup_s + phases.faulty_s + phases.quiet_s + 120;
+    runtime.set_time_limit(Duration::from_secs(limit));
+    runtime.block_on(supervise(scenario, seed))
+}
+
+async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
+    let handle = Handle::current();
+    let disk = madsim::plugin::simulator::<SimDisk>();
+    disk.seed(seed);
+    let mut world = World::new(scenario.clone(), seed);
+    let roles = [
+        (Role::Broker, scenario.cluster.brokers),
+        (Role::Producer, scenario.producer.count),
+        (Role::Consumer, scenario.consumer.count),
+    ];
+    for (role, count) in roles {
+        for index in 0..count {
+            world.resets.insert(node_name(role, index), tokio::sync::watch::channel(0).0);
+        }
+    }
+    let world: WorldRef = Arc::new(world);
+    let disk_config = config::disk_config(&scenario.disk);
+    let mut nodes = BTreeMap::new();
+    for (role, count) in roles {
+        for index in 0..count {
+            let name = node_name(role, index);
+            let w = world.clone();
+            let builder = handle.create_node().name(name.clone()).ip(node_ip(role, index));
+            let node = match role {
+                Role::Broker => builder.init(move || broker_node::broker_main(w.clone(), index)),
+                Role::Producer => builder.init(move || client_node::producer_main(w.clone(), index)),
+                Role::Consumer => builder.init(move || client_node::consumer_main(w.clone(), index)),
+            }
+            .build();
+            disk.configure(node.id(), disk_config.clone());
+            nodes.insert(name, node.id());
+        }
+    }
+    let crash_world = world.clone();
+    let targets = Targets {
+        nodes,
+        on_client_crash: Box::new(move |name| client_node::on_crash(&crash_world, name)),
+    };
+    let nemesis = Nemesis::new(world.clone(), targets);
+
+    madsim::time::sleep(Duration::from_secs(scenario.phases.setup_s)).await;
+    world.state().phase = Phase::Faulty;
+    world.event("runner", "phase-faulty", &[]);
+    let faulty_start = now_duration();
+    let faulty_end = faulty_start + Duration::from_secs(scenario.phases.faulty_s);
+    let runner = nemesis.clone();
+    madsim::task::spawn(async move { runner.run(faulty_start, faulty_end).await });
+    madsim::time::sleep(faulty_end - now_duration()).await;
+
+    world.state().phase = Phase::Quiet;
+    nemesis.heal();
+    world.event("runner", "phase-quiet", &[]);
+    let problems = wait_for_catch_up(&world, scenario.phases.quiet_s).await;
+    world.state().phase = Phase::Done;
+    world.event("runner", "done", &[]);
+
+    let mut state = world.state();
+    state.stats.simulated_secs = now_duration().as_secs_f64();
+    let history = std::mem::take(&mut state.history).finish();
+    Simulated {
+        history_jsonl: crate::history::to_jsonl(&history),
+        history,
+        events: std::mem::take(&mut state.events),
+        trace_hash: state.trace_hash,
+        stats: state.stats.clone(),
+        problems,
+    }
+}
+
+/// Waits until every consumer has read every partition to its end, or the quiet phase
+/// runs out; returns the liveness problems.
+async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
+    let deadline = now_duration() + Duration::from_secs(quiet_s);
+    let consumers = world.scenario.consumer.count as usize;
+    loop {
+        let done = world.state().caught_up.values().filter(|done| **done).count();
+        if done >= consumers {
+            return Vec::new();
+        }
+        if now_duration() >= deadline {
+            let state = world.state();
+            let behind: Vec<String> = (0..world.scenario.consumer.count)
+                .map(|i| node_name(Role::Consumer, i))
+                .filter(|name| !state.caught_up.get(name).copied().unwrap_or(false))
+                .collect();
+            return vec![format!(
+                "after the heal, {} did not read every partition to its end within {quiet_s} s",
+                behind.join(", ")
+            )];
+        }
+        madsim::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -1,4 +1,222 @@
 //! The simulated world the system runs in, beyond what madsim gives: the per-node disk
-//! (`disk`). Node shells, network faults and clocks join here as they land.
+//! (`disk`), framed connections (`conn`), the node shells that drive the sans-IO state
+//! machines (`broker_node`, `client_node`), and the shared run state (`World`): node names,
+//! addresses, the history being recorded, the node event log and the trace hash.
 
+pub mod broker_node;
+pub mod client_node;
+pub mod conn;
 pub mod disk;
+
+use crate::history::HistoryRecorder;
+use crate::runner::{Event, RunStats};
+use crate::scenario::Scenario;
+use crate::seed::fnv1a;
+use madsim::task::NodeId;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The port every simulated broker listens on.
+pub const BROKER_PORT: u16 = 9092;
+
+/// Which part of the run the world is in; clients read it to know what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Setup,
+    Faulty,
+    Quiet,
+    Done,
+}
+
+/// A node's role and index, e.g. broker 0 or consumer 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Broker,
+    Producer,
+    Consumer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Broker => "broker",
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+/// Mutable run state shared by every node task (madsim runs them on one thread; the mutex
+/// is uncontended and only satisfies `Send`).
+pub struct WorldState {
+    pub phase: Phase,
+    pub history: HistoryRecorder,
+    pub events: Vec<Event>,
+    pub trace_hash: u64,
+    pub stats: RunStats,
+    /// Next unique record value (values are unique per key because they are unique).
+    pub next_value: u64,
+    /// Next logical client process id; a restarted client takes a new one.
+    pub next_process: u64,
+    /// Consumers that finished their catch-up reads in the quiet phase.
+    pub caught_up: BTreeMap<String, bool>,
+    /// Per broker: probability that a produce response is replaced by a connection reset
+    /// (the "reset after append" fault).
+    pub reset_after_append: BTreeMap<String, f64>,
+    /// Per node: clock offset in milliseconds (skew).
+    pub clock_offset_ms: BTreeMap<String, i64>,
+    /// Per client node: its current logical process.
+    pub processes: BTreeMap<String, u64>,
+    /// Per process: the value of its outstanding invocation (completed as info on a crash).
+    pub open_ops: BTreeMap<u64, crate::history::OpValue>,
+}
+
+impl WorldState {
+    /// A client node (re)starts: it gets a fresh logical process.
+    pub fn new_process(&mut self, node: &str) -> u64 {
+        let process = self.next_process;
+        self.next_process += 1;
+        self.processes.insert(node.to_string(), process);
+        process
+    }
+
+    pub fn invoke(&mut self, process: u64, f: crate::history::OpF, value: crate::history::OpValue) {
+        self.history.invoke(now_ns(), process, f, value.clone());
+        self.open_ops.insert(process, value);
+    }
+
+    pub fn complete(&mut self, process: u64, op_type: crate::history::OpType, value: crate::history::OpValue) {
+        self.history.complete(now_ns(), process, op_type, value);
+        self.open_ops.remove(&process);
+    }
+}
+
+/// The world: immutable facts of the run plus the shared state.
+pub struct World {
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub nodes: BTreeMap<String, NodeId>,
+    /// Per node: bumping the value makes the node drop every open connection.
+    pub resets: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
+    state: Mutex<WorldState>,
+}
+
+impl World {
+    pub fn new(scenario: Scenario, seed: u64) -> World {
+        let state = WorldState {
+            phase: Phase::Setup,
+            history: HistoryRecorder::new(),
+            events: Vec::new(),
+            trace_hash: fnv1a(&seed.to_le_bytes()),
+            stats: RunStats::default(),
+            next_value: 0,
+            next_process: 0,
+            caught_up: BTreeMap::new(),
+            reset_after_append: BTreeMap::new(),
+            clock_offset_ms: BTreeMap::new(),
+            processes: BTreeMap::new(),
+            open_ops: BTreeMap::new(),
+        };
+        World {
+            scenario,
+            seed,
+            nodes: BTreeMap::new(),
+            resets: BTreeMap::new(),
+            state: Mutex::new(state),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, WorldState> {
+        self.state.lock().expect("world state lock is never poisoned: a panic ends the run")
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.state().phase
+    }
+
+    /// Records an event in the node event log and folds it into the trace hash.
+    pub fn event(&self, node: &str, kind: &str, fields: &[(&str, String)]) {
+        let time_ns = now_ns();
+        let fields: BTreeMap<String, String> =
+            fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let mut state = self.state();
+        let line = format!("{time_ns} {node} {kind} {fields:?}");
+        state.trace_hash = fold(state.trace_hash, line.as_bytes());
+        state.events.push(Event { time_ns, node: node.to_string(), kind: kind.to_string(), fields });
+    }
+
+    /// Folds a delivered frame into the trace hash.
+    pub fn delivered(&self, from: &str, to: &str, frame: &[u8]) {
+        let mut state = self.state();
+        state.stats.messages += 1;
+        let hash = fold(state.trace_hash, from.as_bytes());
+        let hash = fold(hash, to.as_bytes());
+        state.trace_hash = fold(hash, frame);
+    }
+
+    /// This node's clock, in milliseconds, including any injected skew.
+    pub fn clock_ms(&self, node: &str) -> kafkasim::types::Millis {
+        let offset = self.state().clock_offset_ms.get(node).copied().unwrap_or(0);
+        let ms = (now_ns() / 1_000_000) as i64 + offset;
+        kafkasim::types::Millis(ms.max(0) as u64)
+    }
+
+    pub fn broker_addr(index: u32) -> SocketAddr {
+        SocketAddr::new(node_ip(Role::Broker, index), BROKER_PORT)
+    }
+}
+
+/// Simulated nanoseconds since the start of the run.
+pub fn now_ns() -> u64 {
+    madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
+}
+
+pub fn now_duration() -> Duration {
+    madsim::time::TimeHandle::current().elapsed()
+}
+
+/// Each role gets its own /24: brokers 10.0.0.x, producers 10.0.1.x, consumers 10.0.2.x.
+pub fn node_ip(role: Role, index: u32) -> IpAddr {
+    let subnet = match role {
+        Role::Broker => 0,
+        Role::Producer => 1,
+        Role::Consumer => 2,
+    };
+    assert!(index < 250, "node index {index} out of the /24");
+    IpAddr::V4(Ipv4Addr::new(10, 0, subnet, index as u8 + 1))
+}
+
+pub fn node_name(role: Role, index: u32) -> String {
+    format!("{}-{}", role.name(), index)
+}
+
+/// FNV-1a continued over more bytes.
+fn fold(mut hash: u64, bytes: &[u8]) -> u64 {
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// A shared handle to the world for node tasks.
+pub type WorldRef = Arc<World>;
+
+/// The node name behind a simulated address (see `node_ip`).
+pub fn name_of_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [_, _, subnet, host] = v4.octets();
+            let role = match subnet {
+                0 => Role::Broker,
+                1 => Role::Producer,
+                _ => Role::Consumer,
+            };
+            node_name(role, u32::from(host.saturating_sub(1)))
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
+}

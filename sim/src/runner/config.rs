@@ -1,0 +1,39 @@
+//! From scenario settings to the configurations of the state machines and the world.
+
+use crate::scenario::{CleanupSetting, DiskSettings, FlushSetting, TopicConfig};
+use crate::world::disk::{CrashPolicy, DiskConfig};
+use kafkasim::log::{CleanupPolicy, FlushPolicy, LogConfig};
+
+pub fn log_config(topic: &TopicConfig) -> LogConfig {
+    let defaults = LogConfig::default();
+    LogConfig {
+        segment_bytes: topic.segment_bytes,
+        segment_ms: topic.segment_ms.unwrap_or(defaults.segment_ms),
+        flush: match topic.flush {
+            FlushSetting::Never => FlushPolicy::Never,
+            FlushSetting::EveryBatch => FlushPolicy::EveryBatch,
+            FlushSetting::Interval { interval_ms } => FlushPolicy::IntervalMs(interval_ms),
+        },
+        retention_ms: topic.retention_ms,
+        retention_bytes: topic.retention_bytes,
+        cleanup: match topic.cleanup {
+            CleanupSetting::Delete => CleanupPolicy::Delete,
+            CleanupSetting::Compact => CleanupPolicy::Compact,
+        },
+        ..defaults
+    }
+}
+
+pub fn disk_config(disk: &DiskSettings) -> DiskConfig {
+    DiskConfig {
+        write_latency_us: (disk.write_latency_us[0], disk.write_latency_us[1]),
+        sync_latency_us: (disk.sync_latency_us[0], disk.sync_latency_us[1]),
+        read_latency_us: (disk.read_latency_us[0], disk.read_latency_us[1]),
+        capacity_bytes: disk.capacity_bytes,
+        crash: CrashPolicy {
+            drop_pct: disk.crash_drop_pct,
+            keep_pct: disk.crash_keep_pct,
+            torn_pct: disk.crash_torn_pct,
+        },
+    }
+}

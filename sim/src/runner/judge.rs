@@ -1,0 +1,93 @@
+//! From a finished simulation to a verdict: run the checker over the history, then judge
+//! each anomaly found against the scenario (must find, may show) and against what Kafka
+//! promises under the scenario's configuration.
+
+use super::{RunOutcome, Verdict};
+use crate::check::promises::{allowed, Acks, ConfigFacts};
+use crate::check::{check, AnomalyKind, CheckOptions};
+use crate::history::History;
+use crate::scenario::{AcksSetting, FaultKind, FlushSetting, Scenario};
+
+/// Anomaly entries kept per kind in reports.
+const ENTRIES_PER_KIND_MAX: usize = 50;
+
+pub(super) struct Input<'a> {
+    pub history: History,
+    pub problems: Vec<String>,
+    pub outcome: &'a mut RunOutcome,
+}
+
+pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
+    let Input { history, problems, outcome } = input;
+    let report = check(&history, &CheckOptions { entries_per_kind_max: ENTRIES_PER_KIND_MAX });
+    let facts = config_facts(scenario);
+    let judgement = &mut outcome.judgement;
+    for kind in AnomalyKind::ALL {
+        if report.count(kind) == 0 {
+            continue;
+        }
+        let name = kind.name().to_string();
+        if scenario.expect.must_find.contains(&name) {
+            judgement.found_expected.push(name);
+            continue;
+        }
+        if scenario.expect.may_show.contains(&name) {
+            judgement.allowed.push((name, "the scenario lists it under may_show".to_string()));
+            continue;
+        }
+        // Allowed only if Kafka's promises allow every instance found.
+        let reasons: Vec<Option<&'static str>> =
+            report.entries(kind).iter().map(|anomaly| allowed(kind, anomaly, &facts)).collect();
+        match reasons.iter().all(Option::is_some) {
+            true => {
+                let reason = reasons.first().copied().flatten().unwrap_or("allowed by config");
+                judgement.allowed.push((name, format!("expected under this config: {reason}")));
+            }
+            false => judgement.forbidden.push(name),
+        }
+    }
+    judgement.problems.extend(problems);
+    let anomalies = report.counts.values().any(|count| *count > 0);
+    outcome.stats.ops = report.stats.ops;
+    outcome.stats.records_acked = report.stats.acked_values;
+    outcome.stats.records_polled = report.stats.records_read;
+    outcome.verdict = if anomalies {
+        Verdict::Safety
+    } else if !judgement.problems.is_empty() {
+        Verdict::Liveness
+    } else {
+        Verdict::Pass
+    };
+    // Allowed anomalies (may_show, or not promised away by Kafka) keep the expectation met;
+    // whether a "find" scenario found what it must is judged over a sweep.
+    judgement.met = judgement.forbidden.is_empty() && judgement.problems.is_empty();
+    outcome.check_report = serde_json::to_value(&report).expect("check reports serialize");
+}
+
+/// What the scenario's configuration promises, for `promises::allowed`.
+pub fn config_facts(scenario: &Scenario) -> ConfigFacts {
+    let topic = scenario.topics.first().expect("validated: at least one topic");
+    let kills = |kind: FaultKind| {
+        scenario.faults.iter().any(|f| f.kind == kind)
+            || scenario.nemesis.as_ref().is_some_and(|n| n.kinds.contains(&kind))
+    };
+    ConfigFacts {
+        acks: match scenario.producer.acks {
+            AcksSetting::Zero => Acks::Zero,
+            AcksSetting::One => Acks::One,
+            AcksSetting::All => Acks::All,
+        },
+        min_insync_replicas: scenario.topics.iter().map(|t| t.min_insync_replicas).min().unwrap_or(1),
+        replication_factor: scenario.topics.iter().map(|t| t.replication_factor).min().unwrap_or(1),
+        broker_count: scenario.cluster.brokers,
+        unclean_election: scenario.topics.iter().any(|t| t.unclean_leader_election),
+        idempotence: scenario.producer.idempotence,
+        retries: scenario.producer.retries,
+        max_in_flight: scenario.producer.max_in_flight,
+        assign_without_seek: true,
+        flush_every_batch: scenario.topics.iter().all(|t| t.flush == FlushSetting::EveryBatch),
+        // The heal restarts every broker: with a single replica that is a loss of every
+        // replica's unsynced tail at once.
+        faults_destroy_all_replicas: topic.replication_factor == 1 || kills(FaultKind::Crash),
+    }
+}

@@ -1,0 +1,244 @@
+//! The broker node shell: rebuilds the broker from its disk at every start, accepts
+//! connections, feeds requests, disk completions and ticks to the sans-IO `Broker`, and
+//! carries out its outputs. Disk operations run in order on one worker task, so a crash
+//! can cut the sequence anywhere, as a real page cache would.
+
+use super::conn::{spawn_connection, ConnEvent, FrameSender};
+use super::disk::SimDisk;
+use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT};
+use bytes::Bytes;
+use kafkasim::broker::{partition_dir, Broker, BrokerConfig, BrokerOutput, ConnId, TopicSpec};
+use kafkasim::log::{DiskOp, PartitionLog};
+use kafkasim::protocol::{encode_frame, Frame, Response};
+use kafkasim::types::{NodeId, TopicPartition};
+use madsim::net::TcpListener;
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// How often the broker ticks when nothing else wakes it (retention, flush intervals).
+const TICK_MS: u64 = 50;
+/// Attempts at reading a file during recovery before the broker gives up starting.
+const RECOVERY_READ_ATTEMPTS: u32 = 20;
+
+type DiskJob = (u64, Vec<DiskOp>);
+
+/// The node's `init`: runs until the node is killed.
+pub async fn broker_main(world: WorldRef, index: u32) {
+    let name = node_name(Role::Broker, index);
+    let disk = madsim::plugin::simulator::<SimDisk>();
+    let Some(incarnation) = bump_incarnation(&disk, &world, &name).await else { return };
+    let Some(recovered) = recover_logs(&disk, &world, &name).await else { return };
+    let config = broker_config(&world, index);
+    let now = world.clock_ms(&name);
+    let mut broker = Broker::new(config, incarnation, recovered, now);
+    world.event(&name, "broker-started", &[("incarnation", incarnation.to_string())]);
+
+    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<(u64, ConnEvent)>();
+    let (accept_tx, mut accept_rx) = mpsc::unbounded_channel::<(u64, FrameSender)>();
+    let (disk_tx, disk_rx) = mpsc::unbounded_channel::<DiskJob>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Result<(), String>)>();
+    madsim::task::spawn(accept_loop(world.clone(), name.clone(), conn_tx, accept_tx));
+    madsim::task::spawn(disk_worker(disk_rx, done_tx));
+
+    let mut conns: BTreeMap<u64, FrameSender> = BTreeMap::new();
+    let mut rng = crate::seed::substream(world.seed, &format!("{name}/resets"));
+    loop {
+        let wake_ms = broker.next_wakeup().map_or(TICK_MS, |at| at.since(world.clock_ms(&name)));
+        let sleep = madsim::time::sleep(Duration::from_millis(wake_ms.clamp(1, TICK_MS)));
+        tokio::select! {
+            biased;
+            Some((id, sender)) = accept_rx.recv() => { conns.insert(id, sender); }
+            Some((token, result)) = done_rx.recv() => {
+                broker.on_disk_done(world.clock_ms(&name), token, result);
+            }
+            Some((id, event)) = conn_rx.recv() => match event {
+                ConnEvent::Frame(Frame::Request(request)) => {
+                    broker.on_request(world.clock_ms(&name), ConnId(id), request);
+                }
+                ConnEvent::Frame(Frame::Response(_)) => {
+                    warn!(node = %name, conn = id, "response frame sent to a broker: closing");
+                    conns.remove(&id);
+                    broker.on_connection_closed(ConnId(id));
+                }
+                ConnEvent::Closed(_) => {
+                    conns.remove(&id);
+                    broker.on_connection_closed(ConnId(id));
+                }
+            },
+            _ = sleep => broker.tick(world.clock_ms(&name)),
+        }
+        for output in broker.take_outputs() {
+            match output {
+                BrokerOutput::Disk { token, ops } => {
+                    let _ = disk_tx.send((token, ops));
+                }
+                BrokerOutput::Respond { conn, frame } => {
+                    let is_produce = matches!(frame.body, Response::Produce(_));
+                    let rate = world.state().reset_after_append.get(&name).copied().unwrap_or(0.0);
+                    if is_produce && rate > 0.0 && rng.gen_bool(rate.min(1.0)) {
+                        world.event(&name, "fault-reset-after-append", &[("conn", conn.0.to_string())]);
+                        conns.remove(&conn.0);
+                        broker.on_connection_closed(conn);
+                        continue;
+                    }
+                    if let Some(sender) = conns.get(&conn.0) {
+                        let _ = sender.send(encode_frame(&Frame::Response(frame)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
+    let scenario = &world.scenario;
+    let topics = scenario
+        .topics
+        .iter()
+        .map(|topic| TopicSpec {
+            name: topic.name.clone(),
+            partitions: topic.partitions,
+            log: crate::runner::config::log_config(topic),
+        })
+        .collect();
+    BrokerConfig {
+        node_id: NodeId(index),
+        topics,
+        fetch_max_wait_ms: scenario.broker.fetch_max_wait_ms,
+    }
+}
+
+/// Reads, increments, writes and syncs the incarnation counter: producer ids stay unique
+/// across restarts. Retries through injected I/O errors; None if the disk never recovers.
+async fn bump_incarnation(disk: &Arc<SimDisk>, world: &WorldRef, name: &str) -> Option<u64> {
+    const PATH: &str = "meta/incarnation";
+    for attempt in 0..RECOVERY_READ_ATTEMPTS {
+        let previous = match disk.read_all(PATH).await {
+            Ok(bytes) if bytes.len() == 8 => u64::from_be_bytes(bytes[..8].try_into().expect("8")),
+            Ok(_) => 0,
+            Err(super::disk::DiskError::NotFound { .. }) => 0,
+            Err(error) => {
+                warn!(node = %name, attempt, %error, "reading incarnation failed");
+                madsim::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // A torn or flipped counter reads as garbage; any value works as long as it grows,
+        // so mix in the simulated start time.
+        let next = previous.max(now_duration().as_millis() as u64) + 1;
+        let data = Bytes::copy_from_slice(&next.to_be_bytes());
+        let written = match disk.write(PATH, 0, data).await {
+            Ok(()) => disk.sync(PATH).await,
+            Err(error) => Err(error),
+        };
+        match written {
+            Ok(()) => return Some(next),
+            Err(error) => {
+                warn!(node = %name, attempt, %error, "writing incarnation failed");
+                madsim::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    world.event(name, "broker-start-failed", &[("reason", "disk unusable".to_string())]);
+    None
+}
+
+/// Reads every partition's files and recovers its log, applying recovery's truncations.
+async fn recover_logs(
+    disk: &Arc<SimDisk>,
+    world: &WorldRef,
+    name: &str,
+) -> Option<BTreeMap<TopicPartition, PartitionLog>> {
+    let mut logs = BTreeMap::new();
+    for topic in &world.scenario.topics {
+        for partition in 0..topic.partitions {
+            let tp = TopicPartition::new(topic.name.clone(), partition);
+            let dir = partition_dir(&tp);
+            let mut files = BTreeMap::new();
+            for path in disk.list(&format!("{dir}/")) {
+                files.insert(path.clone(), read_with_retries(disk, world, name, &path).await?);
+            }
+            let now = world.clock_ms(name);
+            let (mut log, report) =
+                PartitionLog::recover(&dir, crate::runner::config::log_config(topic), &files, now);
+            if !report.is_clean() {
+                info!(node = %name, tp = %tp, ?report, "log recovery cut data");
+                world.event(name, "log-recovery", &[("tp", tp.to_string()), ("report", format!("{report:?}"))]);
+            }
+            for op in log.take_disk_ops() {
+                if let Err(error) = apply(disk, op).await {
+                    warn!(node = %name, tp = %tp, %error, "recovery write failed");
+                }
+            }
+            logs.insert(tp, log);
+        }
+    }
+    Some(logs)
+}
+
+async fn read_with_retries(disk: &Arc<SimDisk>, world: &WorldRef, name: &str, path: &str) -> Option<Bytes> {
+    for attempt in 0..RECOVERY_READ_ATTEMPTS {
+        match disk.read_all(path).await {
+            Ok(bytes) => return Some(bytes),
+            Err(error) => {
+                warn!(node = %name, path, attempt, %error, "recovery read failed");
+                madsim::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    world.event(name, "broker-start-failed", &[("reason", format!("cannot read {path}"))]);
+    None
+}
+
+async fn accept_loop(
+    world: WorldRef,
+    name: String,
+    events: super::conn::ConnEvents,
+    accepted: mpsc::UnboundedSender<(u64, FrameSender)>,
+) {
+    let listener = TcpListener::bind(("0.0.0.0", BROKER_PORT))
+        .await
+        .expect("a freshly (re)started node can bind its port");
+    let mut next_id = 0u64;
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let peer_name = super::name_of_ip(peer.ip());
+        let sender = spawn_connection(world.clone(), stream, name.clone(), peer_name, next_id, events.clone());
+        if accepted.send((next_id, sender)).is_err() {
+            return;
+        }
+        next_id += 1;
+    }
+}
+
+async fn disk_worker(mut jobs: mpsc::UnboundedReceiver<DiskJob>, done: mpsc::UnboundedSender<(u64, Result<(), String>)>) {
+    let disk = madsim::plugin::simulator::<SimDisk>();
+    while let Some((token, ops)) = jobs.recv().await {
+        let mut result = Ok(());
+        for op in ops {
+            if let Err(error) = apply(&disk, op).await {
+                result = Err(error.to_string());
+                break;
+            }
+        }
+        if done.send((token, result)).is_err() {
+            return;
+        }
+    }
+}
+
+async fn apply(disk: &Arc<SimDisk>, op: DiskOp) -> Result<(), super::disk::DiskError> {
+    match op {
+        DiskOp::Write { path, offset, data } => disk.write(&path, offset, data).await,
+        DiskOp::Sync { path } => disk.sync(&path).await,
+        DiskOp::Truncate { path, len } => disk.truncate(&path, len).await,
+        DiskOp::Delete { path } => match disk.delete(&path).await {
+            Err(super::disk::DiskError::NotFound { .. }) => Ok(()),
+            other => other,
+        },
+    }
+}

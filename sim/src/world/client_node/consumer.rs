@@ -1,0 +1,244 @@
+//! A consumer process in assign mode: it assigns every partition, then polls. Each poll op
+//! completes ok with the records it returned; a position reset inside the consumer
+//! (auto.offset.reset) ends the current poll and is recorded as a seek, so the checker
+//! knows the position moved on purpose. In the quiet phase it seeks every partition to the
+//! start and reads to the end offsets it learned after the heal: the catch-up reads.
+
+use super::connections::{Connections, Incoming, SHELL_CORRELATION_BASE};
+use super::{consumer_client_id, decode_value};
+use crate::history::{OpF, OpType, OpValue, PollMicro, Record};
+use crate::scenario::{OffsetResetSetting, Scenario};
+use crate::world::{node_name, Phase, Role, WorldRef};
+use kafkasim::client::{Consumer, ConsumerAction, ConsumerConfig, ConsumerEvent, OffsetReset};
+use kafkasim::protocol::{
+    Frame, ListOffsetsRequest, MetadataRequest, OffsetSpec, Request, RequestFrame, Response,
+};
+use kafkasim::types::{NodeId, Offset, TopicPartition};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const IDLE_MS: u64 = 20;
+/// How long one poll op waits for records before completing empty.
+const POLL_TIMEOUT_MS: u64 = 250;
+
+/// The consumer's progress through the quiet phase.
+enum CatchUp {
+    NotStarted,
+    /// Waiting for the end offsets (ListOffsets latest) after the heal.
+    Asking { correlation_id: u32 },
+    Reading { targets: BTreeMap<TopicPartition, Offset> },
+    Done,
+}
+
+struct Shell {
+    world: WorldRef,
+    name: String,
+    index: u32,
+    process: u64,
+    consumer: Consumer,
+    conns: Connections,
+    /// The open poll op's records so far.
+    open_poll: Option<(u64, BTreeMap<String, Vec<Record>>)>,
+    next_correlation: u32,
+}
+
+pub async fn consumer_main(world: WorldRef, index: u32) {
+    let name = node_name(Role::Consumer, index);
+    let process = world.state().new_process(&name);
+    let scenario = world.scenario.clone();
+    let consumer = Consumer::new(consumer_client_id(index), consumer_config(&scenario))
+        .expect("scenario validation checks the consumer config");
+    let (conns, mut events) = Connections::new(world.clone(), name.clone());
+    let mut shell = Shell {
+        world: world.clone(),
+        name,
+        index,
+        process,
+        consumer,
+        conns,
+        open_poll: None,
+        next_correlation: SHELL_CORRELATION_BASE,
+    };
+    let tps = all_partitions(&scenario);
+    let keys: Vec<String> = tps.iter().map(ToString::to_string).collect();
+    {
+        let mut state = world.state();
+        state.invoke(process, OpF::Assign, OpValue::Assign(keys.clone()));
+        state.complete(process, OpType::Ok, OpValue::Assign(keys));
+    }
+    shell.consumer.assign(tps.clone());
+    let mut catch_up = CatchUp::NotStarted;
+    let mut next_poll_at = world.clock_ms(&shell.name);
+    loop {
+        let now = world.clock_ms(&shell.name);
+        let phase = world.phase();
+        if phase == Phase::Quiet && matches!(catch_up, CatchUp::NotStarted) {
+            shell.complete_poll();
+            let correlation_id = shell.ask_end_offsets(&tps).await;
+            catch_up = CatchUp::Asking { correlation_id };
+        }
+        if shell.open_poll.is_none() && now >= next_poll_at && phase != Phase::Done {
+            if !matches!(catch_up, CatchUp::Asking { .. } | CatchUp::Done) {
+                shell.world.state().invoke(process, OpF::Poll, OpValue::Poll(vec![PollMicro::default()]));
+                shell.open_poll = Some((now.0 + POLL_TIMEOUT_MS, BTreeMap::new()));
+            }
+        }
+        shell.drive().await;
+        if let Some((deadline, records)) = &shell.open_poll {
+            if !records.is_empty() || now.0 >= *deadline {
+                shell.complete_poll();
+                next_poll_at = now.plus_ms(scenario.consumer.poll_interval_ms);
+            }
+        }
+        if let CatchUp::Reading { targets } = &catch_up {
+            let done = targets.iter().all(|(tp, end)| shell.consumer.position(tp).is_some_and(|p| p >= *end));
+            if done {
+                shell.complete_poll();
+                world.state().caught_up.insert(shell.name.clone(), true);
+                catch_up = CatchUp::Done;
+            }
+        }
+        let wake = shell.consumer.next_wakeup().map_or(IDLE_MS, |at| at.since(now)).clamp(1, IDLE_MS);
+        tokio::select! {
+            biased;
+            Some((id, event)) = events.recv() => {
+                if let Some(targets) = shell.on_event(id, event) {
+                    shell.complete_poll();
+                    shell.seek_to_start(&tps);
+                    catch_up = CatchUp::Reading { targets };
+                }
+            }
+            _ = madsim::time::sleep(Duration::from_millis(wake)) => {}
+        }
+    }
+}
+
+impl Shell {
+    /// Carries out the consumer's actions and collects its records and events.
+    async fn drive(&mut self) {
+        let now = self.world.clock_ms(&self.name);
+        for action in self.consumer.poll(now) {
+            match action {
+                ConsumerAction::Send { to, frame } => {
+                    if !self.conns.send(to, frame).await {
+                        self.consumer.on_disconnect(self.world.clock_ms(&self.name), to);
+                    }
+                }
+                ConsumerAction::CloseConnection { node, .. } => {
+                    self.conns.close(node);
+                    self.consumer.on_disconnect(now, node);
+                }
+                ConsumerAction::RefreshMetadata { topics } => {
+                    let body = Request::Metadata(MetadataRequest { topics: Some(topics) });
+                    self.shell_request(NodeId(0), body).await;
+                }
+            }
+        }
+        self.collect();
+    }
+
+    /// Moves delivered records into the open poll; a position reset ends the poll first.
+    fn collect(&mut self) {
+        for event in self.consumer.take_events() {
+            if let ConsumerEvent::PositionReset { tp, to, .. } = event {
+                self.complete_poll();
+                let seek: BTreeMap<String, u64> = [(tp.to_string(), to.0)].into_iter().collect();
+                let mut state = self.world.state();
+                state.invoke(self.process, OpF::Seek, OpValue::Seek(seek.clone()));
+                state.complete(self.process, OpType::Ok, OpValue::Seek(seek));
+            }
+        }
+        let Some((_, records)) = self.open_poll.as_mut() else { return };
+        for record in self.consumer.take_records(usize::MAX) {
+            let Some(value) = record.value.as_deref().and_then(decode_value) else { continue };
+            let key = record.tp.to_string();
+            records.entry(key).or_default().push(Record { offset: record.offset.0, value });
+        }
+    }
+
+    fn complete_poll(&mut self) {
+        let Some((_, records)) = self.open_poll.take() else { return };
+        let count: usize = records.values().map(Vec::len).sum();
+        let mut state = self.world.state();
+        state.stats.records_polled += count as u64;
+        let micro = PollMicro { records: Some(records) };
+        state.complete(self.process, OpType::Ok, OpValue::Poll(vec![micro]));
+    }
+
+    fn on_event(&mut self, id: u64, event: crate::world::conn::ConnEvent) -> Option<BTreeMap<TopicPartition, Offset>> {
+        let now = self.world.clock_ms(&self.name);
+        match self.conns.resolve(id, event)? {
+            Incoming::Frame { from, frame: Frame::Response(response) } => {
+                if response.correlation_id < SHELL_CORRELATION_BASE {
+                    self.consumer.on_response(now, from, response.correlation_id, response.body);
+                    return None;
+                }
+                match response.body {
+                    Response::Metadata(metadata) => self.consumer.on_metadata(&metadata),
+                    Response::ListOffsets(offsets) => {
+                        let ok = offsets.partitions.iter().all(|p| p.error == kafkasim::protocol::ErrorCode::None);
+                        if ok {
+                            return Some(offsets.partitions.into_iter().map(|p| (p.tp, p.offset)).collect());
+                        }
+                    }
+                    _ => {}
+                }
+                None
+            }
+            Incoming::Closed { node } => {
+                self.consumer.on_disconnect(now, node);
+                None
+            }
+            Incoming::Frame { .. } => None,
+        }
+    }
+
+    async fn ask_end_offsets(&mut self, tps: &[TopicPartition]) -> u32 {
+        let partitions = tps.iter().map(|tp| (tp.clone(), OffsetSpec::Latest)).collect();
+        self.shell_request(NodeId(0), Request::ListOffsets(ListOffsetsRequest { partitions })).await
+    }
+
+    /// Catch-up reads start from the beginning of every partition.
+    fn seek_to_start(&mut self, tps: &[TopicPartition]) {
+        let seek: BTreeMap<String, u64> = tps.iter().map(|tp| (tp.to_string(), 0)).collect();
+        for tp in tps {
+            self.consumer.seek(tp.clone(), Offset::ZERO);
+        }
+        let mut state = self.world.state();
+        state.invoke(self.process, OpF::Seek, OpValue::Seek(seek.clone()));
+        state.complete(self.process, OpType::Ok, OpValue::Seek(seek));
+    }
+
+    async fn shell_request(&mut self, to: NodeId, body: Request) -> u32 {
+        let correlation_id = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1).max(SHELL_CORRELATION_BASE);
+        let frame = RequestFrame { correlation_id, client_id: consumer_client_id(self.index), body };
+        if !self.conns.send(to, frame).await {
+            self.consumer.on_disconnect(self.world.clock_ms(&self.name), to);
+        }
+        correlation_id
+    }
+}
+
+fn all_partitions(scenario: &Scenario) -> Vec<TopicPartition> {
+    scenario
+        .topics
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(move |p| TopicPartition::new(t.name.clone(), p)))
+        .collect()
+}
+
+fn consumer_config(scenario: &Scenario) -> ConsumerConfig {
+    let settings = &scenario.consumer;
+    ConsumerConfig {
+        auto_offset_reset: match settings.auto_offset_reset {
+            OffsetResetSetting::Earliest => OffsetReset::Earliest,
+            OffsetResetSetting::Latest => OffsetReset::Latest,
+            OffsetResetSetting::None => OffsetReset::None,
+        },
+        fetch_max_wait_ms: settings.fetch_max_wait_ms,
+        request_timeout_ms: settings.request_timeout_ms,
+        max_poll_records: settings.max_poll_records,
+        ..ConsumerConfig::default()
+    }
+}

@@ -1,0 +1,198 @@
+//! A producer process: each op sends 1..=sends_per_op_max records to random keys and
+//! completes when every record has an outcome: ok when all were acked (with offsets),
+//! fail when all definitely failed, info otherwise (acked ones keep their offsets).
+
+use super::connections::{Connections, Incoming, SHELL_CORRELATION_BASE};
+use super::{encode_value, producer_client_id};
+use crate::history::{OpF, OpType, OpValue, SendMicro};
+use crate::scenario::{AcksSetting, Scenario};
+use crate::world::{node_name, Phase, Role, WorldRef};
+use bytes::Bytes;
+use kafkasim::client::{
+    DefaultPartitioner, Partitioner, Producer, ProducerAction, ProducerConfig, RoundRobinPartitioner,
+    SendId, SendResult,
+};
+use kafkasim::protocol::{Acks, MetadataRequest, Request, RequestFrame, Response};
+use kafkasim::types::{Millis, NodeId};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Longest the shell sleeps between looks at its state machine.
+const IDLE_MS: u64 = 20;
+
+/// One send op in flight: its micro-ops and their outcomes so far.
+struct OpenSend {
+    micro: Vec<SendMicro>,
+    results: Vec<Option<SendResult>>,
+    by_id: BTreeMap<SendId, usize>,
+}
+
+pub async fn producer_main(world: WorldRef, index: u32) {
+    let name = node_name(Role::Producer, index);
+    let process = world.state().new_process(&name);
+    let scenario = world.scenario.clone();
+    let mut rng = crate::seed::substream(world.seed, &format!("{name}/process-{process}"));
+    let mut producer = Producer::new(producer_client_id(index), producer_config(&scenario), partitioner(&scenario))
+        .expect("scenario validation checks the producer config");
+    for topic in &scenario.topics {
+        producer.want_topic(&topic.name);
+    }
+    let (mut conns, mut events) = Connections::new(world.clone(), name.clone());
+    let interval_ms = 1_000 / u64::from(scenario.workload.send_ops_per_sec.max(1));
+    let mut next_op_at = world.clock_ms(&name);
+    let mut open: Option<OpenSend> = None;
+    let mut shell_correlation = SHELL_CORRELATION_BASE;
+    loop {
+        let now = world.clock_ms(&name);
+        if open.is_none() && world.phase() == Phase::Faulty && now >= next_op_at && has_metadata(&producer, &scenario) {
+            open = Some(start_op(&world, process, &scenario, &mut producer, &mut rng, now));
+            next_op_at = now.plus_ms(interval_ms);
+        }
+        for action in producer.poll(now) {
+            match action {
+                ProducerAction::Send { to, frame } => {
+                    if !conns.send(to, frame).await {
+                        producer.on_disconnect(world.clock_ms(&name), to);
+                    }
+                }
+                ProducerAction::CloseConnection { node, .. } => {
+                    conns.close(node);
+                    producer.on_disconnect(now, node);
+                }
+                ProducerAction::RefreshMetadata { topics } => {
+                    let frame = RequestFrame {
+                        correlation_id: shell_correlation,
+                        client_id: producer_client_id(index),
+                        body: Request::Metadata(MetadataRequest { topics: Some(topics) }),
+                    };
+                    shell_correlation = shell_correlation.wrapping_add(1).max(SHELL_CORRELATION_BASE);
+                    let broker = NodeId(rng.gen_range(0..scenario.cluster.brokers));
+                    if !conns.send(broker, frame).await {
+                        producer.on_disconnect(now, broker);
+                    }
+                }
+                ProducerAction::Completed { id, result, .. } => {
+                    if let Some(op) = open.as_mut() {
+                        if let Some(&slot) = op.by_id.get(&id) {
+                            op.results[slot] = Some(result);
+                        }
+                    }
+                }
+            }
+        }
+        if open.as_ref().is_some_and(|op| op.results.iter().all(Option::is_some)) {
+            finish_op(&world, process, open.take().expect("checked"));
+        }
+        let wake = producer.next_wakeup().map_or(IDLE_MS, |at| at.since(now)).clamp(1, IDLE_MS);
+        tokio::select! {
+            biased;
+            Some((id, event)) = events.recv() => match conns.resolve(id, event) {
+                Some(Incoming::Frame { from, frame: kafkasim::protocol::Frame::Response(response) }) => {
+                    let now = world.clock_ms(&name);
+                    if response.correlation_id >= SHELL_CORRELATION_BASE {
+                        if let Response::Metadata(metadata) = &response.body {
+                            producer.on_metadata(metadata);
+                        }
+                    } else {
+                        producer.on_response(now, from, response.correlation_id, response.body);
+                    }
+                }
+                Some(Incoming::Closed { node }) => producer.on_disconnect(world.clock_ms(&name), node),
+                _ => {}
+            },
+            _ = madsim::time::sleep(Duration::from_millis(wake)) => {}
+        }
+    }
+}
+
+fn has_metadata(producer: &Producer, scenario: &Scenario) -> bool {
+    scenario.topics.iter().all(|t| producer.metadata().partition_count(&t.name).is_some())
+}
+
+fn start_op(
+    world: &WorldRef,
+    process: u64,
+    scenario: &Scenario,
+    producer: &mut Producer,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    now: Millis,
+) -> OpenSend {
+    let count = rng.gen_range(1..=scenario.workload.sends_per_op_max.max(1));
+    let mut op = OpenSend { micro: Vec::new(), results: Vec::new(), by_id: BTreeMap::new() };
+    let mut state = world.state();
+    for _ in 0..count {
+        let topic = &scenario.topics[rng.gen_range(0..scenario.topics.len())].name;
+        let key = match scenario.workload.record_keys {
+            0 => None,
+            keys => Some(Bytes::from(format!("k{}", rng.gen_range(0..keys)))),
+        };
+        let value = state.next_value;
+        state.next_value += 1;
+        let bytes = encode_value(value, scenario.workload.value_bytes as usize);
+        let (tp, result) = match producer.send_partitioned(now, topic, key, bytes, rng) {
+            Ok((id, tp)) => {
+                op.by_id.insert(id, op.results.len());
+                (tp, None)
+            }
+            Err(error) => {
+                let tp = kafkasim::types::TopicPartition::new(topic.clone(), 0);
+                let failure = kafkasim::client::SendFailure::Rejected(error.to_string());
+                (tp, Some(SendResult::Failed { reason: failure }))
+            }
+        };
+        op.micro.push(SendMicro { key: tp.to_string(), value, offset: None });
+        op.results.push(result);
+    }
+    state.stats.records_sent += u64::from(count);
+    state.invoke(process, OpF::Send, OpValue::Send(op.micro.clone()));
+    op
+}
+
+fn finish_op(world: &WorldRef, process: u64, op: OpenSend) {
+    let mut micro = op.micro;
+    let (mut acked, mut failed) = (0, 0);
+    for (send, result) in micro.iter_mut().zip(op.results) {
+        match result.expect("finish_op only runs when every result is in") {
+            SendResult::Acked { offset } => {
+                send.offset = Some(offset.0);
+                acked += 1;
+            }
+            SendResult::Failed { .. } => failed += 1,
+            SendResult::Indeterminate { .. } => {}
+        }
+    }
+    let op_type = match (acked, failed) {
+        (a, _) if a == micro.len() => OpType::Ok,
+        (_, f) if f == micro.len() => OpType::Fail,
+        _ => OpType::Info,
+    };
+    world.state().complete(process, op_type, OpValue::Send(micro));
+}
+
+fn producer_config(scenario: &Scenario) -> ProducerConfig {
+    let settings = &scenario.producer;
+    ProducerConfig {
+        acks: match settings.acks {
+            AcksSetting::Zero => Acks::Zero,
+            AcksSetting::One => Acks::One,
+            AcksSetting::All => Acks::All,
+        },
+        linger_ms: settings.linger_ms,
+        batch_size_bytes: settings.batch_size_bytes,
+        retries: settings.retries,
+        retry_backoff_ms: settings.retry_backoff_ms,
+        delivery_timeout_ms: settings.delivery_timeout_ms,
+        request_timeout_ms: settings.request_timeout_ms,
+        max_in_flight: settings.max_in_flight,
+        idempotence: settings.idempotence,
+        ..ProducerConfig::default()
+    }
+}
+
+fn partitioner(scenario: &Scenario) -> Box<dyn Partitioner> {
+    match scenario.producer.partitioner.as_str() {
+        "round-robin" => Box::new(RoundRobinPartitioner::new()),
+        _ => Box::new(DefaultPartitioner::new()),
+    }
+}

@@ -1,0 +1,144 @@
+//! Framed connections over madsim's simulated TCP: one task per connection reads
+//! length-prefixed frames and writes queued ones. Garbage on the wire closes the
+//! connection with a logged, typed error, as does a reset injected by the nemesis; the
+//! owner learns of every frame and of the close through its event channel.
+
+use super::WorldRef;
+use bytes::Bytes;
+use kafkasim::protocol::{Frame, FrameDecoder, FrameError};
+use madsim::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+/// What a connection task reports to its owner.
+#[derive(Debug)]
+pub enum ConnEvent {
+    Frame(Frame),
+    Closed(CloseReason),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    PeerClosed,
+    LocalClose,
+    Reset,
+    Io(String),
+    Malformed(FrameError),
+}
+
+/// The owner's handle: queue encoded frames; dropping it closes the connection.
+pub type FrameSender = mpsc::UnboundedSender<Bytes>;
+
+/// Events from all of an owner's connections, tagged with the connection id.
+pub type ConnEvents = mpsc::UnboundedSender<(u64, ConnEvent)>;
+
+struct Link {
+    world: WorldRef,
+    local: String,
+    peer: String,
+    id: u64,
+    events: ConnEvents,
+}
+
+/// Starts the task for an established connection. `id` tags every event it sends.
+pub fn spawn_connection(
+    world: WorldRef,
+    stream: TcpStream,
+    local: String,
+    peer: String,
+    id: u64,
+    events: ConnEvents,
+) -> FrameSender {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let resets = world.resets.get(&local).map(watch::Sender::subscribe);
+    let link = Link { world, local, peer, id, events };
+    madsim::task::spawn(async move {
+        let reason = link.run(stream, rx, resets).await;
+        debug!(node = %link.local, peer = %link.peer, ?reason, "connection closed");
+        let _ = link.events.send((link.id, ConnEvent::Closed(reason)));
+    });
+    tx
+}
+
+impl Link {
+    async fn run(
+        &self,
+        mut stream: TcpStream,
+        mut outgoing: mpsc::UnboundedReceiver<Bytes>,
+        mut resets: Option<watch::Receiver<u64>>,
+    ) -> CloseReason {
+        let mut decoder = FrameDecoder::new();
+        loop {
+            tokio::select! {
+                biased;
+                reset = wait_reset(&mut resets) => {
+                    if reset {
+                        return CloseReason::Reset;
+                    }
+                    resets = None;
+                }
+                out = outgoing.recv() => {
+                    let Some(bytes) = out else { return CloseReason::LocalClose };
+                    let written = match stream.write_all(&bytes).await {
+                        Ok(()) => stream.flush().await,
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = written {
+                        return CloseReason::Io(error.to_string());
+                    }
+                }
+                read = read_chunk(&mut stream, &mut decoder) => {
+                    match read {
+                        Ok(None) => return CloseReason::PeerClosed,
+                        Ok(Some(chunk)) => self.world.delivered(&self.peer, &self.local, &chunk),
+                        Err(error) => return CloseReason::Io(error.to_string()),
+                    }
+                    if let Err(reason) = self.drain(&mut decoder) {
+                        return reason;
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain(&self, decoder: &mut FrameDecoder) -> Result<(), CloseReason> {
+        loop {
+            match decoder.next_frame() {
+                Ok(None) => return Ok(()),
+                Ok(Some(frame)) => {
+                    if self.events.send((self.id, ConnEvent::Frame(frame))).is_err() {
+                        return Err(CloseReason::LocalClose);
+                    }
+                }
+                Err(error) => {
+                    warn!(node = %self.local, peer = %self.peer, %error, "malformed frame: closing connection");
+                    let fields = [("peer", self.peer.clone()), ("error", error.to_string())];
+                    self.world.event(&self.local, "malformed-frame", &fields);
+                    return Err(CloseReason::Malformed(error));
+                }
+            }
+        }
+    }
+}
+
+/// Reads what arrived into the decoder; returns a copy for the trace hash, None at EOF.
+async fn read_chunk(
+    stream: &mut TcpStream,
+    decoder: &mut FrameDecoder,
+) -> std::io::Result<Option<Bytes>> {
+    let before = decoder.buffer_mut().len();
+    let read = stream.read_buf(decoder.buffer_mut()).await?;
+    if read == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Bytes::copy_from_slice(&decoder.buffer_mut()[before..])))
+}
+
+/// Resolves true when the node's reset generation changes, false if it never can.
+async fn wait_reset(resets: &mut Option<watch::Receiver<u64>>) -> bool {
+    match resets {
+        Some(receiver) => receiver.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,437 @@
+//! A broker as a sans-IO state machine: it owns the partition logs it hosts and answers
+//! Produce, Fetch, ListOffsets, Metadata and InitProducerId.
+//!
+//! The driver (the node shell in `sim/`) feeds it requests, disk completions and ticks,
+//! and carries out what it returns: responses to send and disk operations to perform in
+//! order. A partition's high watermark moves only when an append is complete — for a
+//! log flushed on every batch that means after the fsync, as Kafka flushes inside the
+//! append path — so a consumer never reads a record the broker could still lose to a crash
+//! under that policy. A disk error takes the partition offline until the broker restarts
+//! (Kafka marks the log directory offline); requests for it answer KafkaStorageError.
+//!
+//! This module does not own replication (a single replica per partition for now), the
+//! controller, or connections.
+
+mod fetch;
+
+use crate::log::{DiskOp, LogConfig, LogError, PartitionLog};
+use crate::protocol::*;
+use crate::record::RecordBatch;
+use crate::types::{Epoch, Millis, NodeId, Offset, TopicPartition};
+use bytes::Bytes;
+use fetch::ParkedFetch;
+use std::collections::{BTreeMap, VecDeque};
+use tracing::{info, warn};
+
+/// Identifies one client connection at the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+#[derive(Clone, Debug)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: NodeId,
+    pub topics: Vec<TopicSpec>,
+    /// Ceiling on how long a fetch may be parked waiting for data.
+    pub fetch_max_wait_ms: u64,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BrokerOutput {
+    Respond { conn: ConnId, frame: ResponseFrame },
+    /// Perform these operations in order, then report `on_disk_done(token, result)`.
+    Disk { token: u64, ops: Vec<DiskOp> },
+}
+
+/// A produce waiting for its append to complete (the flush, under flush-every-batch).
+#[derive(Debug)]
+struct PendingProduce {
+    conn: ConnId,
+    correlation_id: u32,
+    acks: Acks,
+    waiting: Vec<(TopicPartition, Offset)>,
+    results: Vec<ProducePartitionResponse>,
+}
+
+struct Partition {
+    log: PartitionLog,
+    high_watermark: Offset,
+    offline: bool,
+    /// Flush tokens in flight and the offset each makes durable.
+    flushes: VecDeque<(u64, Offset)>,
+}
+
+pub struct Broker {
+    config: BrokerConfig,
+    partitions: BTreeMap<TopicPartition, Partition>,
+    /// Producer ids are unique across restarts: the incarnation (bumped and synced at each
+    /// start by the driver) fills the high bits.
+    incarnation: u64,
+    next_producer_seq: u64,
+    next_token: u64,
+    produces: Vec<PendingProduce>,
+    parked: Vec<ParkedFetch>,
+    outputs: Vec<BrokerOutput>,
+}
+
+impl Broker {
+    /// Builds the broker from the partitions' recovered logs (missing partitions are
+    /// created empty).
+    pub fn new(
+        config: BrokerConfig,
+        incarnation: u64,
+        mut recovered: BTreeMap<TopicPartition, PartitionLog>,
+        now: Millis,
+    ) -> Broker {
+        let mut partitions = BTreeMap::new();
+        for topic in &config.topics {
+            for p in 0..topic.partitions {
+                let tp = TopicPartition::new(topic.name.clone(), p);
+                let log = recovered.remove(&tp).unwrap_or_else(|| {
+                    PartitionLog::create(&partition_dir(&tp), topic.log.clone(), now)
+                });
+                // With one replica, everything recovered is committed.
+                let high_watermark = log.log_end_offset();
+                let partition =
+                    Partition { log, high_watermark, offline: false, flushes: VecDeque::new() };
+                partitions.insert(tp, partition);
+            }
+        }
+        let mut broker = Broker {
+            config,
+            partitions,
+            incarnation,
+            next_producer_seq: 0,
+            next_token: 0,
+            produces: Vec::new(),
+            parked: Vec::new(),
+            outputs: Vec::new(),
+        };
+        let tps: Vec<TopicPartition> = broker.partitions.keys().cloned().collect();
+        for tp in tps {
+            broker.drain_disk_ops(&tp);
+        }
+        broker
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    pub fn take_outputs(&mut self) -> Vec<BrokerOutput> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
+        self.partitions.get(tp).map(|p| p.high_watermark)
+    }
+
+    pub fn log_end_offset(&self, tp: &TopicPartition) -> Option<Offset> {
+        self.partitions.get(tp).map(|p| p.log.log_end_offset())
+    }
+
+    pub fn is_offline(&self, tp: &TopicPartition) -> bool {
+        self.partitions.get(tp).is_some_and(|p| p.offline)
+    }
+
+    pub fn on_request(&mut self, now: Millis, conn: ConnId, frame: RequestFrame) {
+        let correlation_id = frame.correlation_id;
+        let body = match frame.body {
+            Request::Produce(request) => {
+                self.produce(now, conn, correlation_id, request);
+                return;
+            }
+            Request::Fetch(request) => {
+                self.fetch(now, conn, correlation_id, request);
+                return;
+            }
+            Request::ListOffsets(request) => Response::ListOffsets(self.list_offsets(request)),
+            Request::Metadata(request) => Response::Metadata(self.metadata(request)),
+            Request::InitProducerId(_) => Response::InitProducerId(self.init_producer_id()),
+        };
+        self.respond(conn, correlation_id, body);
+    }
+
+    /// The driver finished (or failed) the disk operations of `token`.
+    pub fn on_disk_done(&mut self, now: Millis, token: u64, result: Result<(), String>) {
+        let Some(tp) = self.partition_of_token(token) else { return };
+        let partition = self.partitions.get_mut(&tp).expect("token maps to a partition");
+        if let Err(error) = result {
+            if !partition.offline {
+                warn!(tp = %tp, token, %error, "disk error: partition offline until restart");
+                partition.offline = true;
+            }
+            partition.flushes.clear();
+            self.fail_waiting_produces(&tp);
+            return;
+        }
+        while let Some(&(done, offset)) = partition.flushes.front() {
+            if done > token {
+                break;
+            }
+            partition.flushes.pop_front();
+            if let Some(offset) = offset_if_flush(offset) {
+                partition.log.mark_flushed(offset);
+                if offset > partition.high_watermark {
+                    partition.high_watermark = offset;
+                }
+            }
+        }
+        self.complete_produces(&tp);
+        self.wake_fetches(now);
+    }
+
+    /// Timers: parked fetches expire, logs roll segments and apply retention and flush
+    /// intervals.
+    pub fn tick(&mut self, now: Millis) {
+        let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        for tp in tps {
+            let partition = self.partitions.get_mut(&tp).expect("listed");
+            if partition.offline {
+                continue;
+            }
+            partition.log.tick(now);
+            if partition.log.needs_flush() {
+                self.flush(&tp, now);
+            }
+            self.drain_disk_ops(&tp);
+        }
+        self.expire_fetches(now);
+    }
+
+    /// When the broker next needs a tick.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        self.parked.iter().map(|f| f.deadline).min()
+    }
+
+    fn produce(&mut self, now: Millis, conn: ConnId, correlation_id: u32, request: ProduceRequest) {
+        let mut pending = PendingProduce {
+            conn,
+            correlation_id,
+            acks: request.acks,
+            waiting: Vec::new(),
+            results: Vec::new(),
+        };
+        for part in request.partitions {
+            let tp = part.tp.clone();
+            match self.append(now, &tp, part.records) {
+                Ok(Appended::Now { base_offset }) => {
+                    pending.results.push(produce_result(&tp, ErrorCode::None, Some(base_offset)))
+                }
+                Ok(Appended::AfterFlush { base_offset, durable_at }) => {
+                    pending.results.push(produce_result(&tp, ErrorCode::None, Some(base_offset)));
+                    pending.waiting.push((tp, durable_at));
+                }
+                Err(error) => pending.results.push(produce_result(&tp, error, None)),
+            }
+        }
+        self.wake_fetches(now);
+        if pending.waiting.is_empty() {
+            self.finish_produce(pending);
+        } else {
+            self.produces.push(pending);
+        }
+    }
+
+    fn append(&mut self, now: Millis, tp: &TopicPartition, records: Bytes) -> Result<Appended, ErrorCode> {
+        let partition = self.partitions.get_mut(tp).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        if partition.offline {
+            return Err(ErrorCode::KafkaStorageError);
+        }
+        let batch = RecordBatch::parse(records).map_err(|_| ErrorCode::CorruptMessage)?;
+        let info = match partition.log.append_as_leader(batch, Epoch(0), now) {
+            Ok(info) => info,
+            Err(LogError::DuplicateSequence { original, .. }) => {
+                return Ok(Appended::Now { base_offset: original })
+            }
+            Err(error) => return Err(log_error_code(&error)),
+        };
+        let base_offset = info.first_offset;
+        let end = info.last_offset.next();
+        if partition.log.needs_flush() {
+            self.flush(tp, now);
+            self.drain_disk_ops(tp);
+            return Ok(Appended::AfterFlush { base_offset, durable_at: end });
+        }
+        let partition = self.partitions.get_mut(tp).expect("present");
+        partition.high_watermark = end;
+        self.drain_disk_ops(tp);
+        Ok(Appended::Now { base_offset })
+    }
+
+    fn flush(&mut self, tp: &TopicPartition, now: Millis) {
+        let partition = self.partitions.get_mut(tp).expect("present");
+        let durable_at = partition.log.flush(now);
+        let ops = partition.log.take_disk_ops();
+        let token = self.next_token;
+        self.next_token += 1;
+        let partition = self.partitions.get_mut(tp).expect("present");
+        partition.flushes.push_back((token, flush_marker(durable_at)));
+        self.outputs.push(BrokerOutput::Disk { token, ops });
+    }
+
+    /// Page-cache writes, truncations and deletes that need no completion tracking still
+    /// go through a token, so a failure takes the partition offline.
+    fn drain_disk_ops(&mut self, tp: &TopicPartition) {
+        let partition = self.partitions.get_mut(tp).expect("present");
+        let ops = partition.log.take_disk_ops();
+        if ops.is_empty() {
+            return;
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        partition.flushes.push_back((token, NOT_A_FLUSH));
+        self.outputs.push(BrokerOutput::Disk { token, ops });
+    }
+
+    fn partition_of_token(&self, token: u64) -> Option<TopicPartition> {
+        self.partitions
+            .iter()
+            .find(|(_, p)| p.flushes.iter().any(|(t, _)| *t == token))
+            .map(|(tp, _)| tp.clone())
+    }
+
+    fn complete_produces(&mut self, tp: &TopicPartition) {
+        let high_watermark = self.partitions[tp].high_watermark;
+        let mut still = Vec::new();
+        for mut pending in std::mem::take(&mut self.produces) {
+            pending.waiting.retain(|(waiting_tp, end)| waiting_tp != tp || *end > high_watermark);
+            if pending.waiting.is_empty() {
+                self.finish_produce(pending);
+            } else {
+                still.push(pending);
+            }
+        }
+        self.produces = still;
+    }
+
+    fn fail_waiting_produces(&mut self, tp: &TopicPartition) {
+        for pending in &mut self.produces {
+            if pending.waiting.iter().any(|(waiting_tp, _)| waiting_tp == tp) {
+                pending.waiting.retain(|(waiting_tp, _)| waiting_tp != tp);
+                for result in &mut pending.results {
+                    if &result.tp == tp {
+                        result.error = ErrorCode::KafkaStorageError;
+                        result.base_offset = None;
+                    }
+                }
+            }
+        }
+        let (done, still): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.produces).into_iter().partition(|p| p.waiting.is_empty());
+        self.produces = still;
+        for pending in done {
+            self.finish_produce(pending);
+        }
+    }
+
+    fn finish_produce(&mut self, pending: PendingProduce) {
+        if pending.acks == Acks::Zero {
+            return;
+        }
+        let body = Response::Produce(ProduceResponse { partitions: pending.results });
+        self.respond(pending.conn, pending.correlation_id, body);
+    }
+
+    fn list_offsets(&self, request: ListOffsetsRequest) -> ListOffsetsResponse {
+        let partitions = request
+            .partitions
+            .into_iter()
+            .map(|(tp, spec)| {
+                let (error, offset) = match self.partitions.get(&tp) {
+                    None => (ErrorCode::UnknownTopicOrPartition, Offset::ZERO),
+                    Some(p) if p.offline => (ErrorCode::KafkaStorageError, Offset::ZERO),
+                    Some(p) => match spec {
+                        OffsetSpec::Earliest => (ErrorCode::None, p.log.log_start_offset()),
+                        OffsetSpec::Latest => (ErrorCode::None, p.high_watermark),
+                    },
+                };
+                ListOffsetsPartitionResponse { tp, error, offset }
+            })
+            .collect();
+        ListOffsetsResponse { partitions }
+    }
+
+    fn metadata(&self, request: MetadataRequest) -> MetadataResponse {
+        let me = self.config.node_id;
+        let wanted = |name: &str| request.topics.as_ref().is_none_or(|t| t.iter().any(|n| n == name));
+        let mut topics = Vec::new();
+        for spec in self.config.topics.iter().filter(|t| wanted(&t.name)) {
+            let partitions = (0..spec.partitions)
+                .map(|p| PartitionMetadata {
+                    partition: p,
+                    error: ErrorCode::None,
+                    leader: Some(me),
+                    leader_epoch: Epoch(0),
+                    replicas: vec![me],
+                    isr: vec![me],
+                })
+                .collect();
+            topics.push(TopicMetadata { name: spec.name.clone(), error: ErrorCode::None, partitions });
+        }
+        for name in request.topics.iter().flatten() {
+            if !self.config.topics.iter().any(|t| &t.name == name) {
+                let error = ErrorCode::UnknownTopicOrPartition;
+                topics.push(TopicMetadata { name: name.clone(), error, partitions: Vec::new() });
+            }
+        }
+        MetadataResponse { brokers: vec![me], topics }
+    }
+
+    fn init_producer_id(&mut self) -> InitProducerIdResponse {
+        // 2^20 producer ids per incarnation is far beyond any simulated run's needs.
+        assert!(self.next_producer_seq < 1 << 20, "producer ids exhausted on {}", self.node_id());
+        let producer_id = ((self.incarnation << 20) | self.next_producer_seq) as i64;
+        self.next_producer_seq += 1;
+        info!(node = %self.node_id(), producer_id, "producer id assigned");
+        InitProducerIdResponse { error: ErrorCode::None, producer_id, producer_epoch: 0 }
+    }
+
+    fn respond(&mut self, conn: ConnId, correlation_id: u32, body: Response) {
+        self.outputs.push(BrokerOutput::Respond { conn, frame: ResponseFrame { correlation_id, body } });
+    }
+}
+
+enum Appended {
+    Now { base_offset: Offset },
+    AfterFlush { base_offset: Offset, durable_at: Offset },
+}
+
+/// Marks a disk token that carries no flush (page-cache writes and metadata only).
+const NOT_A_FLUSH: Offset = Offset(u64::MAX);
+
+fn flush_marker(durable_at: Offset) -> Offset {
+    assert!(durable_at != NOT_A_FLUSH, "flush offset collides with the marker");
+    durable_at
+}
+
+fn offset_if_flush(offset: Offset) -> Option<Offset> {
+    (offset != NOT_A_FLUSH).then_some(offset)
+}
+
+fn produce_result(tp: &TopicPartition, error: ErrorCode, base_offset: Option<Offset>) -> ProducePartitionResponse {
+    ProducePartitionResponse { tp: tp.clone(), error, base_offset, log_start_offset: Offset::ZERO }
+}
+
+fn log_error_code(error: &LogError) -> ErrorCode {
+    match error {
+        LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+        LogError::RecordTooLarge { .. } => ErrorCode::MessageTooLarge,
+        LogError::CorruptRecord { .. } => ErrorCode::CorruptMessage,
+        LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        _ => ErrorCode::InvalidRecord,
+    }
+}
+
+/// The directory of a partition's files on the broker's disk.
+pub fn partition_dir(tp: &TopicPartition) -> String {
+    format!("data/{}-{}", tp.topic, tp.partition)
+}

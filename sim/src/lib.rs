@@ -10,6 +10,10 @@ compile_error!(
      RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod bench;
+pub mod cli;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
+pub mod sweep;

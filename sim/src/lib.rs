@@ -10,10 +10,14 @@ compile_error!(
      RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod bench;
 pub mod check;
+pub mod cli;
 pub mod history;
 pub mod nemesis;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
+pub mod sweep;
 pub mod world;

@@ -1,5 +1,11 @@
 //! Scenarios: the model of a scenario file and its parsing and validation.
 
 pub mod model;
+pub mod parse;
+pub mod source_map;
+pub mod validate;
 
 pub use model::*;
+pub use parse::{load, load_variant, parse, parse_variant, variants, with_variant, ScenarioError};
+pub use source_map::FieldPath;
+pub use validate::{validate, Problem, KNOWN_ANOMALIES};

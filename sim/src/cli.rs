@@ -1,0 +1,854 @@
+//! The `kafkasim` command line: argument parsing, what each command prints, and exit codes
+//! (DESIGN.md: 0 pass, 1 safety, 2 usage or scenario error, 3 liveness, 4 non-determinism,
+//! 5 crash). Commands delegate: runs to `runner`, sweeps to `sweep`, reports to `report`,
+//! the benchmark to `bench`. Every failure prints the command that reproduces it.
+
+use crate::bench::{run_bench, BenchReport, Stopwatch};
+use crate::report::{
+    anomalies_of, events_jsonl, figure_lines, judgement_lines, reproduce_command, trace_hash_hex,
+    verdict_name, write_report_with,
+};
+use crate::runner::{run_seed, RunOutcome, Verdict, EXIT_USAGE};
+use crate::scenario::{self, ExpectedVerdict, Scenario, ScenarioError};
+use crate::sweep::{
+    anomalies_shown, judge_sweep, run_sweep, seed_met, SeedRange, SeedResult, Shard, SweepJudgement,
+};
+use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// The embedded default scenario of `kafkasim run`.
+pub const QUICKSTART_TOML: &str = include_str!("../../scenarios/quickstart.toml");
+const QUICKSTART_ORIGIN: &str = "embedded scenarios/quickstart.toml";
+/// A sweep larger than this is a typo, not a plan.
+const SWEEP_SEEDS_MAX: u64 = 100_000_000;
+/// Failing seeds listed one per line in a sweep summary; the rest are counted.
+const SWEEP_FAILURES_LISTED_MAX: usize = 50;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kafkasim",
+    version,
+    about = "Deterministic simulation testbed for a Kafka-like event log"
+)]
+pub struct Cli {
+    /// Log filter for stderr: error, warn, info (state changes), debug (messages), trace,
+    /// or a tracing EnvFilter directive.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one seed of a scenario (the embedded quickstart when none is given).
+    Run(RunArgs),
+    /// Run one seed and replay it in a second process: `run --check-determinism`.
+    Replay(RunArgs),
+    /// Run a range of seeds concurrently and judge them against the expectation.
+    Sweep(SweepArgs),
+    /// Run the checker on a recorded history.jsonl.
+    Check(CheckArgs),
+    /// List the scenario files of a directory with their intent and variants.
+    Scenarios {
+        /// Directory of scenario files.
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Measure seeds per second against a raw madsim baseline.
+    Bench(BenchArgs),
+    /// Internal: run one seed and write its digest (for --check-determinism).
+    #[command(name = "__digest", hide = true)]
+    Digest(DigestArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file; the embedded quickstart when omitted.
+    pub scenario: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A `[variants.<name>]` of the scenario file.
+    #[arg(long)]
+    pub variant: Option<String>,
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Replay the seed in a second process and compare trace hash, history and event log.
+    #[arg(long)]
+    pub check_determinism: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct SweepArgs {
+    pub scenario: PathBuf,
+    /// Seeds A..B, both ends included (also A..=B, or one seed N).
+    #[arg(long)]
+    pub seeds: SeedRange,
+    /// Worker threads (default: the available parallelism).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run only shard K of N (1-based): the seeds whose position in the range is K-1 mod N.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    #[arg(long)]
+    pub variant: Option<String>,
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct CheckArgs {
+    pub history: PathBuf,
+    /// The scenario the history came from (what it allows).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// Seeds per scenario (1..=N).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// Benchmark scenario files (repeatable); the embedded quickstart when none.
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<PathBuf>,
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct DigestArgs {
+    pub scenario: Option<PathBuf>,
+    #[arg(long)]
+    pub seed: u64,
+    #[arg(long)]
+    pub variant: Option<String>,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// What two executions of a seed must agree on, byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDigest {
+    pub trace_hash: u64,
+    pub verdict: Verdict,
+    pub history_jsonl: String,
+    pub events_jsonl: String,
+}
+
+/// The first place two executions of a seed differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// "history.jsonl", "events.jsonl", "trace hash" or "verdict".
+    pub what: String,
+    /// 1-based line in `what` (0 for the trace hash and verdict).
+    pub line: usize,
+    pub first: String,
+    pub second: String,
+}
+
+/// Parses the command line, runs the command and returns the process exit code. clap's own
+/// errors exit 2 before this returns.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if let Err(error) = init_logging(&cli.log) {
+        eprintln!("kafkasim: --log {}: {error}", cli.log);
+        return EXIT_USAGE;
+    }
+    match cli.command {
+        Command::Run(args) => cmd_run(&args, args.check_determinism, &cli.log),
+        Command::Replay(args) => cmd_run(&args, true, &cli.log),
+        Command::Sweep(args) => cmd_sweep(&args),
+        Command::Check(args) => cmd_check(&args),
+        Command::Scenarios { dir } => cmd_scenarios(&dir),
+        Command::Bench(args) => cmd_bench(&args),
+        Command::Digest(args) => cmd_digest(&args),
+    }
+}
+
+/// Logs to stderr through tracing-subscriber, filtered by `level`. No wall-clock stamps:
+/// the runner stamps lines with simulated time.
+pub fn init_logging(level: &str) -> Result<(), String> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).map_err(|error| error.to_string())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .try_init()
+        .map_err(|error| error.to_string())
+}
+
+/// The build identity printed before every run.
+pub fn build_id() -> String {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    format!("kafkasim {} ({profile})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs the checker on a recorded history: the check report as JSON, or why the history
+/// cannot be checked (naming the line and field). This is the one place `kafkasim check`
+/// meets the checker (`sim::history::parse_jsonl` + `sim::check::check`); until that is
+/// linked in, it checks the history's shape and reports that no checker is linked.
+pub fn run_checker(text: &str, scenario: Option<&Scenario>) -> Result<serde_json::Value, String> {
+    let _ = scenario;
+    history_shape(text)?;
+    Err("the history is well-formed, but no checker is linked into this build (sim::check)"
+        .to_string())
+}
+
+/// `kafkasim check` on a history's text: prints the anomalies to `out` and returns the exit
+/// code (0 none, 1 anomalies, 2 the history cannot be checked).
+pub fn check_history(text: &str, scenario: Option<&Scenario>, out: &mut dyn Write) -> i32 {
+    let report = match run_checker(text, scenario) {
+        Ok(report) => report,
+        Err(error) => {
+            let _ = writeln!(out, "cannot check the history: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let anomalies = anomalies_of(&report);
+    if anomalies.is_empty() {
+        let _ = writeln!(out, "no anomalies");
+        return 0;
+    }
+    for anomaly in &anomalies {
+        let _ = writeln!(out, "{} ({} cases)", anomaly.name, anomaly.explanations.len());
+        for line in &anomaly.explanations {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    1
+}
+
+/// The digest of an outcome, for the determinism check.
+pub fn digest_of(outcome: &RunOutcome) -> RunDigest {
+    RunDigest {
+        trace_hash: outcome.trace_hash,
+        verdict: outcome.verdict,
+        history_jsonl: outcome.history_jsonl.clone(),
+        events_jsonl: events_jsonl(&outcome.events),
+    }
+}
+
+/// The first difference between two executions: history first (what a user sees), then
+/// the event log, then the trace hash and verdict.
+pub fn first_divergence(first: &RunDigest, second: &RunDigest) -> Option<Divergence> {
+    let texts = [
+        ("history.jsonl", &first.history_jsonl, &second.history_jsonl),
+        ("events.jsonl", &first.events_jsonl, &second.events_jsonl),
+    ];
+    for (what, a, b) in texts {
+        let (mut a_lines, mut b_lines) = (a.lines(), b.lines());
+        for line in 1.. {
+            match (a_lines.next(), b_lines.next()) {
+                (None, None) => break,
+                (x, y) if x == y => continue,
+                (x, y) => {
+                    let shown = |l: Option<&str>| l.unwrap_or("<end of file>").to_string();
+                    return Some(Divergence {
+                        what: what.to_string(),
+                        line,
+                        first: shown(x),
+                        second: shown(y),
+                    });
+                }
+            }
+        }
+    }
+    if first.trace_hash != second.trace_hash {
+        return Some(Divergence {
+            what: "trace hash".to_string(),
+            line: 0,
+            first: trace_hash_hex(first.trace_hash),
+            second: trace_hash_hex(second.trace_hash),
+        });
+    }
+    (first.verdict != second.verdict).then(|| Divergence {
+        what: "verdict".to_string(),
+        line: 0,
+        first: verdict_name(first.verdict),
+        second: verdict_name(second.verdict),
+    })
+}
+
+fn load_scenario(path: Option<&Path>, variant: Option<&str>) -> Result<Scenario, ScenarioError> {
+    match path {
+        None => scenario::parse_variant(QUICKSTART_TOML, QUICKSTART_ORIGIN, variant),
+        Some(path) => scenario::load_variant(path, variant),
+    }
+}
+
+fn cmd_run(args: &RunArgs, check_determinism: bool, log: &str) -> i32 {
+    let variant = args.variant.as_deref();
+    let scenario = match load_scenario(args.scenario.as_deref(), variant) {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let origin =
+        args.scenario.as_ref().map_or(QUICKSTART_ORIGIN.to_string(), |p| p.display().to_string());
+    println!("scenario   {} ({origin})", scenario.name);
+    if let Some(variant) = variant {
+        let description = scenario::variants(&scenario_text(args.scenario.as_deref()))
+            .into_iter()
+            .find(|(name, _)| name == variant)
+            .map(|(_, description)| description)
+            .unwrap_or_default();
+        println!("variant    {variant}: {description}");
+    }
+    println!("seed       {}", args.seed);
+    println!("build      {}", build_id());
+    let _ = std::io::stdout().flush();
+    let mut outcome = run_seed(&scenario, variant, args.seed);
+    let reproduce = reproduce_command(args.scenario.as_deref(), args.seed, variant);
+    if check_determinism {
+        check_against_second_process(args, log, &mut outcome);
+    }
+    println!();
+    print_outcome(&outcome);
+    match write_report_with(&args.report_dir, &outcome, &scenario, &reproduce) {
+        Ok(dir) => println!("report     {}", dir.join("summary.md").display()),
+        Err(error) => eprintln!("kafkasim: the report could not be written: {error:#}"),
+    }
+    if outcome.verdict != Verdict::Pass {
+        println!("reproduce  {reproduce}");
+    }
+    outcome.verdict.exit_code()
+}
+
+fn scenario_text(path: Option<&Path>) -> String {
+    match path {
+        None => QUICKSTART_TOML.to_string(),
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+    }
+}
+
+fn print_outcome(outcome: &RunOutcome) {
+    println!("verdict    {} (exit {})", verdict_name(outcome.verdict), outcome.verdict.exit_code());
+    let met = if outcome.judgement.met { "met" } else { "NOT met" };
+    println!("judgement  expectation {met}");
+    for line in judgement_lines(&outcome.judgement) {
+        println!("             {line}");
+    }
+    for anomaly in anomalies_of(&outcome.check_report) {
+        println!(
+            "anomaly    {}: {}",
+            anomaly.name,
+            anomaly.explanations.first().map_or("", String::as_str)
+        );
+    }
+    println!("trace hash {}", trace_hash_hex(outcome.trace_hash));
+    for (i, line) in figure_lines(&outcome.stats).into_iter().enumerate() {
+        println!("{} {line}", if i == 0 { "figures   " } else { "          " });
+    }
+}
+
+/// Replays the seed in a child process and marks the outcome non-deterministic on any
+/// difference.
+fn check_against_second_process(args: &RunArgs, log: &str, outcome: &mut RunOutcome) {
+    let mine = digest_of(outcome);
+    let problem = match replay_in_child(args, log) {
+        Ok(theirs) => match first_divergence(&mine, &theirs) {
+            None => {
+                println!(
+                    "determinism a second process reproduced trace hash {}",
+                    trace_hash_hex(theirs.trace_hash)
+                );
+                return;
+            }
+            Some(divergence) => {
+                println!("determinism DIVERGED: {} line {}", divergence.what, divergence.line);
+                println!("  this process:   {}", divergence.first);
+                println!("  second process: {}", divergence.second);
+                format!(
+                    "non-deterministic: {} differs at line {} between two processes",
+                    divergence.what, divergence.line
+                )
+            }
+        },
+        Err(error) => {
+            eprintln!("kafkasim: the determinism check could not replay the seed: {error:#}");
+            format!("the second process failed: {error:#}")
+        }
+    };
+    outcome.verdict = Verdict::NonDeterminism;
+    outcome.judgement.met = false;
+    outcome.judgement.problems.push(problem);
+}
+
+fn replay_in_child(args: &RunArgs, log: &str) -> anyhow::Result<RunDigest> {
+    use anyhow::Context;
+    let exe = std::env::current_exe().context("locating the kafkasim executable")?;
+    let out = std::env::temp_dir().join(format!(
+        "kafkasim-digest-{}-{}.json",
+        std::process::id(),
+        args.seed
+    ));
+    let mut command = std::process::Command::new(exe);
+    command.arg("--log").arg(log).arg("__digest");
+    if let Some(path) = &args.scenario {
+        command.arg(path);
+    }
+    command.arg("--seed").arg(args.seed.to_string()).arg("--out").arg(&out);
+    if let Some(variant) = &args.variant {
+        command.arg("--variant").arg(variant);
+    }
+    let status = command
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("starting the second process")?;
+    anyhow::ensure!(status.success(), "the second process exited with {status}");
+    let text =
+        std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
+    let _ = std::fs::remove_file(&out);
+    serde_json::from_str(&text).context("parsing the second process's digest")
+}
+
+fn cmd_digest(args: &DigestArgs) -> i32 {
+    let scenario = match load_scenario(args.scenario.as_deref(), args.variant.as_deref()) {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let outcome = run_seed(&scenario, args.variant.as_deref(), args.seed);
+    let json = serde_json::to_string(&digest_of(&outcome)).expect("a digest always serializes");
+    match std::fs::write(&args.out, json) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("kafkasim: writing {}: {error}", args.out.display());
+            Verdict::Crash.exit_code()
+        }
+    }
+}
+
+fn cmd_sweep(args: &SweepArgs) -> i32 {
+    let variant = args.variant.as_deref();
+    let scenario = match load_scenario(Some(&args.scenario), variant) {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    if args.seeds.len() > SWEEP_SEEDS_MAX {
+        eprintln!("kafkasim: --seeds {}: more than {SWEEP_SEEDS_MAX} seeds", args.seeds);
+        return EXIT_USAGE;
+    }
+    let seeds = args.seeds.seeds(args.shard);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let shard = args.shard.map(|s| format!(", shard {s}")).unwrap_or_default();
+    println!(
+        "scenario   {} ({}){}",
+        scenario.name,
+        args.scenario.display(),
+        variant.map(|v| format!(" variant {v}")).unwrap_or_default()
+    );
+    println!("seeds      {}{shard}: {} seeds on {jobs} workers", args.seeds, seeds.len());
+    println!("build      {}", build_id());
+    let _ = std::io::stdout().flush();
+
+    let budget_end = args.seeds.first.saturating_add(scenario.expect.seed_budget);
+    let must_find = match scenario.expect.verdict {
+        ExpectedVerdict::Find => scenario.expect.must_find.clone(),
+        ExpectedVerdict::Pass => Vec::new(),
+    };
+    let stopwatch = Stopwatch::start();
+    let mut progress = Progress::new(seeds.len(), progress_enabled());
+    let mut results = Vec::new();
+    let mut failures: Vec<(u64, String, String)> = Vec::new();
+    let mut finders: BTreeMap<String, RunOutcome> = BTreeMap::new();
+    run_sweep(&scenario, variant, &seeds, jobs, |outcome| {
+        let reproduce = reproduce_command(Some(&args.scenario), outcome.seed, variant);
+        if !seed_met(outcome.verdict, &outcome.judgement) {
+            let report = match write_report_with(&args.report_dir, &outcome, &scenario, &reproduce)
+            {
+                Ok(dir) => dir.display().to_string(),
+                Err(error) => format!("report not written: {error:#}"),
+            };
+            failures.push((
+                outcome.seed,
+                failure_reason(&outcome),
+                format!("{reproduce}  ({report})"),
+            ));
+        }
+        for name in anomalies_shown(&outcome.judgement) {
+            let first_so_far = finders.get(&name).is_none_or(|held| held.seed > outcome.seed);
+            if must_find.contains(&name) && outcome.seed < budget_end && first_so_far {
+                finders.insert(name, outcome.clone());
+            }
+        }
+        results.push(SeedResult {
+            seed: outcome.seed,
+            verdict: outcome.verdict,
+            judgement: outcome.judgement,
+        });
+        progress.update(results.len(), failures.len());
+    });
+    progress.finish();
+    for outcome in finders.values() {
+        let reproduce = reproduce_command(Some(&args.scenario), outcome.seed, variant);
+        if let Err(error) = write_report_with(&args.report_dir, outcome, &scenario, &reproduce) {
+            eprintln!(
+                "kafkasim: the report of seed {} could not be written: {error:#}",
+                outcome.seed
+            );
+        }
+    }
+    let judgement = judge_sweep(&results, &scenario.expect, args.seeds.first);
+    failures.sort();
+    print_sweep_summary(&judgement, &failures, stopwatch.elapsed_secs(), &scenario);
+    if judgement.met {
+        0
+    } else {
+        Verdict::Safety.exit_code()
+    }
+}
+
+fn failure_reason(outcome: &RunOutcome) -> String {
+    let judgement = &outcome.judgement;
+    let mut reasons = Vec::new();
+    if !judgement.forbidden.is_empty() {
+        reasons.push(format!("forbidden {}", judgement.forbidden.join(", ")));
+    }
+    reasons.extend(judgement.problems.iter().cloned());
+    format!(
+        "{}: {}",
+        verdict_name(outcome.verdict),
+        if reasons.is_empty() { "expectation not met".into() } else { reasons.join("; ") }
+    )
+}
+
+fn print_sweep_summary(
+    judgement: &SweepJudgement,
+    failures: &[(u64, String, String)],
+    wall_secs: f64,
+    scenario: &Scenario,
+) {
+    let seeds_list = |seeds: &[u64]| match seeds.is_empty() {
+        true => "none".to_string(),
+        false => seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+    };
+    println!();
+    println!("seeds      {} run, {} passed", judgement.seeds_run, judgement.passes);
+    if judgement.anomaly_seeds.is_empty() {
+        println!("anomalies  none");
+    }
+    for (name, count) in &judgement.anomaly_seeds {
+        println!("anomaly    {name}: {count} seeds");
+    }
+    for (name, first) in &judgement.first_found {
+        match first {
+            Some(seed) => println!("must find  {name}: first on seed {seed}"),
+            None => println!(
+                "must find  {name}: NOT found within the first {} seeds",
+                scenario.expect.seed_budget
+            ),
+        }
+    }
+    println!("failed     {} seeds did not meet the expectation", judgement.failed.len());
+    for (seed, reason, reproduce) in failures.iter().take(SWEEP_FAILURES_LISTED_MAX) {
+        println!("  seed {seed}: {reason}");
+        println!("    {reproduce}");
+    }
+    if failures.len() > SWEEP_FAILURES_LISTED_MAX {
+        println!("  ... and {} more", failures.len() - SWEEP_FAILURES_LISTED_MAX);
+    }
+    println!("liveness   {}", seeds_list(&judgement.liveness));
+    println!("crashes    {}", seeds_list(&judgement.crashes));
+    if !judgement.nondeterministic.is_empty() {
+        println!("nondeterm. {}", seeds_list(&judgement.nondeterministic));
+    }
+    let rate = if wall_secs > 0.0 { judgement.seeds_run as f64 / wall_secs } else { 0.0 };
+    println!("time       {wall_secs:.2} s wall, {rate:.2} seeds/s");
+    println!("expectation {}", if judgement.met { "met" } else { "NOT met" });
+}
+
+/// Progress on stderr when it is a terminal and not in CI.
+fn progress_enabled() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+}
+
+/// A one-line progress bar, redrawn at most ten times a second.
+struct Progress {
+    enabled: bool,
+    total: usize,
+    stopwatch: Stopwatch,
+    drawn_at_secs: f64,
+}
+
+impl Progress {
+    const BAR_WIDTH: usize = 30;
+    const REDRAW_SECS: f64 = 0.1;
+
+    fn new(total: usize, enabled: bool) -> Progress {
+        Progress { enabled, total, stopwatch: Stopwatch::start(), drawn_at_secs: f64::NEG_INFINITY }
+    }
+
+    fn update(&mut self, done: usize, failed: usize) {
+        let now = self.stopwatch.elapsed_secs();
+        if !self.enabled || (done < self.total && now - self.drawn_at_secs < Self::REDRAW_SECS) {
+            return;
+        }
+        self.drawn_at_secs = now;
+        let filled = (done * Self::BAR_WIDTH).checked_div(self.total).unwrap_or(Self::BAR_WIDTH);
+        let rate = if now > 0.0 { done as f64 / now } else { 0.0 };
+        let eta = if rate > 0.0 { (self.total - done) as f64 / rate } else { 0.0 };
+        eprint!(
+            "\r[{}{}] {done}/{} seeds, {failed} failed, {rate:.1} seeds/s, eta {eta:.0} s ",
+            "#".repeat(filled),
+            "-".repeat(Self::BAR_WIDTH - filled),
+            self.total
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
+}
+
+fn cmd_check(args: &CheckArgs) -> i32 {
+    let text = match std::fs::read_to_string(&args.history) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("kafkasim: reading {}: {error}", args.history.display());
+            return EXIT_USAGE;
+        }
+    };
+    let scenario = match args.scenario.as_deref().map(scenario::load).transpose() {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    print!("{}: ", args.history.display());
+    check_history(&text, scenario.as_ref(), &mut std::io::stdout())
+}
+
+/// The shape every history line must have (DESIGN.md, "Runs, histories and verdicts").
+fn history_shape(text: &str) -> Result<(), String> {
+    const TYPES: &[&str] = &["invoke", "ok", "fail", "info"];
+    const FUNCTIONS: &[&str] = &["send", "poll", "assign", "subscribe", "commit", "crash"];
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|error| format!("line {line_no}: not JSON: {error}: {line}"))?;
+        let op = value
+            .as_object()
+            .ok_or_else(|| format!("line {line_no}: not a JSON object: {line}"))?;
+        for field in ["index", "time", "process", "type", "f"] {
+            let present = op
+                .get(field)
+                .ok_or_else(|| format!("line {line_no}: field `{field}`: missing: {line}"))?;
+            let valid = match field {
+                "index" | "time" => present.is_u64(),
+                "type" => present.as_str().is_some_and(|t| TYPES.contains(&t)),
+                "f" => present.as_str().is_some_and(|f| FUNCTIONS.contains(&f)),
+                _ => !present.is_null(),
+            };
+            if !valid {
+                return Err(format!(
+                    "line {line_no}: field `{field}`: unexpected value {present}: {line}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_scenarios(dir: &Path) -> i32 {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            eprintln!("kafkasim: reading {}: {error}", dir.display());
+            return EXIT_USAGE;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    let mut invalid = false;
+    for path in &paths {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        match scenario::parse(&text, &origin) {
+            Ok(scenario) => {
+                let variants = scenario::variants(&text);
+                let names: Vec<&str> = variants.iter().map(|(name, _)| name.as_str()).collect();
+                let listed = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [variants: {}]", names.join(", "))
+                };
+                println!("{:<20} {}{listed}", scenario.name, scenario.description);
+                for (name, _) in &variants {
+                    if let Err(error) = scenario::with_variant(&text, &origin, name) {
+                        println!("  ! {error}");
+                        invalid = true;
+                    }
+                }
+            }
+            Err(error) => {
+                println!("! {error}");
+                invalid = true;
+            }
+        }
+    }
+    if invalid {
+        EXIT_USAGE
+    } else {
+        0
+    }
+}
+
+fn cmd_bench(args: &BenchArgs) -> i32 {
+    let loaded: Result<Vec<Scenario>, ScenarioError> = match args.scenarios.is_empty() {
+        true => load_scenario(None, None).map(|s| vec![s]),
+        false => args.scenarios.iter().map(|path| scenario::load(path)).collect(),
+    };
+    let scenarios = match loaded {
+        Ok(scenarios) => scenarios,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    println!("build      {}", build_id());
+    println!(
+        "bench      {} scenarios x {} seeds, and a madsim TCP ping-pong baseline",
+        scenarios.len(),
+        args.seeds
+    );
+    let _ = std::io::stdout().flush();
+    let report = run_bench(&scenarios, args.seeds, &build_id());
+    print_bench(&report);
+    let path = args.report_dir.join("bench.json");
+    let written = std::fs::create_dir_all(&args.report_dir).and_then(|()| {
+        let json = serde_json::to_string_pretty(&report).expect("bench figures serialize");
+        std::fs::write(&path, json + "\n")
+    });
+    match written {
+        Ok(()) => println!("figures    {}", path.display()),
+        Err(error) => eprintln!("kafkasim: writing {}: {error}", path.display()),
+    }
+    0
+}
+
+fn print_bench(report: &BenchReport) {
+    let b = &report.baseline;
+    println!(
+        "baseline   {} messages in {:.3} s wall ({:.0} msg/s), {:.1} s simulated",
+        b.messages, b.wall_secs, b.messages_per_sec, b.simulated_secs
+    );
+    for s in &report.scenarios {
+        let per_seed: Vec<String> =
+            s.wall_secs_per_seed.iter().map(|w| format!("{w:.3}")).collect();
+        println!(
+            "{:<10} {} seeds, wall s/seed {} (mean {:.3})",
+            s.scenario,
+            s.seeds,
+            per_seed.join(" "),
+            s.wall_secs_mean
+        );
+        println!(
+            "           {:.1} sim s/wall s, {:.0} records/s, {:.0} msg/s ({:.3}x baseline); verdicts {}",
+            s.simulated_secs_per_wall_sec,
+            s.records_acked_per_sec,
+            s.messages_per_sec,
+            s.messages_ratio_to_baseline,
+            s.verdicts.join(",")
+        );
+    }
+    match report.peak_rss_kib {
+        Some(kib) => println!("peak RSS   {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("peak RSS   unknown"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "kafkasim", "sweep", "s.toml", "--seeds", "1..200", "--shard", "2/4", "--jobs", "3",
+        ])
+        .expect("valid sweep");
+        let Command::Sweep(args) = cli.command else { panic!("not a sweep") };
+        assert_eq!(args.seeds, SeedRange { first: 1, last: 200 });
+        assert_eq!(args.shard, Some(Shard { index: 2, count: 4 }));
+        let error = Cli::try_parse_from(["kafkasim", "sweep", "s.toml", "--seeds", "9..1"])
+            .expect_err("reversed");
+        assert_eq!(error.exit_code(), EXIT_USAGE);
+        let cli = Cli::try_parse_from(["kafkasim", "run"]).expect("run without a scenario");
+        let Command::Run(args) = cli.command else { panic!("not a run") };
+        assert_eq!((args.scenario, args.seed), (None, 1));
+    }
+
+    #[test]
+    fn malformed_histories_name_line_and_field() {
+        let history = concat!(
+            "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"send\",\"value\":[]}\n",
+            "{\"index\":1,\"time\":2,\"process\":0,\"type\":\"done\",\"f\":\"send\",\"value\":[]}\n",
+        );
+        let mut out = Vec::new();
+        assert_eq!(check_history(history, None, &mut out), EXIT_USAGE);
+        let printed = String::from_utf8(out).expect("utf-8");
+        assert!(printed.contains("line 2: field `type`"), "{printed}");
+        let mut out = Vec::new();
+        assert_eq!(check_history("{\"index\":0}\nnot json\n", None, &mut out), EXIT_USAGE);
+        assert!(String::from_utf8(out).expect("utf-8").contains("line 1: field `time`: missing"));
+    }
+
+    #[test]
+    fn divergence_names_the_first_differing_line() {
+        let digest = |history: &str, events: &str, trace_hash| RunDigest {
+            trace_hash,
+            verdict: Verdict::Pass,
+            history_jsonl: history.into(),
+            events_jsonl: events.into(),
+        };
+        let a = digest("a\nb\nc\n", "e\n", 1);
+        assert_eq!(first_divergence(&a, &a.clone()), None);
+        let history = first_divergence(&a, &digest("a\nB\nc\n", "e\n", 2)).expect("differs");
+        assert_eq!(
+            (history.what.as_str(), history.line, history.second.as_str()),
+            ("history.jsonl", 2, "B")
+        );
+        let events = first_divergence(&a, &digest("a\nb\nc\n", "e\nf\n", 1)).expect("differs");
+        assert_eq!(
+            (events.what.as_str(), events.line, events.first.as_str()),
+            ("events.jsonl", 2, "<end of file>")
+        );
+        let hash = first_divergence(&a, &digest("a\nb\nc\n", "e\n", 3)).expect("differs");
+        assert_eq!(hash.what, "trace hash");
+    }
+
+    #[test]
+    fn the_embedded_scenario_loads() {
+        let scenario = load_scenario(None, None).expect("quickstart is valid");
+        assert_eq!(scenario.name, "quickstart");
+    }
+}

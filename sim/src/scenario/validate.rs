@@ -1,0 +1,434 @@
+//! Semantic validation of a scenario: the rules a well-typed scenario file must still obey
+//! (replication factor within the broker count, Kafka's producer rules, fault targets that
+//! name real nodes, ...). Each problem names the field it is about; `parse` turns the field
+//! into a file line. Owns the list of known anomaly names and node names.
+
+use super::model::*;
+use super::source_map::FieldPath;
+
+/// One rule broken by a scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub field: FieldPath,
+    pub message: String,
+}
+
+/// Jepsen's Kafka anomaly names (jepsen.tests.kafka), the vocabulary of `must_find` and
+/// `may_show`.
+pub const KNOWN_ANOMALIES: &[&str] = &[
+    "lost-write",
+    "unseen",
+    "inconsistent-offsets",
+    "duplicate",
+    "aborted-read",
+    "poll-skip",
+    "nonmonotonic-poll",
+    "int-poll-skip",
+    "int-nonmonotonic-poll",
+    "nonmonotonic-send",
+    "int-nonmonotonic-send",
+    "realtime-send-order",
+];
+
+/// Roles a fault may target instead of a node name; the runner picks the node by seed.
+pub const TARGET_ROLES: &[&str] =
+    &["any-broker", "any-controller", "any-producer", "any-consumer", "any-node"];
+
+/// Kafka caps in-flight requests per connection at 5 when idempotence is on
+/// (max.in.flight.requests.per.connection, KIP-679).
+const IDEMPOTENT_IN_FLIGHT_MAX: u32 = 5;
+
+/// Upper bounds that keep a fault step meaningful (and every loop bounded).
+const FAULT_FACTOR_MAX: u32 = 10_000;
+const FAULT_BIT_FLIPS_MAX: u32 = 1_000_000;
+
+/// Every rule the scenario breaks, in file order as far as practical.
+pub fn validate(scenario: &Scenario) -> Vec<Problem> {
+    let mut problems = Problems(Vec::new());
+    validate_cluster(scenario, &mut problems);
+    validate_topics(scenario, &mut problems);
+    validate_clients(scenario, &mut problems);
+    validate_io(scenario, &mut problems);
+    validate_phases(scenario, &mut problems);
+    validate_faults(scenario, &mut problems);
+    validate_nemesis(scenario, &mut problems);
+    validate_expectation(&scenario.expect, &mut problems);
+    problems.0
+}
+
+/// Whether `target` names a node of this scenario or a role.
+pub fn target_problem(scenario: &Scenario, target: &str) -> Option<String> {
+    if TARGET_ROLES.contains(&target) {
+        return None;
+    }
+    let counts = [
+        ("broker-", scenario.cluster.brokers),
+        ("controller-", scenario.cluster.controllers),
+        ("producer-", scenario.producer.count),
+        ("consumer-", scenario.consumer.count),
+    ];
+    for (prefix, count) in counts {
+        if let Some(number) = target.strip_prefix(prefix) {
+            return match number.parse::<u32>() {
+                Ok(n) if n < count && number == n.to_string() => None,
+                Ok(_) if count == 0 => Some(format!(
+                    "`{target}`: the scenario has no {}s",
+                    &prefix[..prefix.len() - 1]
+                )),
+                Ok(_) => Some(format!(
+                    "`{target}` names no node: there are {count} {}s ({prefix}0..{prefix}{})",
+                    &prefix[..prefix.len() - 1],
+                    count - 1
+                )),
+                Err(_) => Some(format!("`{target}` is not a node name (like {prefix}0)")),
+            };
+        }
+    }
+    Some(format!(
+        "`{target}` is neither a node name (broker-N, controller-N, producer-N, consumer-N) nor a role ({})",
+        TARGET_ROLES.join(", ")
+    ))
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, field: FieldPath, message: impl Into<String>) {
+        self.0.push(Problem { field, message: message.into() });
+    }
+
+    fn check(
+        &mut self,
+        ok: bool,
+        field: impl FnOnce() -> FieldPath,
+        message: impl FnOnce() -> String,
+    ) {
+        if !ok {
+            self.push(field(), message());
+        }
+    }
+
+    fn positive(&mut self, value: u64, field: FieldPath, what: &str) {
+        if value == 0 {
+            self.push(field, format!("must be greater than 0 ({what})"));
+        }
+    }
+
+    fn range_us(&mut self, range: [u64; 2], field: FieldPath) {
+        if range[0] > range[1] {
+            self.push(field, format!("range [{}, {}] has lo > hi", range[0], range[1]));
+        }
+    }
+}
+
+fn root() -> FieldPath {
+    FieldPath::root()
+}
+
+fn validate_cluster(scenario: &Scenario, problems: &mut Problems) {
+    let cluster = &scenario.cluster;
+    let field = || root().key("cluster");
+    problems.check(cluster.brokers >= 1, || field().key("brokers"), || "must be at least 1".into());
+    problems.check(
+        [0, 1, 3, 5].contains(&cluster.controllers),
+        || field().key("controllers"),
+        || {
+            format!(
+                "{} is not a quorum size: use 0 (single-broker mode), 1, 3 or 5",
+                cluster.controllers
+            )
+        },
+    );
+    problems.check(
+        cluster.controllers != 0 || cluster.brokers <= 1,
+        || field().key("controllers"),
+        || {
+            format!(
+                "0 (single-broker mode) needs brokers = 1, not {}: use 1, 3 or 5 controllers",
+                cluster.brokers
+            )
+        },
+    );
+}
+
+fn validate_topics(scenario: &Scenario, problems: &mut Problems) {
+    let brokers = scenario.cluster.brokers;
+    if scenario.topics.is_empty() {
+        problems.push(root().key("topics"), "at least one topic is needed");
+    }
+    for (i, topic) in scenario.topics.iter().enumerate() {
+        let field = |name: &str| root().key("topics").index(i).key(name);
+        problems.check(!topic.name.is_empty(), || field("name"), || "must not be empty".into());
+        if scenario.topics[..i].iter().any(|other| other.name == topic.name) {
+            problems.push(field("name"), format!("topic `{}` is declared twice", topic.name));
+        }
+        problems.check(
+            topic.partitions >= 1,
+            || field("partitions"),
+            || "must be at least 1".into(),
+        );
+        let rf = topic.replication_factor;
+        problems.check(rf >= 1, || field("replication_factor"), || "must be at least 1".into());
+        problems.check(
+            rf <= brokers,
+            || field("replication_factor"),
+            || format!("{rf} is larger than the broker count ({brokers})"),
+        );
+        let min_isr = topic.min_insync_replicas;
+        problems.check(
+            min_isr >= 1 && min_isr <= rf.max(1),
+            || field("min_insync_replicas"),
+            || format!("{min_isr} is outside 1..=replication_factor ({rf})"),
+        );
+        if let FlushSetting::Interval { interval_ms } = topic.flush {
+            problems.positive(interval_ms, field("flush").key("interval_ms"), "a flush interval");
+        }
+        problems.positive(topic.segment_bytes, field("segment_bytes"), "a segment size");
+        for (name, value) in [
+            ("segment_ms", topic.segment_ms),
+            ("retention_ms", topic.retention_ms),
+            ("retention_bytes", topic.retention_bytes),
+        ] {
+            if let Some(value) = value {
+                problems.positive(value, field(name), "omit the field for no limit");
+            }
+        }
+    }
+}
+
+fn validate_clients(scenario: &Scenario, problems: &mut Problems) {
+    let producer = &scenario.producer;
+    let consumer = &scenario.consumer;
+    let p = |name: &str| root().key("producer").key(name);
+    let c = |name: &str| root().key("consumer").key(name);
+    problems.check(
+        u64::from(producer.count) + u64::from(consumer.count) >= 1,
+        || p("count"),
+        || "producer.count + consumer.count must be at least 1".into(),
+    );
+    problems.check(
+        !producer.idempotence || producer.acks == AcksSetting::All,
+        || p("idempotence"),
+        || "idempotence requires acks = \"all\" (Kafka's rule): set acks = \"all\" or idempotence = false".into(),
+    );
+    let in_flight_max = if producer.idempotence { IDEMPOTENT_IN_FLIGHT_MAX } else { u32::MAX };
+    problems.check(
+        producer.max_in_flight >= 1 && producer.max_in_flight <= in_flight_max,
+        || p("max_in_flight"),
+        || match producer.idempotence {
+            true => format!(
+                "{} is outside 1..=5 (Kafka's limit with idempotence)",
+                producer.max_in_flight
+            ),
+            false => "must be at least 1".into(),
+        },
+    );
+    problems.positive(producer.batch_size_bytes as u64, p("batch_size_bytes"), "a batch size");
+    problems.positive(producer.request_timeout_ms, p("request_timeout_ms"), "a timeout");
+    problems.positive(producer.delivery_timeout_ms, p("delivery_timeout_ms"), "a timeout");
+    let floor = producer.linger_ms.saturating_add(producer.request_timeout_ms);
+    problems.check(
+        producer.delivery_timeout_ms >= floor,
+        || p("delivery_timeout_ms"),
+        || {
+            format!(
+                "{} is below linger_ms + request_timeout_ms ({floor}) (Kafka's rule)",
+                producer.delivery_timeout_ms
+            )
+        },
+    );
+    problems.check(
+        ["default", "round-robin"].contains(&producer.partitioner.as_str()),
+        || p("partitioner"),
+        || {
+            format!(
+                "`{}` is not a partitioner: use \"default\" or \"round-robin\"",
+                producer.partitioner
+            )
+        },
+    );
+    problems.positive(consumer.poll_interval_ms, c("poll_interval_ms"), "a poll interval");
+    problems.positive(consumer.request_timeout_ms, c("request_timeout_ms"), "a timeout");
+    problems.positive(
+        u64::from(consumer.max_poll_records),
+        c("max_poll_records"),
+        "records per poll",
+    );
+    let workload = &scenario.workload;
+    let w = |name: &str| root().key("workload").key(name);
+    problems.positive(
+        u64::from(workload.sends_per_op_max),
+        w("sends_per_op_max"),
+        "records per send op",
+    );
+    problems.check(
+        producer.count == 0 || workload.send_ops_per_sec >= 1,
+        || w("send_ops_per_sec"),
+        || "must be at least 1 when there are producers".into(),
+    );
+    let broker = &scenario.broker;
+    let b = |name: &str| root().key("broker").key(name);
+    problems.positive(broker.request_timeout_ms, b("request_timeout_ms"), "a timeout");
+    problems.positive(broker.replica_lag_time_max_ms, b("replica_lag_time_max_ms"), "a lag bound");
+}
+
+fn validate_io(scenario: &Scenario, problems: &mut Problems) {
+    let disk = &scenario.disk;
+    let d = |name: &str| root().key("disk").key(name);
+    problems.range_us(disk.write_latency_us, d("write_latency_us"));
+    problems.range_us(disk.sync_latency_us, d("sync_latency_us"));
+    problems.range_us(disk.read_latency_us, d("read_latency_us"));
+    problems.positive(disk.capacity_bytes, d("capacity_bytes"), "a disk size");
+    let sum = u32::from(disk.crash_drop_pct)
+        + u32::from(disk.crash_keep_pct)
+        + u32::from(disk.crash_torn_pct);
+    problems.check(
+        sum == 100,
+        || d("crash_drop_pct"),
+        || format!("crash_drop_pct + crash_keep_pct + crash_torn_pct is {sum}, not 100"),
+    );
+    problems.range_us(scenario.network.latency_us, root().key("network").key("latency_us"));
+}
+
+fn validate_phases(scenario: &Scenario, problems: &mut Problems) {
+    let phases = &scenario.phases;
+    let field = |name: &str| root().key("phases").key(name);
+    problems.check(phases.faulty_s >= 1, || field("faulty_s"), || "must be at least 1".into());
+    problems.check(phases.quiet_s >= 1, || field("quiet_s"), || "must be at least 1".into());
+}
+
+fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
+    let faulty_s = scenario.phases.faulty_s as f64;
+    for (i, step) in scenario.faults.iter().enumerate() {
+        let field = |name: &str| root().key("faults").index(i).key(name);
+        problems.check(
+            step.at_s.is_finite() && step.at_s >= 0.0 && step.at_s <= faulty_s,
+            || field("at_s"),
+            || format!("{} is outside the faulty phase (0..={faulty_s} s)", step.at_s),
+        );
+        if let Some(message) = target_problem(scenario, &step.target) {
+            problems.push(field("target"), message);
+        }
+        let kind = kebab(step.kind);
+        let needs = FaultNeeds::of(step.kind);
+        match (needs.duration, step.duration_s) {
+            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `duration_s`")),
+            (true, Some(d)) if !(d.is_finite() && d > 0.0) => {
+                problems.push(field("duration_s"), format!("{d} must be greater than 0"))
+            }
+            (false, Some(_)) => {
+                problems.push(field("duration_s"), format!("has no meaning for `{kind}`"))
+            }
+            _ => {}
+        }
+        match (needs.factor, step.factor) {
+            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `factor`")),
+            (true, Some(f)) if !(2..=FAULT_FACTOR_MAX).contains(&f) => {
+                problems.push(field("factor"), format!("{f} is outside 2..={FAULT_FACTOR_MAX}"))
+            }
+            (false, Some(_)) => {
+                problems.push(field("factor"), format!("has no meaning for `{kind}`"))
+            }
+            _ => {}
+        }
+        match (needs.rate, step.rate) {
+            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `rate`")),
+            (true, Some(r)) if !(r > 0.0 && r <= 1.0) => {
+                problems.push(field("rate"), format!("{r} is outside (0, 1]"))
+            }
+            (false, Some(_)) => {
+                problems.push(field("rate"), format!("has no meaning for `{kind}`"))
+            }
+            _ => {}
+        }
+        match (needs.count, step.count) {
+            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `count`")),
+            (true, Some(n)) if !(1..=FAULT_BIT_FLIPS_MAX).contains(&n) => {
+                problems.push(field("count"), format!("{n} is outside 1..={FAULT_BIT_FLIPS_MAX}"))
+            }
+            (false, Some(_)) => {
+                problems.push(field("count"), format!("has no meaning for `{kind}`"))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Which parameters a fault kind takes (see FaultKind's docs).
+struct FaultNeeds {
+    duration: bool,
+    factor: bool,
+    rate: bool,
+    count: bool,
+}
+
+impl FaultNeeds {
+    fn of(kind: FaultKind) -> FaultNeeds {
+        let none = FaultNeeds { duration: false, factor: false, rate: false, count: false };
+        match kind {
+            FaultKind::Crash | FaultKind::Pause | FaultKind::Isolate | FaultKind::DiskFull => {
+                FaultNeeds { duration: true, ..none }
+            }
+            FaultKind::ResetConnections => none,
+            FaultKind::SlowDisk | FaultKind::LatencySpike => {
+                FaultNeeds { duration: true, factor: true, ..none }
+            }
+            FaultKind::IoErrors => FaultNeeds { duration: true, rate: true, ..none },
+            FaultKind::BitFlips => FaultNeeds { count: true, ..none },
+        }
+    }
+}
+
+fn validate_nemesis(scenario: &Scenario, problems: &mut Problems) {
+    let Some(nemesis) = &scenario.nemesis else { return };
+    let field = |name: &str| root().key("nemesis").key(name);
+    for (name, range) in [("interval_s", nemesis.interval_s), ("duration_s", nemesis.duration_s)] {
+        problems.check(
+            range.iter().all(|s| s.is_finite() && *s > 0.0) && range[0] <= range[1],
+            || field(name),
+            || format!("range [{}, {}] needs 0 < lo <= hi", range[0], range[1]),
+        );
+    }
+    problems.check(
+        !nemesis.kinds.is_empty(),
+        || field("kinds"),
+        || "at least one fault kind is needed".into(),
+    );
+    problems.check(
+        !nemesis.targets.is_empty(),
+        || field("targets"),
+        || "at least one target is needed".into(),
+    );
+    for (i, target) in nemesis.targets.iter().enumerate() {
+        if let Some(message) = target_problem(scenario, target) {
+            problems.push(field("targets").index(i), message);
+        }
+    }
+}
+
+fn validate_expectation(expect: &Expectation, problems: &mut Problems) {
+    let field = |name: &str| root().key("expect").key(name);
+    problems.check(
+        expect.verdict != ExpectedVerdict::Find || !expect.must_find.is_empty(),
+        || field("must_find"),
+        || "verdict = \"find\" needs at least one anomaly in must_find".into(),
+    );
+    problems.positive(expect.seed_budget, field("seed_budget"), "seeds");
+    for (list_name, list) in [("must_find", &expect.must_find), ("may_show", &expect.may_show)] {
+        for (i, name) in list.iter().enumerate() {
+            problems.check(
+                KNOWN_ANOMALIES.contains(&name.as_str()),
+                || field(list_name).index(i),
+                || format!("`{name}` is not a known anomaly ({})", KNOWN_ANOMALIES.join(", ")),
+            );
+        }
+    }
+}
+
+/// The kebab-case name of a fault kind, as written in scenario files.
+pub fn kebab(kind: FaultKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .expect("FaultKind serializes to a kebab-case string")
+}

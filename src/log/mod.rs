@@ -38,6 +38,10 @@ use bytes::Bytes;
 use thiserror::Error;
 
 /// One disk operation, carried out by the driver in the order the log queued it.
+///
+/// Durability contract the log relies on: a `Write` or `Truncate` is durable once a later
+/// `Sync` of the same path completes (until then a crash may drop it, keep it, or tear a
+/// write at a 512-byte sector boundary); a `Delete` is durable once carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiskOp {
     /// Write `data` at byte `offset` of `path`, creating the file if needed (unsynced).
@@ -46,7 +50,7 @@ pub enum DiskOp {
     Sync { path: String },
     /// Cut `path` to `len` bytes.
     Truncate { path: String, len: u64 },
-    /// Remove `path`.
+    /// Remove `path` (durable once carried out).
     Delete { path: String },
 }
 

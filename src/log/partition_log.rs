@@ -476,3 +476,174 @@ impl PartitionLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::tests_model::{batch_of, records_in, DiskModel, DIR};
+    use crate::log::CleanupPolicy;
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 64 * 1024,
+            index_interval_bytes: 512,
+            retention_ms: None,
+            cleanup: CleanupPolicy::Delete,
+            ..LogConfig::default()
+        }
+    }
+
+    fn append_values(log: &mut PartitionLog, batches: u32, records: u32) {
+        for i in 0..batches {
+            let values: Vec<Vec<u8>> =
+                (0..records).map(|j| format!("{i}-{j}").into_bytes()).collect();
+            log.append_as_leader(batch_of(&values, 0, None), Epoch(1), Millis(0)).expect("append");
+        }
+    }
+
+    #[test]
+    fn read_from_the_middle_of_a_large_segment_finds_the_right_batch() {
+        let mut log = PartitionLog::create(DIR, config(), Millis(0));
+        append_values(&mut log, 200, 4);
+        assert_eq!(log.segment_base_offsets().len(), 1);
+        assert!(log.active().index().len() > 10);
+        for from in [0u64, 1, 401, 402, 403, 404, 777, 799] {
+            let data = log.read(Offset(from), 1, Offset(800)).expect("read");
+            let records = records_in(&data.records);
+            assert_eq!(data.batch_count, 1, "KIP-74: one batch even over max_bytes");
+            assert_eq!(records[0].0, from - from % 4, "batch holding {from}");
+            assert_eq!(
+                records[(from % 4) as usize].1,
+                format!("{}-{}", from / 4, from % 4).into_bytes()
+            );
+        }
+        let bounded = log.read(Offset(0), usize::MAX, Offset(10)).unwrap();
+        assert_eq!(
+            records_in(&bounded.records).last().map(|r| r.0),
+            Some(7),
+            "whole batches below the bound"
+        );
+        assert!(log.read(Offset(800), 100, Offset(800)).unwrap().records.is_empty());
+        assert!(matches!(
+            log.read(Offset(801), 100, Offset(900)),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn flush_syncs_segments_before_writing_the_checkpoint() {
+        let mut log = PartitionLog::create(
+            DIR,
+            LogConfig { flush: FlushPolicy::EveryBatch, ..config() },
+            Millis(0),
+        );
+        append_values(&mut log, 1, 2);
+        assert!(log.needs_flush(Millis(0)));
+        log.take_disk_ops();
+        let offset = log.flush(Millis(0));
+        assert_eq!(offset, Offset(2));
+        assert_eq!(log.flushed_offset(), Offset(0), "not durable until the driver says so");
+        let ops = log.take_disk_ops();
+        let checkpoint_write = ops.iter().position(
+            |op| matches!(op, DiskOp::Write { path, .. } if path.ends_with(CHECKPOINT_FILE)),
+        );
+        let last_segment_sync = ops
+            .iter()
+            .rposition(|op| matches!(op, DiskOp::Sync { path } if path.ends_with(".log")));
+        assert!(last_segment_sync.expect("sync") < checkpoint_write.expect("checkpoint"));
+        log.mark_flushed(offset);
+        assert_eq!(log.flushed_offset(), Offset(2));
+        assert!(!log.needs_flush(Millis(0)));
+    }
+
+    #[test]
+    fn mark_flushed_after_truncation_vouches_only_for_what_is_left() {
+        let mut log = PartitionLog::create(DIR, config(), Millis(0));
+        append_values(&mut log, 5, 2);
+        let offset = log.flush(Millis(0));
+        log.truncate_to(Offset(4));
+        append_values(&mut log, 5, 2);
+        log.mark_flushed(offset);
+        assert_eq!(log.flushed_offset(), Offset(4));
+    }
+
+    #[test]
+    fn producer_dedup_survives_recovery() {
+        let mut log = PartitionLog::create(DIR, config(), Millis(0));
+        let mut disk = DiskModel::default();
+        for seq in 0..3 {
+            let batch = batch_of(&[b"a".to_vec(), b"b".to_vec()], 0, Some((42, 1, seq * 2)));
+            log.append_as_leader(batch, Epoch(1), Millis(0)).expect("in order");
+        }
+        let retry = || batch_of(&[b"a".to_vec(), b"b".to_vec()], 0, Some((42, 1, 2)));
+        let duplicate = Err(LogError::DuplicateSequence {
+            producer_id: crate::types::ProducerId(42),
+            first_sequence: 2,
+            original: Offset(2),
+        });
+        assert_eq!(log.append_as_leader(retry(), Epoch(1), Millis(0)), duplicate);
+        let gap = batch_of(&[b"c".to_vec()], 0, Some((42, 1, 9)));
+        assert!(matches!(
+            log.append_as_leader(gap, Epoch(1), Millis(0)),
+            Err(LogError::OutOfOrderSequence { expected: 6, got: 9, .. })
+        ));
+        let stale = batch_of(&[b"c".to_vec()], 0, Some((42, 0, 6)));
+        assert!(matches!(
+            log.append_as_leader(stale, Epoch(1), Millis(0)),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ));
+        disk.apply(log.take_disk_ops());
+        disk.sync_all();
+        let (mut recovered, _) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(1));
+        assert_eq!(recovered.append_as_leader(retry(), Epoch(1), Millis(1)), duplicate);
+        assert_eq!(recovered.producer_state(), log.producer_state());
+        assert_eq!(recovered.leader_epoch_cache(), log.leader_epoch_cache());
+    }
+
+    #[test]
+    fn epochs_follower_appends_and_truncation() {
+        let mut log = PartitionLog::create(DIR, config(), Millis(0));
+        append_values(&mut log, 2, 2);
+        let batch = batch_of(&[b"x".to_vec()], 0, None);
+        log.append_as_leader(batch.clone(), Epoch(3), Millis(0)).unwrap();
+        assert!(matches!(
+            log.append_as_leader(batch.clone(), Epoch(2), Millis(0)),
+            Err(LogError::StaleLeaderEpoch { .. })
+        ));
+        assert_eq!(log.end_offset_for_epoch(Epoch(2)), Some((Epoch(1), Offset(4))));
+        let misplaced = batch.clone().with_position(Offset(9), Epoch(3));
+        assert!(matches!(
+            log.append_as_follower(misplaced, Millis(0)),
+            Err(LogError::NonMonotonicAppend { .. })
+        ));
+        log.append_as_follower(batch.with_position(Offset(5), Epoch(4)), Millis(0)).unwrap();
+        let info = log.truncate_to(Offset(5));
+        assert_eq!(info.new_log_end_offset, Offset(5));
+        assert_eq!(log.leader_epoch_cache().latest_epoch(), Some(Epoch(3)));
+        let info = log.truncate_to(Offset(3));
+        assert_eq!(info.new_log_end_offset, Offset(2), "batches stay whole");
+        assert_eq!(log.leader_epoch_cache().latest_epoch(), Some(Epoch(1)));
+    }
+
+    #[test]
+    fn segments_roll_by_size_and_age() {
+        let mut log = PartitionLog::create(
+            DIR,
+            LogConfig { segment_bytes: 1024, segment_ms: 100, ..config() },
+            Millis(0),
+        );
+        append_values(&mut log, 20, 4);
+        let by_size = log.segment_base_offsets().len();
+        assert!(by_size > 2);
+        assert!(log.segments.values().all(|s| s.size_bytes() <= 1024));
+        log.tick(Millis(50));
+        assert_eq!(log.segment_base_offsets().len(), by_size);
+        log.tick(Millis(100));
+        assert_eq!(log.segment_base_offsets().len(), by_size + 1, "rolled by age");
+        let big = batch_of(&[vec![0u8; 2000]], 0, None);
+        assert!(matches!(
+            log.append_as_leader(big, Epoch(1), Millis(100)),
+            Err(LogError::RecordTooLarge { .. })
+        ));
+    }
+}

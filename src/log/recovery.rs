@@ -390,3 +390,180 @@ fn rebuild_indexes(
     }
     ops
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::tests_model::{batch_of, read_all, DiskModel, DIR};
+    use crate::log::{FlushPolicy, PartitionLog};
+    use crate::types::Epoch;
+    use proptest::prelude::*;
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 4096,
+            index_interval_bytes: 200,
+            flush: FlushPolicy::Never,
+            retention_ms: None,
+            ..LogConfig::default()
+        }
+    }
+
+    /// A log of `batches` batches of three records ("b{i}-{j}"), flushed and synced.
+    fn flushed_log(batches: u32) -> (PartitionLog, DiskModel) {
+        let mut log = PartitionLog::create(DIR, config(), Millis(0));
+        let mut disk = DiskModel::default();
+        for i in 0..batches {
+            let values: Vec<Vec<u8>> = (0..3).map(|j| format!("b{i}-{j}").into_bytes()).collect();
+            log.append_as_leader(batch_of(&values, 0, None), Epoch(1), Millis(1)).expect("append");
+        }
+        let offset = log.flush(Millis(1));
+        disk.apply(log.take_disk_ops());
+        log.mark_flushed(offset);
+        (log, disk)
+    }
+
+    fn segment_path() -> String {
+        segment_file(DIR, Offset(0), LOG_SUFFIX)
+    }
+
+    #[test]
+    fn bit_flip_below_recovery_point_leaves_a_gap_and_never_reuses_offsets() {
+        let (log, mut disk) = flushed_log(10);
+        let before = read_all(&log);
+        let segment = disk.durable.get_mut(&segment_path()).expect("segment");
+        let batch_bytes = segment.len() / 10;
+        segment[4 * batch_bytes + 70] ^= 0x04; // inside batch 4's records: CRC mismatch
+        let (mut log, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(2));
+        assert_eq!(report.recovery_point, Offset(30));
+        assert_eq!(report.cuts.len(), 1, "{report:?}");
+        assert_eq!(report.cuts[0].offset, Offset(12));
+        assert_eq!(report.cuts[0].position, 4 * batch_bytes as u64);
+        assert_eq!(report.skipped_offsets, Some((Offset(12), Offset(30))));
+        assert_eq!(log.log_end_offset(), Offset(30), "continues at the recovery point");
+        assert_eq!(read_all(&log), before[..12].to_vec());
+        disk.apply(log.take_disk_ops());
+        let info = log
+            .append_as_leader(batch_of(&[b"new".to_vec()], 0, None), Epoch(2), Millis(3))
+            .expect("append after the gap");
+        assert_eq!(info.first_offset, Offset(30));
+        let from_gap = log.read(Offset(15), usize::MAX, Offset(31)).expect("gap is in range");
+        assert_eq!(crate::log::tests_model::records_in(&from_gap.records)[0].0, 30);
+        // The gap itself survives the next restart: it is below the recovery point.
+        let offset = log.flush(Millis(4));
+        disk.apply(log.take_disk_ops());
+        log.mark_flushed(offset);
+        let (again, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(5));
+        assert!(report.cuts.is_empty(), "{report:?}");
+        assert_eq!(read_all(&again), read_all(&log));
+    }
+
+    #[test]
+    fn torn_tail_above_recovery_point_is_cut_and_reused() {
+        let (mut log, mut disk) = flushed_log(3);
+        log.append_as_leader(batch_of(&[b"tail".to_vec()], 0, None), Epoch(1), Millis(2)).unwrap();
+        disk.apply(log.take_disk_ops());
+        disk.sync_all();
+        let segment = disk.durable.get_mut(&segment_path()).expect("segment");
+        segment.truncate(segment.len() - 7);
+        let (log, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(3));
+        assert_eq!(report.cuts.len(), 1);
+        assert_eq!(report.skipped_offsets, None);
+        assert_eq!(log.log_end_offset(), Offset(9), "offset 9 may be reused");
+    }
+
+    #[test]
+    fn corrupt_checkpoint_means_recovery_point_zero() {
+        let (_, mut disk) = flushed_log(2);
+        let checkpoint = disk.durable.get_mut(&format!("{DIR}/{CHECKPOINT_FILE}")).unwrap();
+        for byte in checkpoint.iter_mut() {
+            *byte ^= 0xff;
+        }
+        let (log, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(3));
+        assert_eq!(report.checkpoint, CheckpointStatus::Corrupt);
+        assert_eq!(report.recovery_point, Offset::ZERO);
+        assert_eq!(log.log_end_offset(), Offset(6), "the data itself is intact");
+    }
+
+    #[test]
+    fn missing_or_corrupt_index_is_rebuilt() {
+        let (log, disk) = flushed_log(40);
+        let index_path = segment_file(DIR, Offset(0), INDEX_SUFFIX);
+        let good_index = disk.durable[&index_path].clone();
+        assert!(good_index.len() > 16, "the test needs a few index entries");
+        let mut variants = vec![disk.clone(), disk.clone()];
+        variants[0].durable.remove(&index_path);
+        variants[1].durable.insert(index_path.clone(), vec![0xab; 24]);
+        for mut damaged in variants {
+            let (mut recovered, report) =
+                PartitionLog::recover(DIR, config(), &damaged.files(), Millis(2));
+            assert_eq!(report.rebuilt_indexes, vec![index_path.clone()]);
+            damaged.apply(recovered.take_disk_ops());
+            damaged.sync_all();
+            assert_eq!(damaged.durable[&index_path], good_index);
+            for offset in [0u64, 47, 61, 119] {
+                let a = recovered.read(Offset(offset), 1, Offset(120)).unwrap();
+                let b = log.read(Offset(offset), 1, Offset(120)).unwrap();
+                assert_eq!(a, b, "read at {offset}");
+            }
+        }
+        let (_, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(2));
+        assert!(report.rebuilt_indexes.is_empty(), "a good index is kept");
+    }
+
+    #[test]
+    fn overlapping_or_gapped_segments_above_recovery_point_are_cut() {
+        let (_, mut disk) = flushed_log(3);
+        let stray = batch_of(&[b"stray".to_vec()], 0, None).with_position(Offset(20), Epoch(1));
+        disk.durable.insert(segment_file(DIR, Offset(20), LOG_SUFFIX), stray.as_bytes().to_vec());
+        let (log, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(2));
+        assert_eq!(log.log_end_offset(), Offset(9));
+        assert_eq!(report.cuts[0].reason, "gap before segment above the recovery point");
+    }
+
+    proptest! {
+        #[test]
+        fn random_files_never_panic(
+            files in proptest::collection::vec(
+                (0usize..7, proptest::collection::vec(any::<u8>(), 0..700)), 0..5),
+        ) {
+            let names = ["00000000000000000000.log", "00000000000000000000.index",
+                "00000000000000000009.log", CHECKPOINT_FILE, "00000000000000000000.cleaned",
+                "00000000000000000000.swap", "x.log"];
+            let files: BTreeMap<String, Bytes> = files
+                .into_iter()
+                .map(|(name, bytes)| (format!("{DIR}/{}", names[name]), Bytes::from(bytes)))
+                .collect();
+            let (log, report) = PartitionLog::recover(DIR, config(), &files, Millis(0));
+            prop_assert!(log.log_end_offset() >= report.recovery_point);
+            let _ = read_all(&log);
+        }
+
+        #[test]
+        fn mutated_real_segments_recover_to_true_records(
+            mutations in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<prop::sample::Index>(),
+            file in 0usize..3,
+        ) {
+            let (log, mut disk) = flushed_log(12);
+            let truth: BTreeMap<u64, Vec<u8>> = read_all(&log).into_iter().collect();
+            let paths: Vec<String> = disk.durable.keys().cloned().collect();
+            let bytes = disk.durable.get_mut(&paths[file % paths.len()]).expect("file");
+            for (at, value) in mutations {
+                if !bytes.is_empty() {
+                    let at = at.index(bytes.len());
+                    bytes[at] = value;
+                }
+            }
+            if file % paths.len() == 1 {
+                let len = cut.index(bytes.len() + 1);
+                bytes.truncate(len);
+            }
+            let (log, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(0));
+            prop_assert!(log.log_end_offset() >= report.recovery_point);
+            for (offset, value) in read_all(&log) {
+                prop_assert_eq!(truth.get(&offset), Some(&value), "offset {} changed", offset);
+            }
+        }
+    }
+}

@@ -29,7 +29,9 @@ impl DiskModel {
             match op {
                 DiskOp::Sync { path } => {
                     let (mine, rest): (Vec<DiskOp>, Vec<DiskOp>) =
-                        std::mem::take(&mut self.pending).into_iter().partition(|o| o.path() == path);
+                        std::mem::take(&mut self.pending)
+                            .into_iter()
+                            .partition(|o| o.path() == path);
                     self.pending = rest;
                     for op in mine {
                         apply_op(&mut self.durable, &op);
@@ -104,7 +106,11 @@ fn apply_op(files: &mut BTreeMap<String, Vec<u8>>, op: &DiskOp) {
 }
 
 /// A batch of `values`, with producer fields if `producer` is (id, epoch, first seq).
-pub(super) fn batch_of(values: &[Vec<u8>], timestamp_ms: i64, producer: Option<(i64, i16, i32)>) -> RecordBatch {
+pub(super) fn batch_of(
+    values: &[Vec<u8>],
+    timestamp_ms: i64,
+    producer: Option<(i64, i16, i32)>,
+) -> RecordBatch {
     let mut builder = match producer {
         Some((id, epoch, seq)) => BatchBuilder::idempotent(id, epoch, seq),
         None => BatchBuilder::new(),
@@ -117,7 +123,8 @@ pub(super) fn batch_of(values: &[Vec<u8>], timestamp_ms: i64, producer: Option<(
 
 /// Every (offset, value) the log returns from its start to its end.
 pub(super) fn read_all(log: &PartitionLog) -> Vec<(u64, Vec<u8>)> {
-    let data = log.read(log.log_start_offset(), usize::MAX, log.log_end_offset()).expect("read all");
+    let data =
+        log.read(log.log_start_offset(), usize::MAX, log.log_end_offset()).expect("read all");
     records_in(&data.records)
 }
 
@@ -133,14 +140,27 @@ pub(super) fn records_in(bytes: &Bytes) -> Vec<(u64, Vec<u8>)> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append { records: usize, value_bytes: usize },
+    Append {
+        records: usize,
+        value_bytes: usize,
+    },
     Flush,
     /// Flush whose completion the driver never reports (the syncs still happen).
     FlushUnacked,
-    Crash { seed: u64 },
-    TruncateTo { back: u64 },
-    Read { from_fraction: u8, max_bytes: usize, hw_fraction: u8 },
-    Tick { advance_ms: u64 },
+    Crash {
+        seed: u64,
+    },
+    TruncateTo {
+        back: u64,
+    },
+    Read {
+        from_fraction: u8,
+        max_bytes: usize,
+        hw_fraction: u8,
+    },
+    Tick {
+        advance_ms: u64,
+    },
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -157,7 +177,11 @@ fn arb_op() -> impl Strategy<Value = Op> {
 }
 
 fn arb_flush() -> impl Strategy<Value = FlushPolicy> {
-    prop_oneof![Just(FlushPolicy::Never), Just(FlushPolicy::EveryBatch), Just(FlushPolicy::IntervalMs(5_000))]
+    prop_oneof![
+        Just(FlushPolicy::Never),
+        Just(FlushPolicy::EveryBatch),
+        Just(FlushPolicy::IntervalMs(5_000))
+    ]
 }
 
 fn model_config(flush: FlushPolicy) -> LogConfig {
@@ -223,8 +247,14 @@ impl Harness {
         let (log, report) = PartitionLog::recover(DIR, config, &files, self.now);
         self.log = log;
         self.sync_ops();
-        prop_assert!(report.recovery_point >= flushed, "checkpoint {report:?} below flushed {flushed}");
-        prop_assert!(self.log.log_end_offset() >= flushed, "leo below the flushed offset {flushed}");
+        prop_assert!(
+            report.recovery_point >= flushed,
+            "checkpoint {report:?} below flushed {flushed}"
+        );
+        prop_assert!(
+            self.log.log_end_offset() >= flushed,
+            "leo below the flushed offset {flushed}"
+        );
         prop_assert!(report.skipped_offsets.is_none(), "no bit flips, yet a gap: {report:?}");
         let recovered = read_all(&self.log);
         for (offset, value) in &recovered {
@@ -240,7 +270,8 @@ impl Harness {
 
     fn check(&self) -> Result<(), TestCaseError> {
         let all = read_all(&self.log);
-        let expected: Vec<(u64, Vec<u8>)> = self.model.iter().map(|(o, v)| (*o, v.clone())).collect();
+        let expected: Vec<(u64, Vec<u8>)> =
+            self.model.iter().map(|(o, v)| (*o, v.clone())).collect();
         prop_assert_eq!(&all, &expected);
         let start = self.log.log_start_offset().0;
         let dense: Vec<u64> = (start..self.log.log_end_offset().0).collect();
@@ -250,13 +281,19 @@ impl Harness {
         Ok(())
     }
 
-    fn read(&self, from_fraction: u8, max_bytes: usize, hw_fraction: u8) -> Result<(), TestCaseError> {
+    fn read(
+        &self,
+        from_fraction: u8,
+        max_bytes: usize,
+        hw_fraction: u8,
+    ) -> Result<(), TestCaseError> {
         let (start, end) = (self.log.log_start_offset().0, self.log.log_end_offset().0);
         let from = start + (end - start) * u64::from(from_fraction) / 255;
         let hw = from + (end - from) * u64::from(hw_fraction) / 255;
         let data = self.log.read(Offset(from), max_bytes, Offset(hw)).expect("in range");
         let got = records_in(&data.records);
-        let expected: Vec<(u64, Vec<u8>)> = self.model.range(..hw).map(|(o, v)| (*o, v.clone())).collect();
+        let expected: Vec<(u64, Vec<u8>)> =
+            self.model.range(..hw).map(|(o, v)| (*o, v.clone())).collect();
         // Whole batches: the first may start before `from`; none reaches the HW.
         let skip = expected.iter().position(|(o, _)| Some(*o) == got.first().map(|g| g.0));
         if let Some(skip) = skip {
@@ -314,9 +351,10 @@ proptest! {
 fn tear_cuts_at_sector_boundaries() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for _ in 0..100 {
-        let op = DiskOp::Write { path: "f".into(), offset: 100, data: Bytes::from(vec![1u8; 2000]) };
+        let op =
+            DiskOp::Write { path: "f".into(), offset: 100, data: Bytes::from(vec![1u8; 2000]) };
         let DiskOp::Write { offset, data, .. } = tear(op, &mut rng) else { unreachable!() };
         let end = offset + data.len() as u64;
-        assert!(end % SECTOR_BYTES == 0 && end < 2100, "torn at {end}");
+        assert!(end.is_multiple_of(SECTOR_BYTES) && end < 2100, "torn at {end}");
     }
 }

@@ -194,10 +194,26 @@ pub fn build_id() -> String {
 /// meets the checker (`sim::history::parse_jsonl` + `sim::check::check`); until that is
 /// linked in, it checks the history's shape and reports that no checker is linked.
 pub fn run_checker(text: &str, scenario: Option<&Scenario>) -> Result<serde_json::Value, String> {
-    let _ = scenario;
-    history_shape(text)?;
-    Err("the history is well-formed, but no checker is linked into this build (sim::check)"
-        .to_string())
+    let history = crate::history::parse_jsonl(text).map_err(|error| error.to_string())?;
+    let options = crate::check::CheckOptions::default();
+    let report = crate::check::check(&history, &options);
+    let mut value = serde_json::to_value(&report).map_err(|error| error.to_string())?;
+    if let Some(scenario) = scenario {
+        // With the scenario at hand, say which anomalies its configuration allows.
+        let facts = crate::runner::config_facts(scenario);
+        let mut allowed = serde_json::Map::new();
+        for (kind, entries) in &report.anomalies {
+            let reasons: Vec<Option<&str>> =
+                entries.iter().map(|a| crate::check::promises::allowed(*kind, a, &facts)).collect();
+            if let Some(Some(reason)) = reasons.first() {
+                if reasons.iter().all(Option::is_some) {
+                    allowed.insert(kind.name().to_string(), serde_json::Value::from(*reason));
+                }
+            }
+        }
+        value["allowed_under_config"] = serde_json::Value::Object(allowed);
+    }
+    Ok(value)
 }
 
 /// `kafkasim check` on a history's text: prints the anomalies to `out` and returns the exit

@@ -198,7 +198,7 @@ impl Broker {
                 continue;
             }
             partition.log.tick(now);
-            if partition.log.needs_flush() {
+            if partition.log.needs_flush(now) {
                 self.flush(&tp, now);
             }
             self.drain_disk_ops(&tp);
@@ -255,7 +255,7 @@ impl Broker {
         };
         let base_offset = info.first_offset;
         let end = info.last_offset.next();
-        if partition.log.needs_flush() {
+        if partition.log.needs_flush(now) {
             self.flush(tp, now);
             self.drain_disk_ops(tp);
             return Ok(Appended::AfterFlush { base_offset, durable_at: end });
@@ -435,3 +435,6 @@ fn log_error_code(error: &LogError) -> ErrorCode {
 pub fn partition_dir(tp: &TopicPartition) -> String {
     format!("data/{}-{}", tp.topic, tp.partition)
 }
+
+#[cfg(test)]
+mod tests;

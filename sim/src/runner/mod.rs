@@ -3,6 +3,8 @@
 
 pub mod config;
 mod judge;
+
+pub use judge::config_facts;
 pub mod outcome;
 
 pub use outcome::*;

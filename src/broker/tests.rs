@@ -1,0 +1,223 @@
+//! Broker claims, one test each: acks, HW gating under flush-every-batch, idempotent
+//! dedup, offline on disk errors, fetch parking, metadata.
+
+use super::*;
+use crate::log::FlushPolicy;
+use crate::record::BatchBuilder;
+
+fn broker(flush: FlushPolicy) -> Broker {
+    let log = LogConfig { flush, ..LogConfig::default() };
+    let config = BrokerConfig {
+        node_id: NodeId(0),
+        topics: vec![TopicSpec { name: "t".into(), partitions: 2, log }],
+        fetch_max_wait_ms: 500,
+    };
+    Broker::new(config, 1, BTreeMap::new(), Millis(0))
+}
+
+fn batch(values: &[&str], producer: Option<(i64, i32)>) -> Bytes {
+    let mut builder = match producer {
+        Some((id, seq)) => BatchBuilder::idempotent(id, 0, seq),
+        None => BatchBuilder::new(),
+    };
+    for value in values {
+        builder.push(0, None, Some(value.as_bytes()), &[]);
+    }
+    builder.build().into_bytes()
+}
+
+fn produce(b: &mut Broker, correlation_id: u32, acks: Acks, records: Bytes) {
+    let frame = RequestFrame {
+        correlation_id,
+        client_id: NodeId(9),
+        body: Request::Produce(ProduceRequest {
+            acks,
+            timeout_ms: 1000,
+            partitions: vec![ProducePartition { tp: TopicPartition::new("t", 0), records }],
+        }),
+    };
+    b.on_request(Millis(1), ConnId(1), frame);
+}
+
+fn responses(outputs: &[BrokerOutput]) -> Vec<&ResponseFrame> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            BrokerOutput::Respond { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .collect()
+}
+
+fn disk_tokens(outputs: &[BrokerOutput]) -> Vec<u64> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            BrokerOutput::Disk { token, .. } => Some(*token),
+            _ => None,
+        })
+        .collect()
+}
+
+fn produce_offset(frame: &ResponseFrame) -> (ErrorCode, Option<Offset>) {
+    match &frame.body {
+        Response::Produce(r) => (r.partitions[0].error, r.partitions[0].base_offset),
+        other => panic!("not a produce response: {other:?}"),
+    }
+}
+
+#[test]
+fn acks_one_without_flush_answers_at_once_and_moves_the_hw() {
+    let mut b = broker(FlushPolicy::Never);
+    b.take_outputs();
+    produce(&mut b, 7, Acks::One, batch(&["a", "b"], None));
+    let out = b.take_outputs();
+    let frames = responses(&out);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(produce_offset(frames[0]), (ErrorCode::None, Some(Offset(0))));
+    assert_eq!(b.high_watermark(&TopicPartition::new("t", 0)), Some(Offset(2)));
+}
+
+#[test]
+fn flush_every_batch_holds_ack_and_hw_until_the_sync_completes() {
+    let mut b = broker(FlushPolicy::EveryBatch);
+    b.take_outputs();
+    produce(&mut b, 7, Acks::One, batch(&["a"], None));
+    let out = b.take_outputs();
+    assert!(responses(&out).is_empty(), "acked before the fsync");
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(b.high_watermark(&tp), Some(Offset(0)), "hw moved before the fsync");
+    for token in disk_tokens(&out) {
+        b.on_disk_done(Millis(2), token, Ok(()));
+    }
+    let out = b.take_outputs();
+    assert_eq!(produce_offset(responses(&out)[0]), (ErrorCode::None, Some(Offset(0))));
+    assert_eq!(b.high_watermark(&tp), Some(Offset(1)));
+}
+
+#[test]
+fn acks_zero_gets_no_response() {
+    let mut b = broker(FlushPolicy::Never);
+    b.take_outputs();
+    produce(&mut b, 7, Acks::Zero, batch(&["a"], None));
+    assert!(responses(&b.take_outputs()).is_empty());
+}
+
+#[test]
+fn a_retried_idempotent_batch_is_acked_with_its_original_offset() {
+    let mut b = broker(FlushPolicy::Never);
+    b.take_outputs();
+    produce(&mut b, 1, Acks::All, batch(&["x"], None));
+    produce(&mut b, 2, Acks::All, batch(&["a", "b"], Some((5, 0))));
+    produce(&mut b, 3, Acks::All, batch(&["a", "b"], Some((5, 0))));
+    let out = b.take_outputs();
+    let offsets: Vec<_> = responses(&out).iter().map(|f| produce_offset(f)).collect();
+    assert_eq!(offsets[1], (ErrorCode::None, Some(Offset(1))));
+    assert_eq!(offsets[2], (ErrorCode::None, Some(Offset(1))), "duplicate appended again");
+    assert_eq!(b.log_end_offset(&TopicPartition::new("t", 0)), Some(Offset(3)));
+}
+
+#[test]
+fn a_sequence_gap_is_refused() {
+    let mut b = broker(FlushPolicy::Never);
+    b.take_outputs();
+    produce(&mut b, 1, Acks::All, batch(&["a"], Some((5, 0))));
+    produce(&mut b, 2, Acks::All, batch(&["c"], Some((5, 2))));
+    let out = b.take_outputs();
+    let second = produce_offset(responses(&out)[1]);
+    assert_eq!(second.0, ErrorCode::OutOfOrderSequenceNumber);
+}
+
+#[test]
+fn a_disk_error_takes_the_partition_offline_and_the_waiting_produce_is_indeterminate() {
+    let mut b = broker(FlushPolicy::EveryBatch);
+    b.take_outputs();
+    produce(&mut b, 7, Acks::One, batch(&["a"], None));
+    let out = b.take_outputs();
+    let token = disk_tokens(&out)[0];
+    b.on_disk_done(Millis(2), token, Err("EIO".into()));
+    let out = b.take_outputs();
+    let (error, offset) = produce_offset(responses(&out)[0]);
+    assert_eq!(error, ErrorCode::KafkaStorageError);
+    assert_eq!(error.produce_outcome(), Outcome::Indeterminate);
+    assert_eq!(offset, None);
+    let tp = TopicPartition::new("t", 0);
+    assert!(b.is_offline(&tp));
+    produce(&mut b, 8, Acks::One, batch(&["b"], None));
+    let out = b.take_outputs();
+    assert_eq!(produce_offset(responses(&out)[0]).0, ErrorCode::KafkaStorageError);
+}
+
+#[test]
+fn an_empty_fetch_parks_until_data_arrives_or_it_expires() {
+    let mut b = broker(FlushPolicy::Never);
+    b.take_outputs();
+    let fetch = |offset| RequestFrame {
+        correlation_id: 40,
+        client_id: NodeId(9),
+        body: Request::Fetch(FetchRequest {
+            replica_id: None,
+            max_wait_ms: 300,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                tp: TopicPartition::new("t", 0),
+                fetch_offset: Offset(offset),
+                partition_max_bytes: 1 << 20,
+                current_leader_epoch: None,
+            }],
+        }),
+    };
+    b.on_request(Millis(0), ConnId(2), fetch(0));
+    assert!(responses(&b.take_outputs()).is_empty(), "an empty fetch answered at once");
+    assert_eq!(b.next_wakeup(), Some(Millis(300)));
+    produce(&mut b, 7, Acks::One, batch(&["a"], None));
+    let out = b.take_outputs();
+    let fetched = responses(&out).into_iter().find(|f| f.correlation_id == 40).expect("woken");
+    match &fetched.body {
+        Response::Fetch(r) => {
+            assert_eq!(r.partitions[0].high_watermark, Offset(1));
+            assert!(!r.partitions[0].records.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    b.on_request(Millis(10), ConnId(2), fetch(1));
+    b.tick(Millis(311));
+    assert_eq!(responses(&b.take_outputs()).len(), 1, "a parked fetch never expired");
+}
+
+#[test]
+fn fetch_beyond_the_log_end_is_out_of_range() {
+    let mut b = broker(FlushPolicy::Never);
+    b.take_outputs();
+    let frame = RequestFrame {
+        correlation_id: 1,
+        client_id: NodeId(9),
+        body: Request::Fetch(FetchRequest {
+            replica_id: None,
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                tp: TopicPartition::new("t", 1),
+                fetch_offset: Offset(5),
+                partition_max_bytes: 1 << 20,
+                current_leader_epoch: None,
+            }],
+        }),
+    };
+    b.on_request(Millis(0), ConnId(2), frame);
+    let out = b.take_outputs();
+    match &responses(&out)[0].body {
+        Response::Fetch(r) => assert_eq!(r.partitions[0].error, ErrorCode::OffsetOutOfRange),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn producer_ids_differ_across_incarnations() {
+    let mut first = broker(FlushPolicy::Never);
+    let config = first.config.clone();
+    let mut second = Broker::new(config, 2, BTreeMap::new(), Millis(0));
+    assert_ne!(first.init_producer_id().producer_id, second.init_producer_id().producer_id);
+}

@@ -20,6 +20,10 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 
+pub use consumer::{
+    ConsumedRecord, Consumer, ConsumerAction, ConsumerConfig, ConsumerEvent, OffsetReset,
+    ResetReason,
+};
 pub use metadata::MetadataCache;
 pub use partitioner::{
     murmur2, partition_for_key, to_positive, DefaultPartitioner, Partitioner, RoundRobinPartitioner,

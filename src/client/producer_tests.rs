@@ -537,3 +537,215 @@ fn next_wakeup_tracks_linger_request_and_delivery_deadlines() {
     p.poll(Millis(20));
     assert_eq!(p.next_wakeup(), Some(Millis(1_020)), "request timeout");
 }
+
+#[test]
+fn unkeyed_sends_stick_to_one_partition_until_its_batch_is_full() {
+    let batch_size = BATCH_HEADER_BYTES + 3 * record_size_upper_bound(None, b"v0");
+    let mut p =
+        producer(ProducerConfig { linger_ms: 1_000, batch_size_bytes: batch_size, ..config() });
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for i in 0..6 {
+        p.send(Millis(0), "t", None, Bytes::from(format!("v{i}")), &mut rng).unwrap();
+    }
+    p.flush();
+    let requests = produces(&p.poll(Millis(0)));
+    let mut counts: Vec<(u32, u32)> = requests
+        .iter()
+        .flat_map(|(_, _, body)| body.partitions.iter())
+        .map(|part| (part.tp.partition, header(&part.records).record_count))
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![(0, 3), (1, 3)], "three records per batch, then the other partition");
+}
+
+mod model {
+    //! A random fake broker: whatever it answers, every send completes exactly once, and
+    //! a send is `Failed` only if no attempt of it can be in the log.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Send(u32),
+        Advance(u64),
+        Answer(usize, u8),
+        Disconnect(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0u32..2).prop_map(Op::Send),
+            2 => (0u64..700).prop_map(Op::Advance),
+            3 => (0usize..8, 0u8..8).prop_map(|(i, c)| Op::Answer(i, c)),
+            1 => (1u32..3).prop_map(Op::Disconnect),
+        ]
+    }
+
+    const CODES: [ErrorCode; 8] = [
+        ErrorCode::None,
+        ErrorCode::None,
+        ErrorCode::NotLeaderOrFollower,
+        ErrorCode::NotEnoughReplicas,
+        ErrorCode::NotEnoughReplicasAfterAppend,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::RequestTimedOut,
+        ErrorCode::KafkaStorageError,
+    ];
+
+    /// A produce request written and unanswered: (node, correlation id, values per tp).
+    type Outstanding = (NodeId, u32, Vec<(TopicPartition, Vec<String>)>);
+
+    struct World {
+        p: Producer,
+        now: u64,
+        outstanding: Vec<Outstanding>,
+        maybe_appended: BTreeSet<String>,
+        values: BTreeMap<SendId, String>,
+        done: BTreeMap<SendId, SendResult>,
+        next_offset: u64,
+    }
+
+    impl World {
+        fn poll(&mut self) {
+            let actions = self.p.poll(Millis(self.now));
+            for action in actions {
+                match action {
+                    ProducerAction::Send { to, frame } => match frame.body {
+                        Request::Produce(body) => {
+                            let parts = body
+                                .partitions
+                                .iter()
+                                .map(|part| {
+                                    let (batches, _) = scan_batches(&part.records);
+                                    let values = batches[0]
+                                        .records()
+                                        .unwrap()
+                                        .into_iter()
+                                        .map(|r| {
+                                            String::from_utf8(r.value.unwrap().to_vec()).unwrap()
+                                        })
+                                        .collect();
+                                    (part.tp.clone(), values)
+                                })
+                                .collect();
+                            self.outstanding.push((to, frame.correlation_id, parts));
+                        }
+                        Request::InitProducerId(_) => {
+                            let epoch = (self.now % 100) as i16;
+                            self.p.on_response(
+                                Millis(self.now),
+                                to,
+                                frame.correlation_id,
+                                init_ok(1, epoch),
+                            );
+                        }
+                        other => panic!("unexpected request {other:?}"),
+                    },
+                    ProducerAction::CloseConnection { node, .. } => self.lose(node),
+                    ProducerAction::RefreshMetadata { .. } => {
+                        self.p.on_metadata(&metadata("t", &[Some(1), Some(2)], &[1, 2]));
+                    }
+                    ProducerAction::Completed { id, result, .. } => {
+                        assert!(self.done.insert(id, result).is_none(), "{id:?} completed twice");
+                        if let SendResult::Failed { .. } = result {
+                            let value = &self.values[&id];
+                            assert!(
+                                !self.maybe_appended.contains(value),
+                                "{value} may be in the log yet Failed"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Requests on `node` get no answer: each may have been appended.
+        fn lose(&mut self, node: NodeId) {
+            let (lost, kept) =
+                std::mem::take(&mut self.outstanding).into_iter().partition(|r| r.0 == node);
+            self.outstanding = kept;
+            let lost: Vec<Outstanding> = lost;
+            for (_, _, parts) in lost {
+                self.maybe_appended.extend(parts.into_iter().flat_map(|(_, v)| v));
+            }
+        }
+
+        fn answer(&mut self, index: usize, code: ErrorCode) {
+            if self.outstanding.is_empty() {
+                return;
+            }
+            let (node, correlation_id, parts) =
+                self.outstanding.remove(index % self.outstanding.len());
+            let mut partitions = Vec::new();
+            for (tp, values) in parts {
+                if code.produce_outcome() != Outcome::Failed {
+                    self.maybe_appended.extend(values.iter().cloned());
+                }
+                let base_offset = (code == ErrorCode::None).then_some(Offset(self.next_offset));
+                self.next_offset += values.len() as u64;
+                partitions.push(ProducePartitionResponse {
+                    tp,
+                    error: code,
+                    base_offset,
+                    log_start_offset: Offset(0),
+                });
+            }
+            let response = Response::Produce(ProduceResponse { partitions });
+            self.p.on_response(Millis(self.now), node, correlation_id, response);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_send_completes_once_and_failed_means_never_appended(
+            idempotence in any::<bool>(),
+            max_in_flight in 1u32..5,
+            retries in 0u32..4,
+            linger_ms in 0u64..30,
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            let config = ProducerConfig {
+                idempotence,
+                max_in_flight,
+                retries: retries.max(u32::from(idempotence)),
+                linger_ms,
+                batch_size_bytes: 200,
+                delivery_timeout_ms: 3_000,
+                ..config()
+            };
+            let mut world = World {
+                p: producer(config),
+                now: 0,
+                outstanding: Vec::new(),
+                maybe_appended: BTreeSet::new(),
+                values: BTreeMap::new(),
+                done: BTreeMap::new(),
+                next_offset: 0,
+            };
+            for op in ops {
+                match op {
+                    Op::Send(partition) => {
+                        let value = format!("v{}", world.values.len());
+                        let tp = TopicPartition::new("t", partition);
+                        let id = world.p.send_to(Millis(world.now), tp, None, Bytes::from(value.clone())).unwrap();
+                        world.values.insert(id, value);
+                    }
+                    Op::Advance(ms) => world.now += ms,
+                    Op::Answer(index, code) => world.answer(index, CODES[code as usize]),
+                    Op::Disconnect(node) => {
+                        world.lose(NodeId(node));
+                        world.p.on_disconnect(Millis(world.now), NodeId(node));
+                    }
+                }
+                world.poll();
+            }
+            // Silence: every send must still end, by timeouts alone.
+            for _ in 0..20 {
+                world.now += 1_000;
+                world.poll();
+            }
+            prop_assert_eq!(world.p.pending_records(), 0);
+            prop_assert_eq!(world.done.len(), world.values.len());
+        }
+    }
+}

@@ -14,6 +14,7 @@ compile_error!(
 );
 
 pub mod broker;
+pub mod client;
 pub mod log;
 pub mod protocol;
 pub mod record;

@@ -1,0 +1,629 @@
+//! The consumer in assign mode: Kafka's KafkaConsumer + Fetcher as a sans-IO state machine.
+//!
+//! Each assigned partition has a position (the offset of the next record to hand out).
+//! A partition without one asks its leader for the earliest or latest offset
+//! (auto_offset_reset); a partition with one and nothing buffered is fetched from its
+//! leader, one outstanding fetch per broker. Fetched bytes are validated batch by batch
+//! (length, magic, CRC-32C, record layout): records before a corrupt batch are kept, the
+//! corrupt batch and everything after it are dropped with a `CorruptRecord` event, and the
+//! partition is fetched again from its position after a backoff. Records below the position
+//! (a fetch may start mid-batch) are skipped; `take_records` hands out records in offset
+//! order and moves positions past them.
+//!
+//! Group membership is later work: a group member will drive `assign` and `seek` (to the
+//! committed offsets); nothing here assumes the assignment is static.
+
+use super::metadata::MetadataCache;
+use super::{CloseReason, ConfigError};
+use crate::protocol::{
+    ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, ListOffsetsRequest,
+    MetadataResponse, OffsetSpec, Request, RequestFrame, Response,
+};
+use crate::record::{scan_batches, RecordError};
+use crate::types::{Millis, NodeId, Offset, TopicPartition};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+
+/// auto.offset.reset: where a partition without a valid position starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// No reset: the partition stalls with an event until the caller seeks.
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub auto_offset_reset: OffsetReset,
+    pub fetch_max_wait_ms: u32,
+    pub fetch_min_bytes: u32,
+    pub fetch_max_bytes: u32,
+    pub max_partition_fetch_bytes: u32,
+    pub request_timeout_ms: u64,
+    pub retry_backoff_ms: u64,
+    pub max_poll_records: usize,
+    /// Kafka's check.crcs. The record layer here always verifies CRCs (a `RecordBatch`
+    /// cannot be decoded otherwise), so `false` is accepted but changes nothing.
+    pub check_crcs: bool,
+}
+
+impl Default for ConsumerConfig {
+    /// Kafka 3.x defaults.
+    fn default() -> Self {
+        ConsumerConfig {
+            auto_offset_reset: OffsetReset::Latest,
+            fetch_max_wait_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 52_428_800,
+            max_partition_fetch_bytes: 1_048_576,
+            request_timeout_ms: 30_000,
+            retry_backoff_ms: 100,
+            max_poll_records: 500,
+            check_crcs: true,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.request_timeout_ms <= u64::from(self.fetch_max_wait_ms) {
+            return Err(ConfigError::new(
+                "request_timeout_ms",
+                "must exceed fetch_max_wait_ms, or every long poll times out",
+            ));
+        }
+        if self.max_poll_records == 0 {
+            return Err(ConfigError::new("max_poll_records", "must be at least 1"));
+        }
+        if self.fetch_max_bytes == 0 || self.max_partition_fetch_bytes == 0 {
+            return Err(ConfigError::new("fetch_max_bytes", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    pub tp: TopicPartition,
+    pub offset: Offset,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetReason {
+    /// The partition had no position (newly assigned).
+    NoPosition,
+    /// The broker answered OffsetOutOfRange for the position.
+    OutOfRange,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsumerEvent {
+    /// auto_offset_reset moved the position.
+    PositionReset { tp: TopicPartition, from: Option<Offset>, to: Offset, reason: ResetReason },
+    /// A fetched batch failed validation at `offset`; it and the rest of the fetch were
+    /// dropped, and the partition will be fetched again from its position.
+    CorruptRecord { tp: TopicPartition, offset: Offset, error: RecordError },
+    /// OffsetOutOfRange with auto_offset_reset = None: stalled until `seek`.
+    OffsetOutOfRange { tp: TopicPartition, offset: Offset },
+    /// No position and auto_offset_reset = None: stalled until `seek`.
+    NoOffset { tp: TopicPartition },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsumerAction {
+    Send {
+        to: NodeId,
+        frame: RequestFrame,
+    },
+    CloseConnection {
+        node: NodeId,
+        reason: CloseReason,
+    },
+    /// Send a MetadataRequest for these topics and hand the response to `on_metadata`.
+    RefreshMetadata {
+        topics: Vec<String>,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+struct PartitionState {
+    position: Option<Offset>,
+    /// Why the position is missing, and where it was (for the reset event).
+    reset: Option<(ResetReason, Option<Offset>)>,
+    buffered: VecDeque<ConsumedRecord>,
+    /// auto_offset_reset = None met a missing or invalid position: wait for a seek.
+    stalled: bool,
+    fetch_in_flight: bool,
+    list_offsets_in_flight: bool,
+    retry_at: Millis,
+    /// Bumped by seek and reset: answers to older requests are stale.
+    generation: u64,
+    high_watermark: Option<Offset>,
+}
+
+#[derive(Clone, Debug)]
+enum RequestKind {
+    /// (partition, fetch offset, generation) per partition.
+    Fetch(Vec<(TopicPartition, Offset, u64)>),
+    ListOffsets(Vec<(TopicPartition, u64)>),
+}
+
+#[derive(Clone, Debug)]
+struct InFlightRequest {
+    node: NodeId,
+    sent_at: Millis,
+    kind: RequestKind,
+}
+
+pub struct Consumer {
+    client_id: NodeId,
+    config: ConsumerConfig,
+    metadata: MetadataCache,
+    partitions: BTreeMap<TopicPartition, PartitionState>,
+    in_flight: BTreeMap<u32, InFlightRequest>,
+    events: Vec<ConsumerEvent>,
+    next_correlation_id: u32,
+    /// Rotates which partition `take_records` starts from, so none starves.
+    take_turn: usize,
+    last_poll: Option<Millis>,
+}
+
+impl Consumer {
+    pub fn new(client_id: NodeId, config: ConsumerConfig) -> Result<Consumer, ConfigError> {
+        config.validate()?;
+        Ok(Consumer {
+            client_id,
+            metadata: MetadataCache::new(config.retry_backoff_ms),
+            config,
+            partitions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            events: Vec::new(),
+            next_correlation_id: 0,
+            take_turn: 0,
+            last_poll: None,
+        })
+    }
+
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    pub fn metadata(&self) -> &MetadataCache {
+        &self.metadata
+    }
+
+    /// Replaces the assignment. Partitions kept keep their position and buffer.
+    pub fn assign(&mut self, tps: Vec<TopicPartition>) {
+        let mut next = BTreeMap::new();
+        for tp in tps {
+            self.metadata.want_topic(&tp.topic);
+            let state = self.partitions.remove(&tp).unwrap_or_else(|| PartitionState {
+                reset: Some((ResetReason::NoPosition, None)),
+                ..PartitionState::default()
+            });
+            next.insert(tp, state);
+        }
+        self.partitions = next;
+    }
+
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.partitions.keys().cloned().collect()
+    }
+
+    /// Moves the position of an assigned partition; drops what was buffered for it.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) {
+        let state = self
+            .partitions
+            .get_mut(tp)
+            .unwrap_or_else(|| panic!("seek on {tp}, which is not assigned"));
+        state.position = Some(offset);
+        state.reset = None;
+        state.buffered.clear();
+        state.stalled = false;
+        state.retry_at = Millis(0);
+        state.generation += 1;
+    }
+
+    pub fn position(&self, tp: &TopicPartition) -> Option<Offset> {
+        self.partitions.get(tp).and_then(|s| s.position)
+    }
+
+    /// The last high watermark a fetch of `tp` reported.
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
+        self.partitions.get(tp).and_then(|s| s.high_watermark)
+    }
+
+    /// Records fetched and not yet taken.
+    pub fn buffered_records(&self) -> usize {
+        self.partitions.values().map(|s| s.buffered.len()).sum()
+    }
+
+    pub fn on_metadata(&mut self, metadata: &MetadataResponse) {
+        self.metadata.update(metadata);
+    }
+
+    pub fn poll(&mut self, now: Millis) -> Vec<ConsumerAction> {
+        self.last_poll = Some(now);
+        let mut actions = Vec::new();
+        self.expire_requests(now, &mut actions);
+        self.send_list_offsets(now, &mut actions);
+        self.send_fetches(now, &mut actions);
+        if self.metadata.poll_refresh(now) {
+            actions.push(ConsumerAction::RefreshMetadata { topics: self.metadata.wanted_topics() });
+        }
+        actions
+    }
+
+    /// The earliest future time at which `poll` has something to do without any input.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        let mut times: Vec<Millis> = self.partitions.values().map(|s| s.retry_at).collect();
+        times.extend(
+            self.in_flight.values().map(|r| r.sent_at.plus_ms(self.config.request_timeout_ms)),
+        );
+        times.extend(self.metadata.refresh_due_at());
+        let after = self.last_poll;
+        times.into_iter().filter(|&t| after.is_none_or(|last| t > last)).min()
+    }
+
+    pub fn on_response(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        correlation_id: u32,
+        response: Response,
+    ) {
+        match self.in_flight.get(&correlation_id) {
+            Some(request) if request.node == from => {}
+            _ => {
+                tracing::debug!(client = %self.client_id, correlation_id, %from, "stray response");
+                return;
+            }
+        }
+        let request = self.in_flight.remove(&correlation_id).expect("present above");
+        match (request.kind, response) {
+            (RequestKind::Fetch(parts), Response::Fetch(body)) => {
+                for (tp, fetch_offset, generation) in parts {
+                    let answer = body.partitions.iter().find(|p| p.tp == tp);
+                    self.on_fetch_partition(now, &tp, fetch_offset, generation, answer);
+                }
+            }
+            (RequestKind::ListOffsets(parts), Response::ListOffsets(body)) => {
+                for (tp, generation) in parts {
+                    let answer = body.partitions.iter().find(|p| p.tp == tp);
+                    let answer = answer.map(|p| (p.error, p.offset));
+                    self.on_list_offsets_partition(now, &tp, generation, answer);
+                }
+            }
+            (kind, other) => {
+                let code = match other {
+                    Response::Error(code) => code,
+                    _ => ErrorCode::InvalidRequest, // a mismatched answer: broker bug
+                };
+                self.fail_request(now, kind, Some(code));
+            }
+        }
+    }
+
+    /// Requests in flight on `node` are lost; their partitions retry after a backoff.
+    pub fn on_disconnect(&mut self, now: Millis, node: NodeId) {
+        let ids: Vec<u32> =
+            self.in_flight.iter().filter(|(_, r)| r.node == node).map(|(&id, _)| id).collect();
+        for id in ids {
+            let request = self.in_flight.remove(&id).expect("listed above");
+            self.fail_request(now, request.kind, None);
+        }
+        self.metadata.on_disconnect(node);
+    }
+
+    /// Up to `max` (and max_poll_records) buffered records, in offset order per partition;
+    /// each partition's position moves past the records taken.
+    pub fn take_records(&mut self, max: usize) -> Vec<ConsumedRecord> {
+        let max = max.min(self.config.max_poll_records);
+        let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        let mut out = Vec::new();
+        if tps.is_empty() {
+            return out;
+        }
+        let start = self.take_turn % tps.len();
+        self.take_turn = self.take_turn.wrapping_add(1);
+        for tp in tps[start..].iter().chain(&tps[..start]) {
+            let state = self.partitions.get_mut(tp).expect("assigned");
+            while out.len() < max {
+                let Some(record) = state.buffered.pop_front() else { break };
+                let position = state.position.expect("buffered records imply a position");
+                assert!(
+                    record.offset >= position,
+                    "buffered {tp} offset {} below position {position}",
+                    record.offset
+                );
+                state.position = Some(record.offset.next());
+                out.push(record);
+            }
+        }
+        out
+    }
+
+    pub fn take_events(&mut self) -> Vec<ConsumerEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn next_correlation_id(&mut self) -> u32 {
+        let id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        id
+    }
+
+    fn expire_requests(&mut self, now: Millis, actions: &mut Vec<ConsumerAction>) {
+        let timeout = self.config.request_timeout_ms;
+        let mut expired: BTreeMap<NodeId, u32> = BTreeMap::new();
+        for (&correlation_id, request) in &self.in_flight {
+            if now >= request.sent_at.plus_ms(timeout) {
+                expired.entry(request.node).or_insert(correlation_id);
+            }
+        }
+        for (node, correlation_id) in expired {
+            let reason = CloseReason::RequestTimeout { correlation_id };
+            actions.push(ConsumerAction::CloseConnection { node, reason });
+            self.on_disconnect(now, node);
+        }
+    }
+
+    /// A request failed as a whole (`code` None: the connection broke).
+    fn fail_request(&mut self, now: Millis, kind: RequestKind, code: Option<ErrorCode>) {
+        match kind {
+            RequestKind::Fetch(parts) => {
+                for (tp, _, _) in parts {
+                    if let Some(state) = self.partitions.get_mut(&tp) {
+                        state.fetch_in_flight = false;
+                    }
+                    self.backoff_partition(now, &tp, code);
+                }
+            }
+            RequestKind::ListOffsets(parts) => {
+                for (tp, _) in parts {
+                    if let Some(state) = self.partitions.get_mut(&tp) {
+                        state.list_offsets_in_flight = false;
+                    }
+                    self.backoff_partition(now, &tp, code);
+                }
+            }
+        }
+    }
+
+    /// The partition retries after retry_backoff_ms; leadership errors refresh metadata.
+    fn backoff_partition(&mut self, now: Millis, tp: &TopicPartition, code: Option<ErrorCode>) {
+        match code {
+            Some(
+                ErrorCode::NotLeaderOrFollower
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::UnknownTopicOrPartition,
+            ) => self.metadata.invalidate_leader(tp),
+            None => self.metadata.request_refresh(),
+            _ => {}
+        }
+        if let Some(state) = self.partitions.get_mut(tp) {
+            state.retry_at = now.plus_ms(self.config.retry_backoff_ms);
+        }
+    }
+
+    fn send_list_offsets(&mut self, now: Millis, actions: &mut Vec<ConsumerAction>) {
+        let spec = match self.config.auto_offset_reset {
+            OffsetReset::Earliest => Some(OffsetSpec::Earliest),
+            OffsetReset::Latest => Some(OffsetSpec::Latest),
+            OffsetReset::None => None,
+        };
+        let mut by_node: BTreeMap<NodeId, Vec<(TopicPartition, u64)>> = BTreeMap::new();
+        for (tp, state) in &mut self.partitions {
+            if state.position.is_some() || state.stalled || state.list_offsets_in_flight {
+                continue;
+            }
+            if spec.is_none() {
+                state.stalled = true;
+                let (reason, from) = state.reset.unwrap_or((ResetReason::NoPosition, None));
+                let event = match (reason, from) {
+                    (ResetReason::OutOfRange, Some(offset)) => {
+                        ConsumerEvent::OffsetOutOfRange { tp: tp.clone(), offset }
+                    }
+                    _ => ConsumerEvent::NoOffset { tp: tp.clone() },
+                };
+                self.events.push(event);
+                continue;
+            }
+            if now < state.retry_at {
+                continue;
+            }
+            match self.metadata.leader(tp) {
+                Some(node) => by_node.entry(node).or_default().push((tp.clone(), state.generation)),
+                None => self.metadata.request_refresh(),
+            }
+        }
+        let spec = spec.unwrap_or(OffsetSpec::Latest);
+        for (node, parts) in by_node {
+            for (tp, _) in &parts {
+                self.partitions.get_mut(tp).expect("assigned").list_offsets_in_flight = true;
+            }
+            let body = Request::ListOffsets(ListOffsetsRequest {
+                partitions: parts.iter().map(|(tp, _)| (tp.clone(), spec)).collect(),
+            });
+            self.write(now, node, body, RequestKind::ListOffsets(parts), actions);
+        }
+    }
+
+    fn send_fetches(&mut self, now: Millis, actions: &mut Vec<ConsumerAction>) {
+        let busy: Vec<NodeId> = self
+            .in_flight
+            .values()
+            .filter(|r| matches!(r.kind, RequestKind::Fetch(_)))
+            .map(|r| r.node)
+            .collect();
+        let mut by_node: BTreeMap<NodeId, Vec<(TopicPartition, Offset, u64)>> = BTreeMap::new();
+        for (tp, state) in &self.partitions {
+            let Some(position) = state.position else { continue };
+            if state.stalled || state.fetch_in_flight || !state.buffered.is_empty() {
+                continue;
+            }
+            if now < state.retry_at {
+                continue;
+            }
+            match self.metadata.leader(tp) {
+                Some(node) if !busy.contains(&node) => {
+                    by_node.entry(node).or_default().push((tp.clone(), position, state.generation));
+                }
+                Some(_) => {}
+                None => self.metadata.request_refresh(),
+            }
+        }
+        for (node, parts) in by_node {
+            let partitions = parts
+                .iter()
+                .map(|(tp, offset, _)| FetchPartition {
+                    tp: tp.clone(),
+                    fetch_offset: *offset,
+                    partition_max_bytes: self.config.max_partition_fetch_bytes,
+                    current_leader_epoch: self.metadata.leader_epoch(tp),
+                })
+                .collect();
+            for (tp, _, _) in &parts {
+                self.partitions.get_mut(tp).expect("assigned").fetch_in_flight = true;
+            }
+            let body = Request::Fetch(FetchRequest {
+                replica_id: None,
+                max_wait_ms: self.config.fetch_max_wait_ms,
+                min_bytes: self.config.fetch_min_bytes,
+                max_bytes: self.config.fetch_max_bytes,
+                partitions,
+            });
+            self.write(now, node, body, RequestKind::Fetch(parts), actions);
+        }
+    }
+
+    fn write(
+        &mut self,
+        now: Millis,
+        node: NodeId,
+        body: Request,
+        kind: RequestKind,
+        actions: &mut Vec<ConsumerAction>,
+    ) {
+        let correlation_id = self.next_correlation_id();
+        self.in_flight.insert(correlation_id, InFlightRequest { node, sent_at: now, kind });
+        let frame = RequestFrame { correlation_id, client_id: self.client_id, body };
+        actions.push(ConsumerAction::Send { to: node, frame });
+    }
+
+    fn on_list_offsets_partition(
+        &mut self,
+        now: Millis,
+        tp: &TopicPartition,
+        generation: u64,
+        answer: Option<(ErrorCode, Offset)>,
+    ) {
+        let Some(state) = self.partitions.get_mut(tp) else { return };
+        state.list_offsets_in_flight = false;
+        if state.generation != generation || state.position.is_some() {
+            return; // a seek overtook it
+        }
+        match answer {
+            Some((ErrorCode::None, offset)) => {
+                let (reason, from) = state.reset.take().unwrap_or((ResetReason::NoPosition, None));
+                state.position = Some(offset);
+                state.generation += 1;
+                self.events.push(ConsumerEvent::PositionReset {
+                    tp: tp.clone(),
+                    from,
+                    to: offset,
+                    reason,
+                });
+            }
+            Some((code, _)) => self.backoff_partition(now, tp, Some(code)),
+            None => self.backoff_partition(now, tp, None),
+        }
+    }
+
+    fn on_fetch_partition(
+        &mut self,
+        now: Millis,
+        tp: &TopicPartition,
+        fetch_offset: Offset,
+        generation: u64,
+        answer: Option<&FetchPartitionResponse>,
+    ) {
+        let Some(state) = self.partitions.get_mut(tp) else { return };
+        state.fetch_in_flight = false;
+        if state.generation != generation || state.position != Some(fetch_offset) {
+            return; // a seek or reset overtook it
+        }
+        let Some(answer) = answer else {
+            self.backoff_partition(now, tp, None);
+            return;
+        };
+        match answer.error {
+            ErrorCode::None => {
+                state.high_watermark = Some(answer.high_watermark);
+                self.accept_records(now, tp, fetch_offset, &answer.records);
+            }
+            ErrorCode::OffsetOutOfRange => {
+                state.position = None;
+                state.reset = Some((ResetReason::OutOfRange, Some(fetch_offset)));
+                state.generation += 1;
+            }
+            code => self.backoff_partition(now, tp, Some(code)),
+        }
+    }
+
+    /// Validates fetched bytes and buffers the records at or above `fetch_offset`.
+    fn accept_records(
+        &mut self,
+        now: Millis,
+        tp: &TopicPartition,
+        fetch_offset: Offset,
+        bytes: &Bytes,
+    ) {
+        let (batches, stop) = scan_batches(bytes);
+        let state = self.partitions.get_mut(tp).expect("caller checked");
+        assert!(state.buffered.is_empty(), "fetched {tp} with records still buffered");
+        let mut next = fetch_offset;
+        for batch in &batches {
+            if batch.next_offset() <= next {
+                continue;
+            }
+            for record in batch.records().expect("scan_batches validated the records") {
+                if record.offset < next {
+                    continue;
+                }
+                next = record.offset.next();
+                state.buffered.push_back(ConsumedRecord {
+                    tp: tp.clone(),
+                    offset: record.offset,
+                    key: record.key,
+                    value: record.value,
+                    timestamp_ms: record.timestamp_ms,
+                });
+            }
+        }
+        let Some(stop) = stop else { return };
+        // A fetch may end in a partial batch (the size limit cut it): normal after a whole
+        // batch (a broker always returns its first batch whole), corrupt if it is all.
+        let partial_tail = matches!(stop.error, RecordError::Truncated { .. });
+        if partial_tail && !batches.is_empty() {
+            return;
+        }
+        tracing::warn!(client = %self.client_id, %tp, offset = %next, error = %stop.error, "corrupt fetch");
+        state.retry_at = now.plus_ms(self.config.retry_backoff_ms);
+        self.events.push(ConsumerEvent::CorruptRecord {
+            tp: tp.clone(),
+            offset: next,
+            error: stop.error,
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "consumer_tests.rs"]
+mod tests;

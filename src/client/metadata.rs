@@ -1,0 +1,245 @@
+//! The client-side metadata cache shared by producer and consumer: the brokers, the
+//! partition count of each topic, and the leader (with its epoch) of each partition.
+//!
+//! The cache is only a belief. It goes stale when a broker answers NotLeaderOrFollower or
+//! UnknownTopicOrPartition, or a connection breaks; the owner then marks it and emits a
+//! `RefreshMetadata` action, at most once per `refresh_backoff_ms` (Kafka's
+//! retry.backoff.ms), until a `MetadataResponse` comes back through `update`. The cache
+//! does not send the metadata request itself: the node shell does.
+
+use crate::protocol::{ErrorCode, MetadataResponse};
+use crate::types::{Epoch, Millis, NodeId, TopicPartition};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PartitionInfo {
+    leader: Option<NodeId>,
+    leader_epoch: Epoch,
+}
+
+#[derive(Clone, Debug)]
+pub struct MetadataCache {
+    brokers: Vec<NodeId>,
+    /// Partitions by topic, indexed by partition number.
+    topics: BTreeMap<String, Vec<PartitionInfo>>,
+    /// Topics the owner wants metadata for (every refresh asks for these).
+    wanted: BTreeSet<String>,
+    refresh_needed: bool,
+    last_refresh_request: Option<Millis>,
+    refresh_backoff_ms: u64,
+    /// Number of responses applied; lets tests and owners see that an update happened.
+    version: u64,
+}
+
+impl MetadataCache {
+    pub fn new(refresh_backoff_ms: u64) -> Self {
+        MetadataCache {
+            brokers: Vec::new(),
+            topics: BTreeMap::new(),
+            wanted: BTreeSet::new(),
+            refresh_needed: true,
+            last_refresh_request: None,
+            refresh_backoff_ms,
+            version: 0,
+        }
+    }
+
+    /// Asks for metadata of `topic` from now on; a topic not yet known triggers a refresh.
+    pub fn want_topic(&mut self, topic: &str) {
+        if self.wanted.insert(topic.to_string()) && !self.topics.contains_key(topic) {
+            self.refresh_needed = true;
+        }
+    }
+
+    pub fn wanted_topics(&self) -> Vec<String> {
+        self.wanted.iter().cloned().collect()
+    }
+
+    /// Applies a response. Topics or partitions answered with an error keep (for
+    /// partitions: lose) their leader and keep the cache marked stale.
+    pub fn update(&mut self, response: &MetadataResponse) {
+        self.brokers = response.brokers.clone();
+        self.brokers.sort();
+        self.brokers.dedup();
+        self.refresh_needed = false;
+        for topic in &response.topics {
+            if topic.error != ErrorCode::None {
+                if self.wanted.contains(&topic.name) {
+                    self.refresh_needed = true;
+                }
+                continue;
+            }
+            let count = topic.partitions.iter().map(|p| p.partition + 1).max().unwrap_or(0);
+            let mut partitions =
+                vec![PartitionInfo { leader: None, leader_epoch: Epoch(0) }; count as usize];
+            for p in &topic.partitions {
+                let leader = if p.error == ErrorCode::None { p.leader } else { None };
+                partitions[p.partition as usize] =
+                    PartitionInfo { leader, leader_epoch: p.leader_epoch };
+            }
+            if partitions.iter().any(|p| p.leader.is_none()) && self.wanted.contains(&topic.name) {
+                self.refresh_needed = true;
+            }
+            self.topics.insert(topic.name.clone(), partitions);
+        }
+        if self.wanted.iter().any(|t| !self.topics.contains_key(t)) {
+            self.refresh_needed = true;
+        }
+        self.version += 1;
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn brokers(&self) -> &[NodeId] {
+        &self.brokers
+    }
+
+    /// Any known broker, rotating with `turn` so retries spread over the cluster.
+    pub fn any_broker(&self, turn: u64) -> Option<NodeId> {
+        if self.brokers.is_empty() {
+            return None;
+        }
+        Some(self.brokers[(turn % self.brokers.len() as u64) as usize])
+    }
+
+    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topics.get(topic).map(|p| p.len() as u32).filter(|&n| n > 0)
+    }
+
+    /// Partitions of `topic` with a known leader, ascending.
+    pub fn available_partitions(&self, topic: &str) -> Vec<u32> {
+        let Some(partitions) = self.topics.get(topic) else { return Vec::new() };
+        (0..partitions.len() as u32).filter(|&p| partitions[p as usize].leader.is_some()).collect()
+    }
+
+    pub fn leader(&self, tp: &TopicPartition) -> Option<NodeId> {
+        self.info(tp).and_then(|p| p.leader)
+    }
+
+    pub fn leader_epoch(&self, tp: &TopicPartition) -> Option<Epoch> {
+        self.info(tp).map(|p| p.leader_epoch)
+    }
+
+    /// The leader of `tp` is no longer trusted (NotLeaderOrFollower and friends): forget
+    /// it, so nothing is sent to it until a refresh names the leader again.
+    pub fn invalidate_leader(&mut self, tp: &TopicPartition) {
+        if let Some(partitions) = self.topics.get_mut(&tp.topic) {
+            if let Some(p) = partitions.get_mut(tp.partition as usize) {
+                p.leader = None;
+            }
+        }
+        self.refresh_needed = true;
+    }
+
+    /// The topic is unknown to a broker (UnknownTopicOrPartition): forget what we know.
+    pub fn invalidate_topic(&mut self, topic: &str) {
+        self.topics.remove(topic);
+        self.refresh_needed = true;
+    }
+
+    /// A connection to `node` broke: its leaderships may have moved.
+    pub fn on_disconnect(&mut self, node: NodeId) {
+        if self.topics.values().flatten().any(|p| p.leader == Some(node)) {
+            self.refresh_needed = true;
+        }
+    }
+
+    pub fn request_refresh(&mut self) {
+        self.refresh_needed = true;
+    }
+
+    pub fn refresh_needed(&self) -> bool {
+        self.refresh_needed
+    }
+
+    /// True when the owner should emit a `RefreshMetadata` action now; records the time.
+    pub fn poll_refresh(&mut self, now: Millis) -> bool {
+        if !self.refresh_needed || self.refresh_due_at().is_some_and(|at| now < at) {
+            return false;
+        }
+        self.last_refresh_request = Some(now);
+        true
+    }
+
+    /// When the next refresh may be requested, if one is needed.
+    pub fn refresh_due_at(&self) -> Option<Millis> {
+        if !self.refresh_needed {
+            return None;
+        }
+        Some(self.last_refresh_request.map_or(Millis(0), |t| t.plus_ms(self.refresh_backoff_ms)))
+    }
+
+    fn info(&self, tp: &TopicPartition) -> Option<&PartitionInfo> {
+        self.topics.get(&tp.topic).and_then(|p| p.get(tp.partition as usize))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::protocol::{PartitionMetadata, TopicMetadata};
+
+    /// A metadata response: `leaders[i]` leads partition i of `topic`.
+    pub(crate) fn metadata(
+        topic: &str,
+        leaders: &[Option<u32>],
+        brokers: &[u32],
+    ) -> MetadataResponse {
+        MetadataResponse {
+            brokers: brokers.iter().map(|&b| NodeId(b)).collect(),
+            topics: vec![TopicMetadata {
+                name: topic.to_string(),
+                error: ErrorCode::None,
+                partitions: leaders
+                    .iter()
+                    .enumerate()
+                    .map(|(i, leader)| PartitionMetadata {
+                        partition: i as u32,
+                        error: if leader.is_some() {
+                            ErrorCode::None
+                        } else {
+                            ErrorCode::LeaderNotAvailable
+                        },
+                        leader: leader.map(NodeId),
+                        leader_epoch: Epoch(1),
+                        replicas: brokers.iter().map(|&b| NodeId(b)).collect(),
+                        isr: brokers.iter().map(|&b| NodeId(b)).collect(),
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn update_then_invalidate_then_refresh_is_rate_limited() {
+        let mut cache = MetadataCache::new(100);
+        cache.want_topic("t");
+        assert!(cache.poll_refresh(Millis(0)));
+        assert!(!cache.poll_refresh(Millis(50)), "backoff between refresh requests");
+        cache.update(&metadata("t", &[Some(1), Some(2)], &[1, 2]));
+        assert!(!cache.refresh_needed());
+        assert_eq!(cache.partition_count("t"), Some(2));
+        assert_eq!(cache.leader(&TopicPartition::new("t", 1)), Some(NodeId(2)));
+        cache.invalidate_leader(&TopicPartition::new("t", 1));
+        assert_eq!(cache.leader(&TopicPartition::new("t", 1)), None);
+        assert_eq!(cache.available_partitions("t"), vec![0]);
+        assert!(!cache.poll_refresh(Millis(99)));
+        assert!(cache.poll_refresh(Millis(100)));
+    }
+
+    #[test]
+    fn a_partition_without_leader_keeps_the_cache_stale() {
+        let mut cache = MetadataCache::new(10);
+        cache.want_topic("t");
+        cache.update(&metadata("t", &[Some(1), None], &[1]));
+        assert!(cache.refresh_needed());
+        assert_eq!(cache.available_partitions("t"), vec![0]);
+        cache.on_disconnect(NodeId(7));
+        cache.update(&metadata("t", &[Some(1), Some(1)], &[1]));
+        assert!(!cache.refresh_needed());
+        cache.on_disconnect(NodeId(1));
+        assert!(cache.refresh_needed());
+    }
+}

@@ -135,6 +135,9 @@ struct PartitionState {
     /// Why the position is missing, and where it was (for the reset event).
     reset: Option<(ResetReason, Option<Offset>)>,
     buffered: VecDeque<ConsumedRecord>,
+    /// Where the position moves once the buffered records before it are taken: the end
+    /// of a control batch (a gap marker), which has no records for the caller.
+    skip_to: Option<Offset>,
     /// auto_offset_reset = None met a missing or invalid position: wait for a seek.
     stalled: bool,
     fetch_in_flight: bool,
@@ -223,6 +226,7 @@ impl Consumer {
         state.position = Some(offset);
         state.reset = None;
         state.buffered.clear();
+        state.skip_to = None;
         state.stalled = false;
         state.retry_at = Millis(0);
         state.generation += 1;
@@ -341,7 +345,17 @@ impl Consumer {
                     record.offset
                 );
                 state.position = Some(record.offset.next());
+                if state.skip_to.is_some_and(|skip| record.offset >= skip) {
+                    state.skip_to = None;
+                }
                 out.push(record);
+            }
+            if state.buffered.is_empty() {
+                if let Some(skip) = state.skip_to.take() {
+                    if state.position.is_some_and(|position| position < skip) {
+                        state.position = Some(skip);
+                    }
+                }
             }
         }
         out
@@ -570,6 +584,7 @@ impl Consumer {
             }
             ErrorCode::OffsetOutOfRange => {
                 state.position = None;
+                state.skip_to = None;
                 state.reset = Some((ResetReason::OutOfRange, Some(fetch_offset)));
                 state.generation += 1;
             }
@@ -591,6 +606,12 @@ impl Consumer {
         let mut next = fetch_offset;
         for batch in &batches {
             if batch.next_offset() <= next {
+                continue;
+            }
+            if batch.header().is_control() {
+                // Markers are not records: step over the offsets the batch spans.
+                next = batch.next_offset();
+                state.skip_to = Some(next);
                 continue;
             }
             for record in batch.records().expect("scan_batches validated the records") {

@@ -22,7 +22,7 @@ use super::{
     segment_file, CleanupPolicy, DiskOp, LogConfig, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
     SWAP_SUFFIX,
 };
-use crate::record::{scan_batches, RecordBatch};
+use crate::record::{gap_marker, scan_batches, RecordBatch};
 use crate::types::{Millis, Offset};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -124,20 +124,16 @@ impl PartitionLog {
             validate_segments(dir, &config, &dir_files, recovery_point, now, &mut report);
         ops.extend(validated.ops);
         let mut segments = validated.segments;
-        let valid_end = segments.values().next_back().map(Segment::next_offset);
-        let log_end_offset = valid_end.map_or(recovery_point, |end| end.max(recovery_point));
-        if valid_end.is_some_and(|end| end < recovery_point) {
-            let end = valid_end.expect("checked");
+        // Where the surviving data ends; with nothing left, where the first file began.
+        let first_base = dir_files.logs.keys().next().copied().unwrap_or(Offset::ZERO);
+        let valid_end = segments.values().next_back().map_or(first_base, Segment::next_offset);
+        let gap = (valid_end < recovery_point).then_some((valid_end, recovery_point));
+        if let Some((end, recovery_point)) = gap {
             warn!(dir, offset = %end, position = 0, reason = "data lost below the recovery point", recovery_point = %recovery_point, "offsets skipped, never reused");
             report.skipped_offsets = Some((end, recovery_point));
-            let last = *segments.keys().next_back().expect("non-empty");
-            if segments[&last].is_empty() {
-                segments.remove(&last);
-                ops.extend(delete_segment_files(dir, last, &mut report));
-            }
         }
-        if segments.values().next_back().is_none_or(|s| s.next_offset() < log_end_offset) {
-            segments.insert(log_end_offset, Segment::new(log_end_offset));
+        if segments.is_empty() {
+            segments.insert(valid_end, Segment::new(valid_end));
         }
         ops.extend(rebuild_indexes(dir, &segments, &dir_files, &mut report));
         for base in dir_files.indexes.keys().filter(|b| !dir_files.logs.contains_key(b)) {
@@ -149,9 +145,23 @@ impl PartitionLog {
         for (base, _) in segments.iter().filter(|(_, s)| !s.is_empty()) {
             ops.push(DiskOp::Sync { path: segment_file(dir, *base, LOG_SUFFIX) });
         }
-        let mut log = PartitionLog::assemble(dir, config, segments, log_end_offset, now);
+        let latest_epoch = segments
+            .values()
+            .flat_map(Segment::batches)
+            .filter_map(|batch| batch.header().leader_epoch())
+            .max()
+            .unwrap_or_default();
+        let mut log = PartitionLog::assemble(dir, config, segments, valid_end, now);
         log.ops = ops;
         log.checkpoint = loaded.unwrap_or(Checkpoint { generation: 0, recovery_point });
+        if let Some((end, recovery_point)) = gap {
+            // Readers must move past the destroyed offsets rather than wait for records
+            // that will never come: a control batch spans them. Its own loss in a later
+            // crash only recreates it (the checkpoint still says where the gap ends).
+            let marker = gap_marker(end, Offset(recovery_point.0 - 1), latest_epoch);
+            log.append_as_follower(marker, now).expect("the gap marker starts at the log end");
+        }
+        let log_end_offset = log.log_end_offset();
         if log.checkpoint.recovery_point != log_end_offset {
             log.write_checkpoint(log_end_offset);
         }

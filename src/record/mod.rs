@@ -35,6 +35,11 @@ const CRC_START: usize = 21;
 const CRC_FIELD: usize = 17;
 /// The largest batch accepted (Kafka's default message.max.bytes is about 1 MiB).
 pub const BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Kafka's attribute bit for control batches.
+const CONTROL_FLAG: i16 = 0x20;
+/// The key of a gap-marker control record (Kafka's control keys are version + type; type
+/// 0 and 1 are transaction markers, so the testbed's own marker takes a type of its own).
+const GAP_MARKER_KEY: &[u8] = &[0, 0, 0, 0x7f];
 /// Kafka's "no leader epoch" and "no sequence" sentinels.
 pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
 pub const NO_SEQUENCE: i32 = -1;
@@ -94,6 +99,12 @@ impl BatchHeader {
         }
         let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
         (last % (i64::from(i32::MAX) + 1)) as i32
+    }
+
+    /// A control batch (attribute bit 5) carries markers, not client records; readers
+    /// skip its records but move past its last offset.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
     }
 
     pub fn has_producer_id(&self) -> bool {
@@ -186,7 +197,7 @@ impl RecordBatch {
             return Err(RecordError::Malformed { what: "trailing bytes after the last record" });
         }
         match records.last() {
-            Some(last) if last.offset != self.header.last_offset() => {
+            Some(last) if !self.header.is_control() && last.offset != self.header.last_offset() => {
                 Err(RecordError::Malformed { what: "last offset delta does not match records" })
             }
             None => Err(RecordError::Malformed { what: "empty batch" }),
@@ -287,6 +298,43 @@ impl BatchBuilder {
     }
 }
 
+/// A control batch that covers `first..=last` with a single marker record at `last`:
+/// recovery writes one where durable data was destroyed, so readers move past offsets that
+/// will never hold records again instead of waiting for them.
+pub fn gap_marker(first: Offset, last: Offset, leader_epoch: Epoch) -> RecordBatch {
+    assert!(first <= last, "gap marker from {first} to {last}");
+    let span = last.0 - first.0;
+    assert!(span < i32::MAX as u64, "gap of {span} offsets does not fit one batch");
+    let mut body = Vec::with_capacity(16);
+    body.push(0);
+    put_varlong(&mut body, 0);
+    put_varint(&mut body, span as i32);
+    put_bytes(&mut body, Some(GAP_MARKER_KEY));
+    put_bytes(&mut body, None);
+    put_varint(&mut body, 0);
+    let mut records = Vec::with_capacity(body.len() + 2);
+    put_varint(&mut records, body.len() as i32);
+    records.extend_from_slice(&body);
+    let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len());
+    out.put_i64(first.0 as i64);
+    out.put_i32((BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + records.len()) as i32);
+    out.put_i32(leader_epoch.0 as i32);
+    out.put_i8(MAGIC_V2);
+    out.put_u32(0);
+    out.put_i16(CONTROL_FLAG);
+    out.put_i32(span as i32);
+    out.put_i64(0);
+    out.put_i64(0);
+    out.put_i64(NO_PRODUCER_ID);
+    out.put_i16(-1);
+    out.put_i32(NO_SEQUENCE);
+    out.put_i32(1);
+    out.extend_from_slice(&records);
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[CRC_FIELD..CRC_FIELD + 4].copy_from_slice(&crc.to_be_bytes());
+    RecordBatch::parse(out.freeze()).expect("a gap marker is a valid control batch")
+}
+
 impl Default for BatchBuilder {
     fn default() -> Self {
         Self::new()
@@ -354,10 +402,16 @@ fn parse_header(bytes: &[u8]) -> Result<BatchHeader, RecordError> {
         let bytes = batch_length as usize + LOG_OVERHEAD_BYTES;
         return Err(RecordError::TooLarge { bytes, limit: BATCH_BYTES_MAX });
     }
-    if record_count <= 0 || last_offset_delta != record_count - 1 {
+    let attributes = i16_at(21);
+    // A control batch may span more offsets than it has records (as a compacted batch may
+    // in Kafka); a data batch here always has one record per offset.
+    let spans_ok = match attributes & CONTROL_FLAG != 0 {
+        true => last_offset_delta >= record_count - 1,
+        false => last_offset_delta == record_count - 1,
+    };
+    if record_count <= 0 || !spans_ok {
         return Err(RecordError::Malformed { what: "record count and last offset delta disagree" });
     }
-    let attributes = i16_at(21);
     if attributes & 0x7 != 0 {
         return Err(RecordError::Unsupported { what: "compressed batches" });
     }
@@ -501,6 +555,23 @@ mod tests {
         assert_eq!(batches, vec![a.clone()]);
         let stop = stop.expect("torn tail reported");
         assert_eq!(stop.position, a.len_bytes());
+    }
+
+    #[test]
+    fn a_gap_marker_spans_its_offsets_with_one_control_record() {
+        let marker = gap_marker(Offset(12), Offset(29), Epoch(3));
+        let reparsed = RecordBatch::parse(marker.as_bytes().clone()).expect("valid");
+        assert!(reparsed.header().is_control());
+        assert_eq!((reparsed.base_offset(), reparsed.last_offset()), (Offset(12), Offset(29)));
+        let records = reparsed.records().expect("decodes");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].offset, Offset(29));
+        // A data batch may not claim more offsets than records.
+        let mut forged = sample(1).as_bytes().to_vec();
+        forged[23..27].copy_from_slice(&5i32.to_be_bytes());
+        let crc = crc32c::crc32c(&forged[CRC_START..]);
+        forged[CRC_FIELD..CRC_FIELD + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(RecordBatch::parse(Bytes::from(forged)).is_err());
     }
 
     #[test]

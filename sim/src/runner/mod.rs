@@ -32,7 +32,11 @@ struct Simulated {
 
 /// The build identity printed with every run.
 pub fn build_id() -> String {
-    format!("kafkasim {} ({})", env!("CARGO_PKG_VERSION"), option_env!("KAFKASIM_COMMIT").unwrap_or("dev"))
+    format!(
+        "kafkasim {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("KAFKASIM_COMMIT").unwrap_or("dev")
+    )
 }
 
 /// Runs one seed of a scenario to its outcome. Never panics: a panic inside the simulation
@@ -124,8 +128,12 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
             let builder = handle.create_node().name(name.clone()).ip(node_ip(role, index));
             let node = match role {
                 Role::Broker => builder.init(move || broker_node::broker_main(w.clone(), index)),
-                Role::Producer => builder.init(move || client_node::producer_main(w.clone(), index)),
-                Role::Consumer => builder.init(move || client_node::consumer_main(w.clone(), index)),
+                Role::Producer => {
+                    builder.init(move || client_node::producer_main(w.clone(), index))
+                }
+                Role::Consumer => {
+                    builder.init(move || client_node::consumer_main(w.clone(), index))
+                }
             }
             .build();
             disk.configure(node.id(), disk_config.clone());
@@ -184,10 +192,15 @@ async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
                 .map(|i| node_name(Role::Consumer, i))
                 .filter(|name| !state.caught_up.get(name).copied().unwrap_or(false))
                 .collect();
-            return vec![format!(
+            let mut problems = vec![format!(
                 "after the heal, {} did not read every partition to its end within {quiet_s} s",
                 behind.join(", ")
             )];
+            let outstanding = state.sends_outstanding();
+            if outstanding > 0 {
+                problems.push(format!("{outstanding} send ops never completed after the heal"));
+            }
+            return problems;
         }
         madsim::time::sleep(Duration::from_millis(100)).await;
     }

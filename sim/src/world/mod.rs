@@ -87,7 +87,18 @@ impl WorldState {
         self.open_ops.insert(process, value);
     }
 
-    pub fn complete(&mut self, process: u64, op_type: crate::history::OpType, value: crate::history::OpValue) {
+    /// Send ops invoked and not yet completed (catch-up reads wait for them: an ack that
+    /// lands after the end offsets were taken would look unseen).
+    pub fn sends_outstanding(&self) -> usize {
+        self.open_ops.values().filter(|v| matches!(v, crate::history::OpValue::Send(_))).count()
+    }
+
+    pub fn complete(
+        &mut self,
+        process: u64,
+        op_type: crate::history::OpType,
+        value: crate::history::OpValue,
+    ) {
         self.history.complete(now_ns(), process, op_type, value);
         self.open_ops.remove(&process);
     }
@@ -144,7 +155,12 @@ impl World {
         let mut state = self.state();
         let line = format!("{time_ns} {node} {kind} {fields:?}");
         state.trace_hash = fold(state.trace_hash, line.as_bytes());
-        state.events.push(Event { time_ns, node: node.to_string(), kind: kind.to_string(), fields });
+        state.events.push(Event {
+            time_ns,
+            node: node.to_string(),
+            kind: kind.to_string(),
+            fields,
+        });
     }
 
     /// Folds a delivered frame into the trace hash.

@@ -20,13 +20,20 @@ use std::time::Duration;
 const IDLE_MS: u64 = 20;
 /// How long one poll op waits for records before completing empty.
 const POLL_TIMEOUT_MS: u64 = 250;
+/// How long to wait for the end offsets before asking again.
+const ASK_RETRY_MS: u64 = 1_000;
 
 /// The consumer's progress through the quiet phase.
 enum CatchUp {
     NotStarted,
-    /// Waiting for the end offsets (ListOffsets latest) after the heal.
-    Asking { correlation_id: u32 },
-    Reading { targets: BTreeMap<TopicPartition, Offset> },
+    /// Waiting for the end offsets (ListOffsets latest) after the heal; asked again if
+    /// no answer came by `retry_at` (the broker may still be restarting).
+    Asking {
+        retry_at: u64,
+    },
+    Reading {
+        targets: BTreeMap<TopicPartition, Offset>,
+    },
     Done,
 }
 
@@ -72,14 +79,23 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
     loop {
         let now = world.clock_ms(&shell.name);
         let phase = world.phase();
-        if phase == Phase::Quiet && matches!(catch_up, CatchUp::NotStarted) {
+        let ask = match catch_up {
+            CatchUp::NotStarted => phase == Phase::Quiet && world.state().sends_outstanding() == 0,
+            CatchUp::Asking { retry_at } => now.0 >= retry_at,
+            _ => false,
+        };
+        if ask {
             shell.complete_poll();
-            let correlation_id = shell.ask_end_offsets(&tps).await;
-            catch_up = CatchUp::Asking { correlation_id };
+            shell.ask_end_offsets(&tps).await;
+            catch_up = CatchUp::Asking { retry_at: now.0 + ASK_RETRY_MS };
         }
         if shell.open_poll.is_none() && now >= next_poll_at && phase != Phase::Done {
             if !matches!(catch_up, CatchUp::Asking { .. } | CatchUp::Done) {
-                shell.world.state().invoke(process, OpF::Poll, OpValue::Poll(vec![PollMicro::default()]));
+                shell.world.state().invoke(
+                    process,
+                    OpF::Poll,
+                    OpValue::Poll(vec![PollMicro::default()]),
+                );
                 shell.open_poll = Some((now.0 + POLL_TIMEOUT_MS, BTreeMap::new()));
             }
         }
@@ -91,14 +107,17 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
             }
         }
         if let CatchUp::Reading { targets } = &catch_up {
-            let done = targets.iter().all(|(tp, end)| shell.consumer.position(tp).is_some_and(|p| p >= *end));
+            let done = targets
+                .iter()
+                .all(|(tp, end)| shell.consumer.position(tp).is_some_and(|p| p >= *end));
             if done {
                 shell.complete_poll();
                 world.state().caught_up.insert(shell.name.clone(), true);
                 catch_up = CatchUp::Done;
             }
         }
-        let wake = shell.consumer.next_wakeup().map_or(IDLE_MS, |at| at.since(now)).clamp(1, IDLE_MS);
+        let wake =
+            shell.consumer.next_wakeup().map_or(IDLE_MS, |at| at.since(now)).clamp(1, IDLE_MS);
         tokio::select! {
             biased;
             Some((id, event)) = events.recv() => {
@@ -165,7 +184,11 @@ impl Shell {
         state.complete(self.process, OpType::Ok, OpValue::Poll(vec![micro]));
     }
 
-    fn on_event(&mut self, id: u64, event: crate::world::conn::ConnEvent) -> Option<BTreeMap<TopicPartition, Offset>> {
+    fn on_event(
+        &mut self,
+        id: u64,
+        event: crate::world::conn::ConnEvent,
+    ) -> Option<BTreeMap<TopicPartition, Offset>> {
         let now = self.world.clock_ms(&self.name);
         match self.conns.resolve(id, event)? {
             Incoming::Frame { from, frame: Frame::Response(response) } => {
@@ -176,9 +199,14 @@ impl Shell {
                 match response.body {
                     Response::Metadata(metadata) => self.consumer.on_metadata(&metadata),
                     Response::ListOffsets(offsets) => {
-                        let ok = offsets.partitions.iter().all(|p| p.error == kafkasim::protocol::ErrorCode::None);
+                        let ok = offsets
+                            .partitions
+                            .iter()
+                            .all(|p| p.error == kafkasim::protocol::ErrorCode::None);
                         if ok {
-                            return Some(offsets.partitions.into_iter().map(|p| (p.tp, p.offset)).collect());
+                            return Some(
+                                offsets.partitions.into_iter().map(|p| (p.tp, p.offset)).collect(),
+                            );
                         }
                     }
                     _ => {}
@@ -202,7 +230,7 @@ impl Shell {
     fn seek_to_start(&mut self, tps: &[TopicPartition]) {
         let seek: BTreeMap<String, u64> = tps.iter().map(|tp| (tp.to_string(), 0)).collect();
         for tp in tps {
-            self.consumer.seek(tp.clone(), Offset::ZERO);
+            self.consumer.seek(tp, Offset::ZERO);
         }
         let mut state = self.world.state();
         state.invoke(self.process, OpF::Seek, OpValue::Seek(seek.clone()));
@@ -212,7 +240,8 @@ impl Shell {
     async fn shell_request(&mut self, to: NodeId, body: Request) -> u32 {
         let correlation_id = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1).max(SHELL_CORRELATION_BASE);
-        let frame = RequestFrame { correlation_id, client_id: consumer_client_id(self.index), body };
+        let frame =
+            RequestFrame { correlation_id, client_id: consumer_client_id(self.index), body };
         if !self.conns.send(to, frame).await {
             self.consumer.on_disconnect(self.world.clock_ms(&self.name), to);
         }
@@ -236,9 +265,9 @@ fn consumer_config(scenario: &Scenario) -> ConsumerConfig {
             OffsetResetSetting::Latest => OffsetReset::Latest,
             OffsetResetSetting::None => OffsetReset::None,
         },
-        fetch_max_wait_ms: settings.fetch_max_wait_ms,
+        fetch_max_wait_ms: u32::try_from(settings.fetch_max_wait_ms).unwrap_or(u32::MAX),
         request_timeout_ms: settings.request_timeout_ms,
-        max_poll_records: settings.max_poll_records,
+        max_poll_records: settings.max_poll_records as usize,
         ..ConsumerConfig::default()
     }
 }

@@ -655,40 +655,6 @@ fn cmd_check(args: &CheckArgs) -> i32 {
     check_history(&text, scenario.as_ref(), &mut std::io::stdout())
 }
 
-/// The shape every history line must have (DESIGN.md, "Runs, histories and verdicts").
-fn history_shape(text: &str) -> Result<(), String> {
-    const TYPES: &[&str] = &["invoke", "ok", "fail", "info"];
-    const FUNCTIONS: &[&str] = &["send", "poll", "assign", "subscribe", "commit", "crash"];
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|error| format!("line {line_no}: not JSON: {error}: {line}"))?;
-        let op = value
-            .as_object()
-            .ok_or_else(|| format!("line {line_no}: not a JSON object: {line}"))?;
-        for field in ["index", "time", "process", "type", "f"] {
-            let present = op
-                .get(field)
-                .ok_or_else(|| format!("line {line_no}: field `{field}`: missing: {line}"))?;
-            let valid = match field {
-                "index" | "time" => present.is_u64(),
-                "type" => present.as_str().is_some_and(|t| TYPES.contains(&t)),
-                "f" => present.as_str().is_some_and(|f| FUNCTIONS.contains(&f)),
-                _ => !present.is_null(),
-            };
-            if !valid {
-                return Err(format!(
-                    "line {line_no}: field `{field}`: unexpected value {present}: {line}"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn cmd_scenarios(dir: &Path) -> i32 {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

@@ -16,9 +16,16 @@ pub(super) struct ParkedFetch {
 }
 
 impl Broker {
-    pub(super) fn fetch(&mut self, now: Millis, conn: ConnId, correlation_id: u32, request: FetchRequest) {
+    pub(super) fn fetch(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        correlation_id: u32,
+        request: FetchRequest,
+    ) {
         let response = self.read_partitions(&request);
-        let has_data = response.partitions.iter().any(|p| !p.records.is_empty() || p.error != ErrorCode::None);
+        let has_data =
+            response.partitions.iter().any(|p| !p.records.is_empty() || p.error != ErrorCode::None);
         let max_wait_ms = u64::from(request.max_wait_ms).min(self.config.fetch_max_wait_ms);
         if has_data || max_wait_ms == 0 {
             self.respond(conn, correlation_id, Response::Fetch(response));
@@ -33,7 +40,11 @@ impl Broker {
         let parked = std::mem::take(&mut self.parked);
         for fetch in parked {
             let response = self.read_partitions(&fetch.request);
-            if response.partitions.iter().any(|p| !p.records.is_empty() || p.error != ErrorCode::None) {
+            if response
+                .partitions
+                .iter()
+                .any(|p| !p.records.is_empty() || p.error != ErrorCode::None)
+            {
                 self.respond(fetch.conn, fetch.correlation_id, Response::Fetch(response));
             } else {
                 self.parked.push(fetch);
@@ -76,7 +87,10 @@ impl Broker {
                 Some(p) => {
                     out.high_watermark = p.high_watermark;
                     out.log_start_offset = p.log.log_start_offset();
-                    if (wanted.fetch_offset >= p.high_watermark && wanted.fetch_offset <= p.log.log_end_offset()) || budget == 0 {
+                    if (wanted.fetch_offset >= p.high_watermark
+                        && wanted.fetch_offset <= p.log.log_end_offset())
+                        || budget == 0
+                    {
                         // Caught up (or out of budget): nothing to send, not an error.
                     } else {
                         let max_bytes = budget.min(wanted.partition_max_bytes as usize).max(1);

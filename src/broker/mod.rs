@@ -45,9 +45,15 @@ pub struct BrokerConfig {
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BrokerOutput {
-    Respond { conn: ConnId, frame: ResponseFrame },
+    Respond {
+        conn: ConnId,
+        frame: ResponseFrame,
+    },
     /// Perform these operations in order, then report `on_disk_done(token, result)`.
-    Disk { token: u64, ops: Vec<DiskOp> },
+    Disk {
+        token: u64,
+        ops: Vec<DiskOp>,
+    },
 }
 
 /// A produce waiting for its append to complete (the flush, under flush-every-batch).
@@ -240,7 +246,12 @@ impl Broker {
         }
     }
 
-    fn append(&mut self, now: Millis, tp: &TopicPartition, records: Bytes) -> Result<Appended, ErrorCode> {
+    fn append(
+        &mut self,
+        now: Millis,
+        tp: &TopicPartition,
+        records: Bytes,
+    ) -> Result<Appended, ErrorCode> {
         let partition = self.partitions.get_mut(tp).ok_or(ErrorCode::UnknownTopicOrPartition)?;
         if partition.offline {
             return Err(ErrorCode::KafkaStorageError);
@@ -361,7 +372,8 @@ impl Broker {
 
     fn metadata(&self, request: MetadataRequest) -> MetadataResponse {
         let me = self.config.node_id;
-        let wanted = |name: &str| request.topics.as_ref().is_none_or(|t| t.iter().any(|n| n == name));
+        let wanted =
+            |name: &str| request.topics.as_ref().is_none_or(|t| t.iter().any(|n| n == name));
         let mut topics = Vec::new();
         for spec in self.config.topics.iter().filter(|t| wanted(&t.name)) {
             let partitions = (0..spec.partitions)
@@ -374,7 +386,11 @@ impl Broker {
                     isr: vec![me],
                 })
                 .collect();
-            topics.push(TopicMetadata { name: spec.name.clone(), error: ErrorCode::None, partitions });
+            topics.push(TopicMetadata {
+                name: spec.name.clone(),
+                error: ErrorCode::None,
+                partitions,
+            });
         }
         for name in request.topics.iter().flatten() {
             if !self.config.topics.iter().any(|t| &t.name == name) {
@@ -395,7 +411,8 @@ impl Broker {
     }
 
     fn respond(&mut self, conn: ConnId, correlation_id: u32, body: Response) {
-        self.outputs.push(BrokerOutput::Respond { conn, frame: ResponseFrame { correlation_id, body } });
+        self.outputs
+            .push(BrokerOutput::Respond { conn, frame: ResponseFrame { correlation_id, body } });
     }
 }
 
@@ -416,7 +433,11 @@ fn offset_if_flush(offset: Offset) -> Option<Offset> {
     (offset != NOT_A_FLUSH).then_some(offset)
 }
 
-fn produce_result(tp: &TopicPartition, error: ErrorCode, base_offset: Option<Offset>) -> ProducePartitionResponse {
+fn produce_result(
+    tp: &TopicPartition,
+    error: ErrorCode,
+    base_offset: Option<Offset>,
+) -> ProducePartitionResponse {
     ProducePartitionResponse { tp: tp.clone(), error, base_offset, log_start_offset: Offset::ZERO }
 }
 

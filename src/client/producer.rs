@@ -327,6 +327,19 @@ impl Producer {
         value: Bytes,
         rng: &mut impl RngCore,
     ) -> Result<SendId, SendError> {
+        self.send_partitioned(now, topic, key, value, rng).map(|(id, _)| id)
+    }
+
+    /// As `send`, also saying which partition the record went to (a history names the
+    /// topic-partition of every send when it is invoked).
+    pub fn send_partitioned(
+        &mut self,
+        now: Millis,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Bytes,
+        rng: &mut impl RngCore,
+    ) -> Result<(SendId, TopicPartition), SendError> {
         self.metadata.want_topic(topic);
         let Some(num_partitions) = self.metadata.partition_count(topic) else {
             self.metadata.request_refresh();
@@ -348,7 +361,8 @@ impl Producer {
             partition < num_partitions,
             "partitioner chose {partition} for {topic} with {num_partitions} partitions"
         );
-        Ok(self.append(now, TopicPartition::new(topic, partition), key, value))
+        let tp = TopicPartition::new(topic, partition);
+        Ok((self.append(now, tp.clone(), key, value), tp))
     }
 
     /// Sends to an explicit partition, bypassing the partitioner.

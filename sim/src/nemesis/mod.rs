@@ -160,7 +160,10 @@ impl Nemesis {
             FaultKind::DiskFull => disk.set_full(id, true),
             FaultKind::IoErrors => {
                 let rate = fault.rate.clamp(0.0, 1.0);
-                disk.set_io_errors(id, IoErrorRates { read: rate, write: rate, sync: rate, metadata: 0.0 });
+                disk.set_io_errors(
+                    id,
+                    IoErrorRates { read: rate, write: rate, sync: rate, metadata: 0.0 },
+                );
             }
             FaultKind::BitFlips => {
                 let flips = disk.flip_bits(id, fault.count);
@@ -206,8 +209,8 @@ impl Nemesis {
             FaultKind::LatencySpike => {
                 let base = &self.world.scenario.network.latency_us;
                 NetSim::current().update_config(|config| {
-                    config.send_latency =
-                        Duration::from_micros(base[0])..Duration::from_micros(base[1].max(base[0] + 1));
+                    config.send_latency = Duration::from_micros(base[0])
+                        ..Duration::from_micros(base[1].max(base[0] + 1));
                 });
             }
         }
@@ -224,7 +227,8 @@ impl Nemesis {
         let net = NetSim::current();
         let base = &self.world.scenario.network.latency_us;
         net.update_config(|config| {
-            config.send_latency = Duration::from_micros(base[0])..Duration::from_micros(base[1].max(base[0] + 1));
+            config.send_latency =
+                Duration::from_micros(base[0])..Duration::from_micros(base[1].max(base[0] + 1));
         });
         self.world.state().reset_after_append.clear();
         for (name, id) in &self.targets.nodes {

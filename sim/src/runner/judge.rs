@@ -77,7 +77,12 @@ pub fn config_facts(scenario: &Scenario) -> ConfigFacts {
             AcksSetting::One => Acks::One,
             AcksSetting::All => Acks::All,
         },
-        min_insync_replicas: scenario.topics.iter().map(|t| t.min_insync_replicas).min().unwrap_or(1),
+        min_insync_replicas: scenario
+            .topics
+            .iter()
+            .map(|t| t.min_insync_replicas)
+            .min()
+            .unwrap_or(1),
         replication_factor: scenario.topics.iter().map(|t| t.replication_factor).min().unwrap_or(1),
         broker_count: scenario.cluster.brokers,
         unclean_election: scenario.topics.iter().any(|t| t.unclean_leader_election),

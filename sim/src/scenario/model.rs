@@ -217,7 +217,10 @@ pub enum FaultKind {
     Pause,
     /// Cut the node off the network (both directions) for `duration_s`.
     Isolate,
-    /// Reset every open connection of the node (in-flight responses lost).
+    /// Without parameters: reset every open connection of the node once (in-flight
+    /// responses are lost). With `rate` and `duration_s` on a broker: for that long, each
+    /// produce response is replaced by a connection reset with probability `rate` — the
+    /// broker appended, the client never hears of it.
     ResetConnections,
     /// Multiply the node's disk latencies by `factor` for `duration_s`.
     SlowDisk,

@@ -310,7 +310,18 @@ fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
             problems.push(field("target"), message);
         }
         let kind = kebab(step.kind);
-        let needs = FaultNeeds::of(step.kind);
+        // reset-connections takes either nothing (drop every open connection once) or a
+        // rate with a duration (reset that share of produce responses after the append).
+        let windowed_reset = step.kind == FaultKind::ResetConnections
+            && (step.rate.is_some() || step.duration_s.is_some());
+        if windowed_reset && (step.rate.is_none() || step.duration_s.is_none()) {
+            problems
+                .push(field("kind"), format!("`{kind}` takes `rate` and `duration_s` together"));
+        }
+        let needs = match windowed_reset {
+            true => FaultNeeds { duration: true, factor: false, rate: true, count: false },
+            false => FaultNeeds::of(step.kind),
+        };
         match (needs.duration, step.duration_s) {
             (true, None) => problems.push(field("kind"), format!("`{kind}` needs `duration_s`")),
             (true, Some(d)) if !(d.is_finite() && d > 0.0) => {

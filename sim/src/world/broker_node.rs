@@ -80,7 +80,11 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                     let is_produce = matches!(frame.body, Response::Produce(_));
                     let rate = world.state().reset_after_append.get(&name).copied().unwrap_or(0.0);
                     if is_produce && rate > 0.0 && rng.gen_bool(rate.min(1.0)) {
-                        world.event(&name, "fault-reset-after-append", &[("conn", conn.0.to_string())]);
+                        world.event(
+                            &name,
+                            "fault-reset-after-append",
+                            &[("conn", conn.0.to_string())],
+                        );
                         conns.remove(&conn.0);
                         broker.on_connection_closed(conn);
                         continue;
@@ -165,9 +169,13 @@ async fn recover_logs(
             let now = world.clock_ms(name);
             let (mut log, report) =
                 PartitionLog::recover(&dir, crate::runner::config::log_config(topic), &files, now);
-            if !report.is_clean() {
+            if !report.cuts.is_empty() || report.skipped_offsets.is_some() {
                 info!(node = %name, tp = %tp, ?report, "log recovery cut data");
-                world.event(name, "log-recovery", &[("tp", tp.to_string()), ("report", format!("{report:?}"))]);
+                world.event(
+                    name,
+                    "log-recovery",
+                    &[("tp", tp.to_string()), ("report", format!("{report:?}"))],
+                );
             }
             for op in log.take_disk_ops() {
                 if let Err(error) = apply(disk, op).await {
@@ -180,7 +188,12 @@ async fn recover_logs(
     Some(logs)
 }
 
-async fn read_with_retries(disk: &Arc<SimDisk>, world: &WorldRef, name: &str, path: &str) -> Option<Bytes> {
+async fn read_with_retries(
+    disk: &Arc<SimDisk>,
+    world: &WorldRef,
+    name: &str,
+    path: &str,
+) -> Option<Bytes> {
     for attempt in 0..RECOVERY_READ_ATTEMPTS {
         match disk.read_all(path).await {
             Ok(bytes) => return Some(bytes),
@@ -207,7 +220,14 @@ async fn accept_loop(
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
         let peer_name = super::name_of_ip(peer.ip());
-        let sender = spawn_connection(world.clone(), stream, name.clone(), peer_name, next_id, events.clone());
+        let sender = spawn_connection(
+            world.clone(),
+            stream,
+            name.clone(),
+            peer_name,
+            next_id,
+            events.clone(),
+        );
         if accepted.send((next_id, sender)).is_err() {
             return;
         }
@@ -215,7 +235,10 @@ async fn accept_loop(
     }
 }
 
-async fn disk_worker(mut jobs: mpsc::UnboundedReceiver<DiskJob>, done: mpsc::UnboundedSender<(u64, Result<(), String>)>) {
+async fn disk_worker(
+    mut jobs: mpsc::UnboundedReceiver<DiskJob>,
+    done: mpsc::UnboundedSender<(u64, Result<(), String>)>,
+) {
     let disk = madsim::plugin::simulator::<SimDisk>();
     while let Some((token, ops)) = jobs.recv().await {
         let mut result = Ok(());

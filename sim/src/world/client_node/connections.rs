@@ -30,7 +30,10 @@ pub enum Incoming {
 }
 
 impl Connections {
-    pub fn new(world: WorldRef, local: String) -> (Connections, mpsc::UnboundedReceiver<(u64, ConnEvent)>) {
+    pub fn new(
+        world: WorldRef,
+        local: String,
+    ) -> (Connections, mpsc::UnboundedReceiver<(u64, ConnEvent)>) {
         let (events, receiver) = mpsc::unbounded_channel();
         (Connections { world, local, open: BTreeMap::new(), next_id: 0, events }, receiver)
     }
@@ -70,14 +73,22 @@ impl Connections {
     async fn connect(&mut self, to: NodeId) -> bool {
         let addr = World::broker_addr(to.0);
         let timeout = Duration::from_millis(CONNECT_TIMEOUT_MS);
-        let stream = match madsim::time::timeout(timeout, madsim::net::TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            _ => return false,
-        };
+        let stream =
+            match madsim::time::timeout(timeout, madsim::net::TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => stream,
+                _ => return false,
+            };
         let id = self.next_id;
         self.next_id += 1;
         let peer = node_name(Role::Broker, to.0);
-        let sender = spawn_connection(self.world.clone(), stream, self.local.clone(), peer, id, self.events.clone());
+        let sender = spawn_connection(
+            self.world.clone(),
+            stream,
+            self.local.clone(),
+            peer,
+            id,
+            self.events.clone(),
+        );
         self.open.insert(to, (id, sender));
         true
     }

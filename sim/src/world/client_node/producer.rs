@@ -9,8 +9,8 @@ use crate::scenario::{AcksSetting, Scenario};
 use crate::world::{node_name, Phase, Role, WorldRef};
 use bytes::Bytes;
 use kafkasim::client::{
-    DefaultPartitioner, Partitioner, Producer, ProducerAction, ProducerConfig, RoundRobinPartitioner,
-    SendId, SendResult,
+    DefaultPartitioner, Partitioner, Producer, ProducerAction, ProducerConfig,
+    RoundRobinPartitioner, SendId, SendResult,
 };
 use kafkasim::protocol::{Acks, MetadataRequest, Request, RequestFrame, Response};
 use kafkasim::types::{Millis, NodeId};
@@ -24,8 +24,28 @@ const IDLE_MS: u64 = 20;
 /// One send op in flight: its micro-ops and their outcomes so far.
 struct OpenSend {
     micro: Vec<SendMicro>,
-    results: Vec<Option<SendResult>>,
+    results: Vec<Option<MicroOutcome>>,
     by_id: BTreeMap<SendId, usize>,
+}
+
+/// The outcome of one record of a send op.
+#[derive(Clone, Copy, Debug)]
+enum MicroOutcome {
+    Acked(u64),
+    /// Definitely not written: refused by the broker before appending, or by the producer
+    /// before anything was sent.
+    Failed,
+    Indeterminate,
+}
+
+impl From<SendResult> for MicroOutcome {
+    fn from(result: SendResult) -> MicroOutcome {
+        match result {
+            SendResult::Acked { offset } => MicroOutcome::Acked(offset.0),
+            SendResult::Failed { .. } => MicroOutcome::Failed,
+            SendResult::Indeterminate { .. } => MicroOutcome::Indeterminate,
+        }
+    }
 }
 
 pub async fn producer_main(world: WorldRef, index: u32) {
@@ -33,8 +53,12 @@ pub async fn producer_main(world: WorldRef, index: u32) {
     let process = world.state().new_process(&name);
     let scenario = world.scenario.clone();
     let mut rng = crate::seed::substream(world.seed, &format!("{name}/process-{process}"));
-    let mut producer = Producer::new(producer_client_id(index), producer_config(&scenario), partitioner(&scenario))
-        .expect("scenario validation checks the producer config");
+    let mut producer = Producer::new(
+        producer_client_id(index),
+        producer_config(&scenario),
+        partitioner(&scenario),
+    )
+    .expect("scenario validation checks the producer config");
     for topic in &scenario.topics {
         producer.want_topic(&topic.name);
     }
@@ -45,7 +69,11 @@ pub async fn producer_main(world: WorldRef, index: u32) {
     let mut shell_correlation = SHELL_CORRELATION_BASE;
     loop {
         let now = world.clock_ms(&name);
-        if open.is_none() && world.phase() == Phase::Faulty && now >= next_op_at && has_metadata(&producer, &scenario) {
+        if open.is_none()
+            && world.phase() == Phase::Faulty
+            && now >= next_op_at
+            && has_metadata(&producer, &scenario)
+        {
             open = Some(start_op(&world, process, &scenario, &mut producer, &mut rng, now));
             next_op_at = now.plus_ms(interval_ms);
         }
@@ -66,7 +94,8 @@ pub async fn producer_main(world: WorldRef, index: u32) {
                         client_id: producer_client_id(index),
                         body: Request::Metadata(MetadataRequest { topics: Some(topics) }),
                     };
-                    shell_correlation = shell_correlation.wrapping_add(1).max(SHELL_CORRELATION_BASE);
+                    shell_correlation =
+                        shell_correlation.wrapping_add(1).max(SHELL_CORRELATION_BASE);
                     let broker = NodeId(rng.gen_range(0..scenario.cluster.brokers));
                     if !conns.send(broker, frame).await {
                         producer.on_disconnect(now, broker);
@@ -75,7 +104,7 @@ pub async fn producer_main(world: WorldRef, index: u32) {
                 ProducerAction::Completed { id, result, .. } => {
                     if let Some(op) = open.as_mut() {
                         if let Some(&slot) = op.by_id.get(&id) {
-                            op.results[slot] = Some(result);
+                            op.results[slot] = Some(result.into());
                         }
                     }
                 }
@@ -136,9 +165,10 @@ fn start_op(
                 (tp, None)
             }
             Err(error) => {
-                let tp = kafkasim::types::TopicPartition::new(topic.clone(), 0);
-                let failure = kafkasim::client::SendFailure::Rejected(error.to_string());
-                (tp, Some(SendResult::Failed { reason: failure }))
+                // Refused before it reached any partition: recorded against partition 0
+                // as a definite failure (its value is never written anywhere).
+                tracing::debug!(%error, "send refused by the producer");
+                (kafkasim::types::TopicPartition::new(topic.clone(), 0), Some(MicroOutcome::Failed))
             }
         };
         op.micro.push(SendMicro { key: tp.to_string(), value, offset: None });
@@ -154,12 +184,12 @@ fn finish_op(world: &WorldRef, process: u64, op: OpenSend) {
     let (mut acked, mut failed) = (0, 0);
     for (send, result) in micro.iter_mut().zip(op.results) {
         match result.expect("finish_op only runs when every result is in") {
-            SendResult::Acked { offset } => {
-                send.offset = Some(offset.0);
+            MicroOutcome::Acked(offset) => {
+                send.offset = Some(offset);
                 acked += 1;
             }
-            SendResult::Failed { .. } => failed += 1,
-            SendResult::Indeterminate { .. } => {}
+            MicroOutcome::Failed => failed += 1,
+            MicroOutcome::Indeterminate => {}
         }
     }
     let op_type = match (acked, failed) {

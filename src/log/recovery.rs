@@ -452,6 +452,11 @@ mod tests {
         assert_eq!(report.skipped_offsets, Some((Offset(12), Offset(30))));
         assert_eq!(log.log_end_offset(), Offset(30), "continues at the recovery point");
         assert_eq!(read_all(&log), before[..12].to_vec());
+        // A control batch spans the destroyed offsets, so a reader at 12 moves to 30.
+        let marker = log.read(Offset(12), usize::MAX, Offset(30)).expect("in range");
+        let (batches, _) = crate::record::scan_batches(&marker.records);
+        assert!(batches[0].header().is_control(), "no gap marker at the cut");
+        assert_eq!((batches[0].base_offset(), batches[0].last_offset()), (Offset(12), Offset(29)));
         disk.apply(log.take_disk_ops());
         let info = log
             .append_as_leader(batch_of(&[b"new".to_vec()], 0, None), Epoch(2), Millis(3))

@@ -128,11 +128,14 @@ pub(super) fn read_all(log: &PartitionLog) -> Vec<(u64, Vec<u8>)> {
     records_in(&data.records)
 }
 
+/// The client records in fetched bytes (control batches such as gap markers are not
+/// records: readers step over them).
 pub(super) fn records_in(bytes: &Bytes) -> Vec<(u64, Vec<u8>)> {
     let (batches, stop) = scan_batches(bytes);
     assert!(stop.is_none(), "log returned bad bytes: {stop:?}");
     batches
         .iter()
+        .filter(|b| !b.header().is_control())
         .flat_map(|b| b.records().expect("valid"))
         .map(|r| (r.offset.0, r.value.map(|v| v.to_vec()).unwrap_or_default()))
         .collect()

@@ -89,15 +89,11 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
             shell.ask_end_offsets(&tps).await;
             catch_up = CatchUp::Asking { retry_at: now.0 + ASK_RETRY_MS };
         }
-        if shell.open_poll.is_none() && now >= next_poll_at && phase != Phase::Done {
-            if !matches!(catch_up, CatchUp::Asking { .. } | CatchUp::Done) {
-                shell.world.state().invoke(
-                    process,
-                    OpF::Poll,
-                    OpValue::Poll(vec![PollMicro::default()]),
-                );
-                shell.open_poll = Some((now.0 + POLL_TIMEOUT_MS, BTreeMap::new()));
-            }
+        let polling = !matches!(catch_up, CatchUp::Asking { .. } | CatchUp::Done);
+        if polling && shell.open_poll.is_none() && now >= next_poll_at && phase != Phase::Done {
+            let poll = OpValue::Poll(vec![PollMicro::default()]);
+            shell.world.state().invoke(process, OpF::Poll, poll);
+            shell.open_poll = Some((now.0 + POLL_TIMEOUT_MS, BTreeMap::new()));
         }
         shell.drive().await;
         if let Some((deadline, records)) = &shell.open_poll {

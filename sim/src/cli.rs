@@ -178,21 +178,35 @@ pub fn init_logging(level: &str) -> Result<(), String> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
+        .with_timer(SimulatedTime)
         .try_init()
         .map_err(|error| error.to_string())
 }
 
+/// Stamps log lines with simulated time (seconds since the run began); madsim's spans add
+/// the node name. Lines outside a simulation show dashes.
+struct SimulatedTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimulatedTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match madsim::time::TimeHandle::try_current() {
+            Some(time) => {
+                let elapsed = time.elapsed();
+                write!(w, "{:>4}.{:06}s", elapsed.as_secs(), elapsed.subsec_micros())
+            }
+            None => write!(w, "   -.------s"),
+        }
+    }
+}
+
 /// The build identity printed before every run.
 pub fn build_id() -> String {
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-    format!("kafkasim {} ({profile})", env!("CARGO_PKG_VERSION"))
+    crate::runner::build_id()
 }
 
 /// Runs the checker on a recorded history: the check report as JSON, or why the history
-/// cannot be checked (naming the line and field). This is the one place `kafkasim check`
-/// meets the checker (`sim::history::parse_jsonl` + `sim::check::check`); until that is
-/// linked in, it checks the history's shape and reports that no checker is linked.
+/// cannot be checked (naming the line and field). With the scenario, the report also says
+/// which anomalies its configuration allows.
 pub fn run_checker(text: &str, scenario: Option<&Scenario>) -> Result<serde_json::Value, String> {
     let history = crate::history::parse_jsonl(text).map_err(|error| error.to_string())?;
     let options = crate::check::CheckOptions::default();

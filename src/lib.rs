@@ -13,6 +13,7 @@ compile_error!(
      a RUSTFLAGS variable in the environment replaces it, so add --cfg madsim there too)"
 );
 
+pub mod controller;
 pub mod protocol;
 pub mod record;
 pub mod types;

@@ -7,7 +7,10 @@
 //!    sync it; nothing below may happen before the sync completes, because a granted vote
 //!    or an acknowledged entry must be durable before anyone hears of it;
 //! 2. send `messages`;
-//! 3. apply `committed` (entries in index order, each exactly once per incarnation).
+//! 3. apply `committed` (entries in index order, each exactly once per incarnation);
+//! 4. once the sync of step 1 completed, call `on_persisted(ready.number)`: a leader counts
+//!    its own copy of an entry towards a quorum only when it knows the copy is durable
+//!    (a single voter commits nothing until then).
 //!
 //! Readies are a FIFO: the driver may call `step`/`tick` while a sync is in flight, but the
 //! outputs of a later Ready never overtake an earlier one. On restart the driver builds a
@@ -24,7 +27,7 @@
 use super::message::{EntryPayload, LogEntry, LogIndex, MessageBody, RaftMessage};
 use super::storage::{HardState, PersistRecord, PersistentState};
 use crate::types::{Millis, NodeId, Term};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thiserror::Error;
 
 /// Timing and limits. KRaft's defaults are controller.quorum.election.timeout.ms = 1000
@@ -134,6 +137,8 @@ pub enum Role {
 /// Outputs for the driver; see the module header for the order they must be carried out in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
+    /// Give it back to `RaftNode::on_persisted` once `persist` is synced.
+    pub number: u64,
     pub persist: Vec<PersistRecord>,
     /// The persist records must be synced before `messages` are sent.
     pub must_sync: bool,
@@ -176,6 +181,12 @@ pub struct RaftNode {
     rng: SplitMix64,
     out_persist: Vec<PersistRecord>,
     out_messages: Vec<RaftMessage>,
+    ready_number: u64,
+    /// Readies handed out with persist records not yet reported synced: (number, the last
+    /// index they make durable, lowered by any truncation since).
+    unsynced: VecDeque<(u64, LogIndex)>,
+    /// Entries 1..=durable_index are known to be on this node's disk as they are in `log`.
+    durable_index: LogIndex,
 }
 
 impl RaftNode {
@@ -198,6 +209,7 @@ impl RaftNode {
             }
             prev_term = entry.term;
         }
+        let durable_index = state.entries.len() as u64;
         let mut node = RaftNode {
             config,
             term: state.hard_state.term,
@@ -217,6 +229,9 @@ impl RaftNode {
             rng: SplitMix64(seed),
             out_persist: Vec::new(),
             out_messages: Vec::new(),
+            ready_number: 0,
+            unsynced: VecDeque::new(),
+            durable_index,
         };
         node.reset_election_deadline();
         tracing::info!(node = %node.id(), term = %node.term, last_index = node.last_index(),
@@ -308,12 +323,37 @@ impl RaftNode {
             self.log[self.applied_index as usize..self.commit_index as usize].to_vec();
         self.applied_index = self.commit_index;
         let persist = std::mem::take(&mut self.out_persist);
+        self.ready_number += 1;
+        if !persist.is_empty() {
+            self.unsynced.push_back((self.ready_number, self.last_index()));
+        }
         Ready {
+            number: self.ready_number,
             must_sync: !persist.is_empty(),
             persist,
             messages: std::mem::take(&mut self.out_messages),
             committed,
         }
+    }
+
+    /// The driver synced the persist records of every Ready up to `number`.
+    pub fn on_persisted(&mut self, number: u64) {
+        assert!(number <= self.ready_number, "ready {number} was never handed out");
+        while let Some(&(n, last)) = self.unsynced.front() {
+            if n > number {
+                break;
+            }
+            self.unsynced.pop_front();
+            self.durable_index = self.durable_index.max(last);
+        }
+        assert!(self.durable_index <= self.last_index(), "durable beyond the log");
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable_index
     }
 
     /// Appends `data` as a new entry if this node leads; returns its index. The entry is
@@ -676,7 +716,9 @@ impl RaftNode {
 
     fn maybe_commit(&mut self) {
         let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.match_index).collect();
-        matched.push(self.last_index());
+        // Our own copy counts only once durable (§10.2.1 of Ongaro's thesis allows the
+        // leader to write in parallel with sending, but not to count what it has not synced).
+        matched.push(self.durable_index);
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.config.quorum() - 1];
         // §5.4.2: only an entry of the current term is committed by counting replicas.
@@ -731,6 +773,10 @@ impl RaftNode {
         tracing::info!(node = %self.id(), from_index = index, last_index = self.last_index(),
             "truncating conflicting entries");
         self.log.truncate(index as usize - 1);
+        self.durable_index = self.durable_index.min(index - 1);
+        for (_, last) in &mut self.unsynced {
+            *last = (*last).min(index - 1);
+        }
         self.out_persist.push(PersistRecord::Truncate { from_index: index });
     }
 

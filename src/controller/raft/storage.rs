@@ -179,8 +179,7 @@ pub fn recover(bytes: &[u8]) -> Recovery {
         match decode_record(bytes, at) {
             Ok(None) => break,
             Ok(Some((record, next))) => {
-                // Replay onto a copy only when the record could fail half-way; the checks in
-                // `replay` happen before any mutation, so the state stays the valid prefix.
+                // `replay` checks before it mutates, so on error the state is the prefix's.
                 if let Err(err) = replay(&mut recovery.state, record, at) {
                     recovery.corruption = Some(err);
                     break;
@@ -268,7 +267,7 @@ mod tests {
     fn zero_filled_hole_is_corruption_not_an_empty_record() {
         let (_, mut bytes) = sample_journal();
         let len = bytes.len();
-        bytes.extend(std::iter::repeat(0).take(512));
+        bytes.extend(std::iter::repeat_n(0, 512));
         let rec = recover(&bytes);
         assert_eq!(rec.valid_bytes, len);
         assert!(matches!(rec.corruption, Some(StorageError::BadLength { len: 0, .. })));

@@ -54,6 +54,7 @@ impl Cluster {
             while self.nodes[i].has_ready() {
                 let ready = self.nodes[i].take_ready();
                 self.disks[i].extend(encode_records(&ready.persist));
+                self.nodes[i].on_persisted(ready.number);
                 self.queue.extend(ready.messages);
                 self.applied[i].extend(ready.committed);
             }
@@ -403,6 +404,10 @@ fn commits_only_entries_of_its_own_term_by_counting() {
     leader.step(vote, Millis(2001)).expect("current term");
     assert!(leader.is_leader());
     assert_eq!(leader.last_index(), 3, "LeaderChange appended at 3");
+    let ready = leader.take_ready();
+    // Acks of index 3 alone do not commit it while the leader's own copy is not durable.
+    leader.on_persisted(ready.number);
+    assert_eq!(leader.durable_index(), 3);
     let ack = |index| RaftMessage {
         from: NodeId(2),
         to: NodeId(1),
@@ -451,4 +456,52 @@ fn restarts_from_any_persisted_prefix() {
     let new_leader = c.leaders()[0];
     let expected = c.node(new_leader).entries().to_vec();
     assert_eq!(c.nodes[idx].entries(), &expected[..]);
+}
+
+#[test]
+fn leader_counts_its_own_entry_only_once_durable() {
+    let mut node =
+        RaftNode::new(config(1, 1), PersistentState::default(), 7, Millis(0)).expect("valid");
+    node.tick(Millis(2000));
+    assert!(node.is_leader());
+    assert_eq!(node.commit_index(), 0, "LeaderChange not yet synced");
+    let first = node.take_ready();
+    assert!(first.committed.is_empty());
+    let index = node.propose(vec![1], Millis(2001)).expect("leader");
+    let second = node.take_ready();
+    // Syncing the first Ready makes only the LeaderChange durable.
+    node.on_persisted(first.number);
+    assert_eq!(node.commit_index(), 1);
+    node.on_persisted(second.number);
+    assert_eq!(node.commit_index(), index);
+    let ready = node.take_ready();
+    assert_eq!(ready.committed.len(), 2);
+}
+
+#[test]
+fn follower_commits_only_what_the_leader_verified() {
+    let e = |index, term: u64| LogEntry {
+        index,
+        term: Term(term),
+        payload: EntryPayload::Data(vec![index as u8]),
+    };
+    // Entry 3 is a stale, uncommitted tail the new leader has not checked yet.
+    let state = PersistentState {
+        hard_state: HardState { term: Term(1), voted_for: None },
+        entries: vec![e(1, 1), e(2, 1), e(3, 1)],
+    };
+    let mut node = RaftNode::new(config(2, 3), state, 7, Millis(0)).expect("valid");
+    let heartbeat = RaftMessage {
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(2),
+        body: MessageBody::AppendEntries {
+            prev_log_index: 1,
+            prev_log_term: Term(1),
+            entries: Vec::new(),
+            leader_commit: 3,
+        },
+    };
+    node.step(heartbeat, Millis(1)).expect("newer term");
+    assert_eq!(node.commit_index(), 1, "commit limited to the verified prefix");
 }

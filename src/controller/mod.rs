@@ -12,4 +12,19 @@
 //! This module does not own replication of partition data (brokers do) nor the network
 //! shell that carries messages (sim/).
 
+pub mod invariants;
+pub mod quorum;
 pub mod raft;
+pub mod records;
+
+#[cfg(test)]
+mod tests;
+
+pub use invariants::{MetadataChecker, MetadataViolation};
+pub use quorum::{
+    ControllerConfig, ControllerError, ControllerReady, ControllerReply, ControllerRequest,
+    ControllerResponse, HeartbeatReply, QuorumController,
+};
+pub use records::{
+    BrokerState, MetadataError, MetadataImage, MetadataRecord, PartitionState, TopicState,
+};

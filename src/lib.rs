@@ -15,6 +15,7 @@ compile_error!(
 
 pub mod broker;
 pub mod client;
+pub mod controller;
 pub mod log;
 pub mod protocol;
 pub mod record;

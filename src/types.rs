@@ -105,3 +105,48 @@ impl fmt::Display for Millis {
         write!(f, "{}ms", self.0)
     }
 }
+
+/// A Raft term of the controller quorum (KRaft's "epoch" of the metadata log). Grows by one
+/// per election attempt; a message carries its sender's term.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Term(pub u64);
+
+impl Term {
+    pub fn next(self) -> Term {
+        Term(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// A broker's registration epoch, assigned by the controller on every (re-)registration;
+/// as in KRaft it is the metadata-log index of the registration record, so it only grows.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct BrokerEpoch(pub u64);
+
+impl fmt::Display for BrokerEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "be{}", self.0)
+    }
+}
+
+/// A partition's metadata version (KRaft's partition_epoch): bumped on every change of
+/// leader or ISR, used to reject AlterPartition requests built on a stale view.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct PartitionEpoch(pub u32);
+
+impl fmt::Display for PartitionEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pe{}", self.0)
+    }
+}

@@ -1,0 +1,395 @@
+//! Controller tests on a single-voter quorum (Raft itself is tested in `raft/`), plus one
+//! three-voter run where every node's committed image converges.
+
+use super::raft::{PersistentState, RaftConfig};
+use super::*;
+use crate::types::{BrokerEpoch, Epoch, Millis, NodeId, PartitionEpoch, TopicPartition};
+
+struct Harness {
+    c: QuorumController,
+    now: Millis,
+    next_id: u64,
+    checker: MetadataChecker,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let raft = RaftConfig::new(NodeId(100), vec![NodeId(100)]);
+        let c = QuorumController::new(
+            raft,
+            ControllerConfig::default(),
+            PersistentState::default(),
+            1,
+            Millis(0),
+        )
+        .expect("valid config");
+        let mut h = Harness { c, now: Millis(0), next_id: 0, checker: MetadataChecker::new() };
+        h.advance(2500);
+        assert!(h.c.is_active(), "single voter becomes active");
+        h
+    }
+
+    /// Carries out every Ready (sync is instant) and returns the replies.
+    fn drain(&mut self) -> Vec<ControllerReply> {
+        let mut replies = Vec::new();
+        while self.c.has_ready() {
+            let ready = self.c.take_ready();
+            assert!(ready.raft.messages.is_empty(), "a single voter sends nothing");
+            self.c.on_persisted(ready.raft.number);
+            replies.extend(ready.replies);
+        }
+        self.checker.observe(NodeId(100), self.c.committed_image()).expect("metadata invariants");
+        replies
+    }
+
+    fn advance(&mut self, ms: u64) {
+        for _ in 0..ms / 100 {
+            self.now = self.now.plus_ms(100);
+            self.c.tick(self.now);
+            self.drain();
+        }
+    }
+
+    fn request(&mut self, from: u32, request: ControllerRequest) -> ControllerResponse {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.c.handle(NodeId(from), id, request, self.now);
+        let replies = self.drain();
+        let reply =
+            replies.into_iter().find(|r| r.request_id == id).expect("answered once committed");
+        assert_eq!(reply.to, NodeId(from));
+        reply.response
+    }
+
+    fn register(&mut self, broker: u32) -> BrokerEpoch {
+        match self
+            .request(broker, ControllerRequest::BrokerRegistration { broker_id: NodeId(broker) })
+        {
+            ControllerResponse::BrokerRegistration(Ok(epoch)) => epoch,
+            other => panic!("registration failed: {other:?}"),
+        }
+    }
+
+    fn heartbeat(&mut self, broker: u32, epoch: BrokerEpoch) -> ControllerResponse {
+        let req = ControllerRequest::BrokerHeartbeat {
+            broker_id: NodeId(broker),
+            broker_epoch: epoch,
+            metadata_offset: self.c.applied_index(),
+        };
+        self.request(broker, req)
+    }
+
+    /// Registers and unfences brokers 1..=n; returns their epochs.
+    fn brokers(&mut self, n: u32) -> Vec<BrokerEpoch> {
+        let epochs: Vec<BrokerEpoch> = (1..=n).map(|b| self.register(b)).collect();
+        for b in 1..=n {
+            let r = self.heartbeat(b, epochs[b as usize - 1]);
+            assert_eq!(
+                r,
+                ControllerResponse::BrokerHeartbeat(Ok(HeartbeatReply { is_fenced: false }))
+            );
+        }
+        epochs
+    }
+
+    fn create(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        rf: u16,
+        unclean: bool,
+    ) -> ControllerResponse {
+        let req = ControllerRequest::CreateTopics {
+            name: name.into(),
+            partitions,
+            replication_factor: rf,
+            unclean_leader_election: unclean,
+        };
+        self.request(1, req)
+    }
+
+    /// Heartbeats from `alive` every second for `ms`.
+    fn keep_alive(&mut self, alive: &[(u32, BrokerEpoch)], ms: u64) {
+        for _ in 0..ms / 1000 {
+            for &(b, e) in alive {
+                self.heartbeat(b, e);
+            }
+            self.advance(1000);
+        }
+    }
+
+    fn partition(&self, topic: &str, p: u32) -> PartitionState {
+        self.c.committed_image().partition(&TopicPartition::new(topic, p)).expect("exists").clone()
+    }
+}
+
+#[test]
+fn registration_assigns_growing_broker_epochs() {
+    let mut h = Harness::new();
+    let first = h.register(1);
+    let other = h.register(2);
+    assert!(other > first);
+    assert!(
+        h.c.committed_image().broker(NodeId(1)).expect("registered").fenced,
+        "fenced until caught up"
+    );
+    // Catching up (metadata offset at or past the registration) unfences.
+    assert!(matches!(
+        h.heartbeat(1, first),
+        ControllerResponse::BrokerHeartbeat(Ok(HeartbeatReply { is_fenced: false }))
+    ));
+    let again = h.register(1);
+    assert!(again > first, "re-registration bumps the epoch: {first} -> {again}");
+    let broker = h.c.committed_image().broker(NodeId(1)).expect("registered");
+    assert_eq!(broker.broker_epoch, again);
+    assert!(broker.fenced);
+    // The old incarnation's heartbeats are refused.
+    assert_eq!(
+        h.heartbeat(1, first),
+        ControllerResponse::BrokerHeartbeat(Err(ControllerError::StaleBrokerEpoch {
+            broker_id: NodeId(1),
+            current: again,
+            got: first
+        }))
+    );
+}
+
+#[test]
+fn create_topic_places_replicas_round_robin() {
+    let mut h = Harness::new();
+    h.brokers(3);
+    let r = h.create("t", 3, 3, false);
+    let n = |v: &[u32]| v.iter().copied().map(NodeId).collect::<Vec<_>>();
+    let expected = vec![n(&[1, 2, 3]), n(&[2, 3, 1]), n(&[3, 1, 2])];
+    assert_eq!(r, ControllerResponse::CreateTopics(Ok(expected.clone())));
+    for p in 0..3 {
+        let state = h.partition("t", p);
+        assert_eq!(state.replicas, expected[p as usize]);
+        assert_eq!(state.isr, expected[p as usize]);
+        assert_eq!(state.leader, Some(expected[p as usize][0]));
+        assert_eq!(state.leader_epoch, Epoch(0));
+        assert_eq!(state.partition_epoch, PartitionEpoch(0));
+    }
+    assert!(matches!(
+        h.create("t", 1, 1, false),
+        ControllerResponse::CreateTopics(Err(ControllerError::TopicAlreadyExists { .. }))
+    ));
+    assert!(matches!(
+        h.create("u", 1, 4, false),
+        ControllerResponse::CreateTopics(Err(ControllerError::InvalidReplicationFactor {
+            requested: 4,
+            available: 3
+        }))
+    ));
+}
+
+#[test]
+fn heartbeat_timeout_fences_and_moves_leadership_within_the_isr() {
+    let mut h = Harness::new();
+    let epochs = h.brokers(3);
+    h.create("t", 3, 3, false);
+    h.keep_alive(&[(2, epochs[1]), (3, epochs[2])], 11_000);
+    assert!(h.c.committed_image().broker(NodeId(1)).expect("registered").fenced);
+    for p in 0..3 {
+        let state = h.partition("t", p);
+        assert!(!state.isr.contains(&NodeId(1)), "fenced broker left the isr of t-{p}");
+        assert_ne!(state.leader, Some(NodeId(1)));
+        assert!(state.leader.is_some_and(|l| state.isr.contains(&l)));
+        assert!(!state.unclean);
+        assert_eq!(state.partition_epoch, PartitionEpoch(1));
+    }
+    // t-0 was led by broker 1: new leader 2 (next replica in the isr), leader epoch bumped.
+    let p0 = h.partition("t", 0);
+    assert_eq!((p0.leader, p0.leader_epoch), (Some(NodeId(2)), Epoch(1)));
+    // t-1 was led by 2: same leader, same leader epoch, smaller isr.
+    let p1 = h.partition("t", 1);
+    assert_eq!((p1.leader, p1.leader_epoch), (Some(NodeId(2)), Epoch(0)));
+    // The fenced broker comes back: a new epoch, unfenced once caught up, not in any isr.
+    let e1 = h.register(1);
+    assert!(e1 > epochs[0]);
+    h.heartbeat(1, e1);
+    assert!(!h.c.committed_image().broker(NodeId(1)).expect("registered").fenced);
+    assert!(
+        !h.partition("t", 0).isr.contains(&NodeId(1)),
+        "rejoining the isr is replication's job"
+    );
+}
+
+/// Shrinks t-0's ISR to its leader (broker 1), then lets broker 1's session expire.
+fn lose_the_only_in_sync_replica(unclean: bool) -> (Harness, Vec<BrokerEpoch>) {
+    let mut h = Harness::new();
+    let epochs = h.brokers(2);
+    h.create("t", 1, 2, unclean);
+    let req = ControllerRequest::AlterPartition {
+        tp: TopicPartition::new("t", 0),
+        leader_id: NodeId(1),
+        leader_epoch: Epoch(0),
+        partition_epoch: PartitionEpoch(0),
+        new_isr: vec![NodeId(1)],
+    };
+    assert!(matches!(h.request(1, req), ControllerResponse::AlterPartition(Ok(_))));
+    h.keep_alive(&[(2, epochs[1])], 11_000);
+    (h, epochs)
+}
+
+#[test]
+fn no_live_isr_member_and_unclean_off_leaves_the_partition_offline() {
+    let (mut h, _) = lose_the_only_in_sync_replica(false);
+    let p = h.partition("t", 0);
+    assert_eq!(p.leader, None);
+    assert_eq!(p.isr, vec![NodeId(1)], "the last in-sync replica stays in the isr");
+    assert_eq!(p.leader_epoch, Epoch(1));
+    assert!(!p.unclean);
+    // When broker 1 returns and catches up, it leads again, cleanly.
+    let e1 = h.register(1);
+    h.heartbeat(1, e1);
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.leader_epoch, p.unclean), (Some(NodeId(1)), Epoch(2), false));
+}
+
+#[test]
+fn unclean_election_only_when_enabled_and_flagged() {
+    let (h, _) = lose_the_only_in_sync_replica(true);
+    let p = h.partition("t", 0);
+    assert_eq!(p.leader, Some(NodeId(2)));
+    assert_eq!(p.isr, vec![NodeId(2)]);
+    assert!(p.unclean, "an election outside the isr is flagged");
+    assert_eq!(p.leader_epoch, Epoch(1));
+}
+
+#[test]
+fn alter_partition_validates_epochs_and_eligibility() {
+    let mut h = Harness::new();
+    let epochs = h.brokers(3);
+    h.create("t", 1, 3, false);
+    let tp = TopicPartition::new("t", 0);
+    let alter = |le: u32, pe: u32, isr: &[u32]| ControllerRequest::AlterPartition {
+        tp: tp.clone(),
+        leader_id: NodeId(1),
+        leader_epoch: Epoch(le),
+        partition_epoch: PartitionEpoch(pe),
+        new_isr: isr.iter().copied().map(NodeId).collect(),
+    };
+    let ok = h.request(1, alter(0, 0, &[1, 2]));
+    let ControllerResponse::AlterPartition(Ok(state)) = ok else { panic!("accepted: {ok:?}") };
+    assert_eq!(state.partition_epoch, PartitionEpoch(1));
+    assert_eq!(h.partition("t", 0).isr, vec![NodeId(1), NodeId(2)]);
+    // Built on the old partition epoch.
+    assert!(matches!(
+        h.request(1, alter(0, 0, &[1, 2, 3])),
+        ControllerResponse::AlterPartition(Err(ControllerError::InvalidUpdateVersion { .. }))
+    ));
+    // Broker 3 is fenced: it may not join.
+    h.keep_alive(&[(1, epochs[0]), (2, epochs[1])], 11_000);
+    assert!(matches!(
+        h.request(1, alter(0, 1, &[1, 2, 3])),
+        ControllerResponse::AlterPartition(Err(ControllerError::IneligibleReplica {
+            broker: NodeId(3),
+            ..
+        }))
+    ));
+    // Leadership moves when broker 1 is fenced; the old leader's epoch is then stale.
+    h.keep_alive(&[(2, epochs[1])], 11_000);
+    assert_eq!(h.partition("t", 0).leader, Some(NodeId(2)));
+    assert!(matches!(
+        h.request(1, alter(0, 2, &[1, 2])),
+        ControllerResponse::AlterPartition(Err(ControllerError::FencedLeaderEpoch { .. }))
+    ));
+}
+
+#[test]
+fn a_follower_controller_refuses_requests() {
+    let raft = RaftConfig::new(NodeId(1), vec![NodeId(1), NodeId(2), NodeId(3)]);
+    let mut c = QuorumController::new(
+        raft,
+        ControllerConfig::default(),
+        PersistentState::default(),
+        1,
+        Millis(0),
+    )
+    .expect("valid");
+    c.handle(
+        NodeId(7),
+        9,
+        ControllerRequest::BrokerRegistration { broker_id: NodeId(7) },
+        Millis(1),
+    );
+    let ready = c.take_ready();
+    assert_eq!(
+        ready.replies,
+        vec![ControllerReply {
+            to: NodeId(7),
+            request_id: 9,
+            response: ControllerResponse::BrokerRegistration(Err(ControllerError::NotController {
+                leader_hint: None
+            })),
+        }]
+    );
+}
+
+#[test]
+fn three_controllers_converge_on_one_image() {
+    let voters = vec![NodeId(1), NodeId(2), NodeId(3)];
+    let mut nodes: Vec<QuorumController> = voters
+        .iter()
+        .map(|&id| {
+            QuorumController::new(
+                RaftConfig::new(id, voters.clone()),
+                ControllerConfig::default(),
+                PersistentState::default(),
+                u64::from(id.0),
+                Millis(0),
+            )
+            .expect("valid")
+        })
+        .collect();
+    let mut now = Millis(0);
+    let mut replies = Vec::new();
+    let step =
+        |nodes: &mut Vec<QuorumController>, now: Millis, replies: &mut Vec<ControllerReply>| {
+            let mut queue = Vec::new();
+            for n in nodes.iter_mut() {
+                n.tick(now);
+            }
+            loop {
+                for n in nodes.iter_mut() {
+                    while n.has_ready() {
+                        let ready = n.take_ready();
+                        n.on_persisted(ready.raft.number);
+                        queue.extend(ready.raft.messages);
+                        replies.extend(ready.replies);
+                    }
+                }
+                if queue.is_empty() {
+                    break;
+                }
+                for msg in std::mem::take(&mut queue) {
+                    let to = msg.to.0 as usize - 1;
+                    let _ = nodes[to].step(msg, now);
+                }
+            }
+        };
+    for _ in 0..40 {
+        now = now.plus_ms(100);
+        step(&mut nodes, now, &mut replies);
+    }
+    let active: Vec<usize> = (0..3).filter(|&i| nodes[i].is_active()).collect();
+    assert_eq!(active.len(), 1);
+    let a = active[0];
+    nodes[a].handle(
+        NodeId(10),
+        1,
+        ControllerRequest::BrokerRegistration { broker_id: NodeId(10) },
+        now,
+    );
+    for _ in 0..5 {
+        now = now.plus_ms(100);
+        step(&mut nodes, now, &mut replies);
+    }
+    assert!(replies.iter().any(|r| r.request_id == 1
+        && matches!(r.response, ControllerResponse::BrokerRegistration(Ok(_)))));
+    for n in &nodes {
+        assert_eq!(n.committed_image(), nodes[a].committed_image());
+        assert!(n.committed_image().broker(NodeId(10)).is_some());
+    }
+}

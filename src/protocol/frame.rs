@@ -3,7 +3,7 @@
 //! into an error value: the connection owner closes the connection on any `FrameError`.
 
 use super::Frame;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
 /// The largest frame accepted (Kafka's socket.request.max.bytes is 100 MiB; the simulated
@@ -20,12 +20,13 @@ pub enum FrameError {
 }
 
 pub fn encode_frame(frame: &Frame) -> Bytes {
-    let payload = postcard::to_allocvec(frame).expect("frames always serialize");
-    assert!(payload.len() <= FRAME_BYTES_MAX, "frame of {} bytes too large", payload.len());
-    let mut out = BytesMut::with_capacity(LENGTH_PREFIX_BYTES + payload.len());
-    out.put_u32(payload.len() as u32);
-    out.extend_from_slice(&payload);
-    out.freeze()
+    // Serialize behind a placeholder prefix, then fill the length in: one buffer, no copy.
+    let mut out = postcard::to_extend(frame, vec![0u8; LENGTH_PREFIX_BYTES])
+        .expect("frames always serialize");
+    let payload_len = out.len() - LENGTH_PREFIX_BYTES;
+    assert!(payload_len <= FRAME_BYTES_MAX, "frame of {payload_len} bytes too large");
+    out[..LENGTH_PREFIX_BYTES].copy_from_slice(&(payload_len as u32).to_be_bytes());
+    Bytes::from(out)
 }
 
 /// Decodes one complete frame payload (without its length prefix).

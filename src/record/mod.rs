@@ -138,8 +138,9 @@ impl RecordBatch {
         verify_crc(&bytes, header.crc)?;
         let batch = RecordBatch { bytes, header };
         // Records must decode too: a batch that passes its CRC but not its own layout was
-        // built wrong, and must be refused before it reaches a log.
-        batch.records()?;
+        // built wrong, and must be refused before it reaches a log. The walk allocates
+        // nothing; `records()` decodes for real.
+        batch.walk_records(|_, _| Ok(()))?;
         Ok(batch)
     }
 
@@ -186,22 +187,63 @@ impl RecordBatch {
         RecordBatch { bytes: bytes.freeze(), header }
     }
 
-    /// Decodes every record, with absolute offsets.
+    /// Decodes every record, with absolute offsets. Keys, values and header values share
+    /// the batch's bytes (no copies).
     pub fn records(&self) -> Result<Vec<Record>, RecordError> {
-        let mut buf = &self.bytes[BATCH_HEADER_BYTES..];
         let mut records = Vec::with_capacity(self.header.record_count.min(4096) as usize);
+        self.walk_records(|raw, fields| {
+            let slice = |range: Option<(usize, usize)>| {
+                range.map(|(at, len)| self.bytes.slice(at..at + len))
+            };
+            let headers = fields
+                .headers
+                .iter()
+                .map(|&(name, value)| {
+                    let name = String::from_utf8_lossy(&self.bytes[name.0..name.0 + name.1]);
+                    (name.into_owned(), self.bytes.slice(value.0..value.0 + value.1))
+                })
+                .collect();
+            records.push(Record {
+                offset: raw.offset,
+                timestamp_ms: raw.timestamp_ms,
+                key: slice(fields.key),
+                value: slice(fields.value),
+                headers,
+            });
+            Ok(())
+        })?;
+        Ok(records)
+    }
+
+    /// Walks the records' layout, handing each record's position fields to `visit`.
+    fn walk_records(
+        &self,
+        mut visit: impl FnMut(&RawRecord, &RecordFields) -> Result<(), RecordError>,
+    ) -> Result<(), RecordError> {
+        let mut cursor = Cursor { bytes: &self.bytes, at: BATCH_HEADER_BYTES };
+        let mut fields = RecordFields::default();
+        let mut last = None;
         for _ in 0..self.header.record_count {
-            records.push(decode_record(&mut buf, &self.header)?);
+            let raw = decode_record(&mut cursor, &self.header, &mut fields)?;
+            if last.is_some_and(|previous| raw.offset <= previous) {
+                return Err(RecordError::Malformed { what: "record offsets not increasing" });
+            }
+            last = Some(raw.offset);
+            for &((at, len), _) in &fields.headers {
+                std::str::from_utf8(&self.bytes[at..at + len])
+                    .map_err(|_| RecordError::Malformed { what: "header key is not utf-8" })?;
+            }
+            visit(&raw, &fields)?;
         }
-        if !buf.is_empty() {
+        if cursor.at != self.bytes.len() {
             return Err(RecordError::Malformed { what: "trailing bytes after the last record" });
         }
-        match records.last() {
-            Some(last) if !self.header.is_control() && last.offset != self.header.last_offset() => {
+        match last {
+            Some(last) if !self.header.is_control() && last != self.header.last_offset() => {
                 Err(RecordError::Malformed { what: "last offset delta does not match records" })
             }
             None => Err(RecordError::Malformed { what: "empty batch" }),
-            _ => Ok(records),
+            _ => Ok(()),
         }
     }
 }
@@ -449,59 +491,91 @@ fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
-fn get_bytes<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, RecordError> {
-    let len = get_varint(buf)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    let len = len as usize;
-    if buf.len() < len {
-        return Err(RecordError::Truncated { what: "record field" });
-    }
-    let (field, rest) = buf.split_at(len);
-    *buf = rest;
-    Ok(Some(field))
+/// A read position in a batch's bytes.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
 }
 
-fn decode_record(buf: &mut &[u8], header: &BatchHeader) -> Result<Record, RecordError> {
-    let len = get_varint(buf)?;
-    if len < 0 || len as usize > buf.len() {
+impl Cursor<'_> {
+    fn varint(&mut self) -> Result<i32, RecordError> {
+        let mut rest = &self.bytes[self.at..];
+        let value = get_varint(&mut rest)?;
+        self.at = self.bytes.len() - rest.len();
+        Ok(value)
+    }
+
+    fn varlong(&mut self) -> Result<i64, RecordError> {
+        let mut rest = &self.bytes[self.at..];
+        let value = get_varlong(&mut rest)?;
+        self.at = self.bytes.len() - rest.len();
+        Ok(value)
+    }
+
+    /// A length-prefixed field as (position, length); None for a null (-1) field.
+    fn field(&mut self, end: usize) -> Result<Option<(usize, usize)>, RecordError> {
+        let len = self.varint()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let len = len as usize;
+        if self.at > end || end - self.at < len {
+            return Err(RecordError::Truncated { what: "record field" });
+        }
+        let at = self.at;
+        self.at += len;
+        Ok(Some((at, len)))
+    }
+}
+
+/// A record's fixed fields.
+struct RawRecord {
+    offset: Offset,
+    timestamp_ms: i64,
+}
+
+/// Where a record's variable fields sit in the batch (reused across records).
+#[derive(Default)]
+struct RecordFields {
+    key: Option<(usize, usize)>,
+    value: Option<(usize, usize)>,
+    headers: Vec<((usize, usize), (usize, usize))>,
+}
+
+fn decode_record(
+    cursor: &mut Cursor<'_>,
+    header: &BatchHeader,
+    fields: &mut RecordFields,
+) -> Result<RawRecord, RecordError> {
+    let len = cursor.varint()?;
+    if len < 1 || len as usize > cursor.bytes.len() - cursor.at {
         return Err(RecordError::Truncated { what: "record" });
     }
-    let (mut body, rest) = buf.split_at(len as usize);
-    *buf = rest;
-    let body = &mut body;
-    let (_attributes, after) =
-        body.split_first().ok_or(RecordError::Truncated { what: "record" })?;
-    *body = after;
-    let timestamp_delta = get_varlong(body)?;
-    let offset_delta = get_varint(body)?;
+    let end = cursor.at + len as usize;
+    cursor.at += 1; // record attributes: unused in v2
+    let timestamp_delta = cursor.varlong()?;
+    let offset_delta = cursor.varint()?;
     if offset_delta < 0 || offset_delta as u32 > header.last_offset_delta {
         return Err(RecordError::Malformed { what: "offset delta outside the batch" });
     }
-    let key = get_bytes(body)?.map(Bytes::copy_from_slice);
-    let value = get_bytes(body)?.map(Bytes::copy_from_slice);
-    let header_count = get_varint(body)?;
+    fields.key = cursor.field(end)?;
+    fields.value = cursor.field(end)?;
+    let header_count = cursor.varint()?;
     if header_count < 0 {
         return Err(RecordError::Malformed { what: "negative header count" });
     }
-    let mut headers = Vec::new();
+    fields.headers.clear();
     for _ in 0..header_count {
-        let name = get_bytes(body)?.ok_or(RecordError::Malformed { what: "null header key" })?;
-        let name = std::str::from_utf8(name)
-            .map_err(|_| RecordError::Malformed { what: "header key is not utf-8" })?;
-        let value = get_bytes(body)?.unwrap_or_default();
-        headers.push((name.to_string(), Bytes::copy_from_slice(value)));
+        let name = cursor.field(end)?.ok_or(RecordError::Malformed { what: "null header key" })?;
+        let value = cursor.field(end)?.unwrap_or((cursor.at, 0));
+        fields.headers.push((name, value));
     }
-    if !body.is_empty() {
-        return Err(RecordError::Malformed { what: "trailing bytes in record" });
+    if cursor.at != end {
+        return Err(RecordError::Malformed { what: "record length does not match its fields" });
     }
-    Ok(Record {
+    Ok(RawRecord {
         offset: header.base_offset.plus(offset_delta as u64),
         timestamp_ms: header.base_timestamp.saturating_add(timestamp_delta),
-        key,
-        value,
-        headers,
     })
 }
 
@@ -572,6 +646,18 @@ mod tests {
         let crc = crc32c::crc32c(&forged[CRC_START..]);
         forged[CRC_FIELD..CRC_FIELD + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(RecordBatch::parse(Bytes::from(forged)).is_err());
+    }
+
+    #[test]
+    fn a_non_utf8_header_key_is_refused_at_parse() {
+        let mut builder = BatchBuilder::new();
+        builder.push(0, None, Some(b"v"), &[("k".to_string(), Bytes::from_static(b"x"))]);
+        let mut bytes = builder.build().as_bytes().to_vec();
+        let at = bytes.iter().rposition(|b| *b == b'k').expect("header key present");
+        bytes[at] = 0xff;
+        let crc = crc32c::crc32c(&bytes[CRC_START..]);
+        bytes[CRC_FIELD..CRC_FIELD + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(RecordBatch::parse(Bytes::from(bytes)).is_err());
     }
 
     #[test]

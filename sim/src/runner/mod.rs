@@ -137,6 +137,7 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
             }
             .build();
             disk.configure(node.id(), disk_config.clone());
+            crate::world::register_node_name(node.id(), &name);
             nodes.insert(name, node.id());
         }
     }

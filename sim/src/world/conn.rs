@@ -91,7 +91,10 @@ impl Link {
                 read = read_chunk(&mut stream, &mut decoder) => {
                     match read {
                         Ok(None) => return CloseReason::PeerClosed,
-                        Ok(Some(chunk)) => self.world.delivered(&self.peer, &self.local, &chunk),
+                        Ok(Some(from)) => {
+                            let chunk = &decoder.buffer_mut()[from..];
+                            self.world.delivered(&self.peer, &self.local, chunk);
+                        }
                         Err(error) => return CloseReason::Io(error.to_string()),
                     }
                     if let Err(reason) = self.drain(&mut decoder) {
@@ -122,17 +125,18 @@ impl Link {
     }
 }
 
-/// Reads what arrived into the decoder; returns a copy for the trace hash, None at EOF.
+/// Reads what arrived into the decoder; returns where the new bytes start in its buffer
+/// (for the trace hash), None at EOF.
 async fn read_chunk(
     stream: &mut TcpStream,
     decoder: &mut FrameDecoder,
-) -> std::io::Result<Option<Bytes>> {
+) -> std::io::Result<Option<usize>> {
     let before = decoder.buffer_mut().len();
     let read = stream.read_buf(decoder.buffer_mut()).await?;
     if read == 0 {
         return Ok(None);
     }
-    Ok(Some(Bytes::copy_from_slice(&decoder.buffer_mut()[before..])))
+    Ok(Some(before))
 }
 
 /// Resolves true when the node's reset generation changes, false if it never can.

@@ -218,6 +218,28 @@ fn fold(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+std::thread_local! {
+    /// madsim node id -> node name, for log lines (each seed runs on its own thread).
+    static NODE_NAMES: std::cell::RefCell<BTreeMap<String, String>> =
+        const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+/// Records a node's name for log lines on this (seed) thread.
+pub fn register_node_name(id: NodeId, name: &str) {
+    NODE_NAMES.with(|names| names.borrow_mut().insert(id.to_string(), name.to_string()));
+}
+
+/// The name of the node the current task runs on ("runner" for the supervisor).
+pub fn current_node_name() -> String {
+    if madsim::runtime::Handle::try_current().is_err() {
+        return "-".to_string();
+    }
+    let id = madsim::plugin::node().to_string();
+    NODE_NAMES
+        .with(|names| names.borrow().get(&id).cloned())
+        .unwrap_or_else(|| "runner".to_string())
+}
+
 /// A shared handle to the world for node tasks.
 pub type WorldRef = Arc<World>;
 

@@ -25,6 +25,8 @@ pub struct Fault {
     pub factor: u32,
     pub rate: f64,
     pub count: u32,
+    pub skew_ms: u64,
+    pub drift_ppm: u64,
 }
 
 /// Node names and ids, and hooks for client crashes (their in-flight ops become info).
@@ -82,6 +84,9 @@ impl Nemesis {
                     factor: rng.gen_range(5..50),
                     rate: rng.gen_range(0.05..0.5),
                     count: rng.gen_range(1..4),
+                    // Up to 5 s ahead, running up to 10% fast.
+                    skew_ms: rng.gen_range(0..5_000),
+                    drift_ppm: rng.gen_range(0..100_000),
                 };
                 (wait, fault)
             };
@@ -101,6 +106,8 @@ impl Nemesis {
             factor: step.factor.unwrap_or(10),
             rate: step.rate.unwrap_or(1.0),
             count: step.count.unwrap_or(1),
+            skew_ms: step.skew_ms.unwrap_or(0),
+            drift_ppm: step.drift_ppm.unwrap_or(0),
         }
     }
 
@@ -176,6 +183,12 @@ impl Nemesis {
                     config.send_latency = scale(&config.send_latency, fault.factor.max(1));
                 });
             }
+            FaultKind::ClockSkew => {
+                let now = crate::world::now_ns();
+                let mut state = self.world.state();
+                let clock = state.clocks.entry(name.clone()).or_default();
+                clock.skew(now, fault.skew_ms, fault.drift_ppm);
+            }
         }
         let nemesis = self.clone();
         madsim::task::spawn(async move {
@@ -206,6 +219,12 @@ impl Nemesis {
             FaultKind::DiskFull => disk.set_full(id, false),
             FaultKind::IoErrors => disk.set_io_errors(id, IoErrorRates::default()),
             FaultKind::BitFlips => return,
+            FaultKind::ClockSkew => {
+                let now = crate::world::now_ns();
+                if let Some(clock) = self.world.state().clocks.get_mut(name) {
+                    clock.settle(now);
+                }
+            }
             FaultKind::LatencySpike => {
                 let base = &self.world.scenario.network.latency_us;
                 NetSim::current().update_config(|config| {
@@ -231,6 +250,10 @@ impl Nemesis {
                 Duration::from_micros(base[0])..Duration::from_micros(base[1].max(base[0] + 1));
         });
         self.world.state().reset_after_append.clear();
+        let now = crate::world::now_ns();
+        for clock in self.world.state().clocks.values_mut() {
+            clock.settle(now);
+        }
         for (name, id) in &self.targets.nodes {
             net.unclog_node(*id);
             disk.heal(*id);

@@ -232,6 +232,10 @@ pub enum FaultKind {
     BitFlips,
     /// Add `factor` x the normal network latency to the node's links for `duration_s`.
     LatencySpike,
+    /// The node's clock jumps `skew_ms` ahead and runs `drift_ppm` fast for `duration_s`;
+    /// after that it keeps what it gained but runs at the normal rate again. Clocks only
+    /// move forward (state machines time out on them), so backward jumps are not modelled.
+    ClockSkew,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,6 +254,12 @@ pub struct FaultStep {
     pub rate: Option<f64>,
     #[serde(default)]
     pub count: Option<u32>,
+    /// clock-skew: how far the clock jumps ahead, in milliseconds.
+    #[serde(default)]
+    pub skew_ms: Option<u64>,
+    /// clock-skew: how much faster the clock runs while skewed, in parts per million.
+    #[serde(default)]
+    pub drift_ppm: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

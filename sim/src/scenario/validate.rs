@@ -318,6 +318,21 @@ fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
             problems
                 .push(field("kind"), format!("`{kind}` takes `rate` and `duration_s` together"));
         }
+        let skew_fields = step.skew_ms.is_some() || step.drift_ppm.is_some();
+        if step.kind == FaultKind::ClockSkew {
+            if !skew_fields {
+                problems.push(field("kind"), format!("`{kind}` needs `skew_ms` or `drift_ppm`"));
+            }
+            if step.skew_ms.is_some_and(|ms| ms > CLOCK_SKEW_MS_MAX) {
+                problems.push(field("skew_ms"), format!("is above {CLOCK_SKEW_MS_MAX} ms"));
+            }
+            if step.drift_ppm.is_some_and(|ppm| ppm > CLOCK_DRIFT_PPM_MAX) {
+                problems.push(field("drift_ppm"), format!("is above {CLOCK_DRIFT_PPM_MAX} ppm"));
+            }
+        } else if skew_fields {
+            let name = if step.skew_ms.is_some() { "skew_ms" } else { "drift_ppm" };
+            problems.push(field(name), format!("has no meaning for `{kind}`"));
+        }
         let needs = match windowed_reset {
             true => FaultNeeds { duration: true, factor: false, rate: true, count: false },
             false => FaultNeeds::of(step.kind),
@@ -365,6 +380,11 @@ fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
     }
 }
 
+/// A day: far beyond any skew NTP leaves uncorrected, still within a run's arithmetic.
+const CLOCK_SKEW_MS_MAX: u64 = 86_400_000;
+/// A clock running twice as fast.
+const CLOCK_DRIFT_PPM_MAX: u64 = 1_000_000;
+
 /// Which parameters a fault kind takes (see FaultKind's docs).
 struct FaultNeeds {
     duration: bool,
@@ -386,6 +406,7 @@ impl FaultNeeds {
             }
             FaultKind::IoErrors => FaultNeeds { duration: true, rate: true, ..none },
             FaultKind::BitFlips => FaultNeeds { count: true, ..none },
+            FaultKind::ClockSkew => FaultNeeds { duration: true, ..none },
         }
     }
 }

@@ -65,8 +65,8 @@ pub struct WorldState {
     /// Per broker: probability that a produce response is replaced by a connection reset
     /// (the "reset after append" fault).
     pub reset_after_append: BTreeMap<String, f64>,
-    /// Per node: clock offset in milliseconds (skew).
-    pub clock_offset_ms: BTreeMap<String, i64>,
+    /// Per node: how its clock differs from simulated time (clock-skew faults).
+    pub clocks: BTreeMap<String, NodeClock>,
     /// Per client node: its current logical process.
     pub processes: BTreeMap<String, u64>,
     /// Per process: the value of its outstanding invocation (completed as info on a crash).
@@ -104,6 +104,38 @@ impl WorldState {
     }
 }
 
+/// A node clock that runs ahead of simulated time: a jump plus an optional drift. It only
+/// ever moves forward, so the state machines' timeouts stay sound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeClock {
+    /// Gained so far, in nanoseconds (jumps, and drift already folded in).
+    pub ahead_ns: u64,
+    /// While drifting: parts per million faster, and since when (simulated ns).
+    pub drift: Option<(u64, u64)>,
+}
+
+impl NodeClock {
+    pub fn ahead_ns(&self, now_ns: u64) -> u64 {
+        let drifted = self.drift.map_or(0, |(ppm, since)| {
+            (u128::from(now_ns.saturating_sub(since)) * u128::from(ppm) / 1_000_000) as u64
+        });
+        self.ahead_ns + drifted
+    }
+
+    /// Jumps ahead and starts drifting.
+    pub fn skew(&mut self, now_ns: u64, jump_ms: u64, drift_ppm: u64) {
+        self.settle(now_ns);
+        self.ahead_ns += jump_ms * 1_000_000;
+        self.drift = (drift_ppm > 0).then_some((drift_ppm, now_ns));
+    }
+
+    /// Keeps what drift gained and runs at the normal rate again.
+    pub fn settle(&mut self, now_ns: u64) {
+        self.ahead_ns = self.ahead_ns(now_ns);
+        self.drift = None;
+    }
+}
+
 /// The world: immutable facts of the run plus the shared state.
 pub struct World {
     pub scenario: Scenario,
@@ -126,7 +158,7 @@ impl World {
             next_process: 0,
             caught_up: BTreeMap::new(),
             reset_after_append: BTreeMap::new(),
-            clock_offset_ms: BTreeMap::new(),
+            clocks: BTreeMap::new(),
             processes: BTreeMap::new(),
             open_ops: BTreeMap::new(),
         };
@@ -172,11 +204,11 @@ impl World {
         state.trace_hash = fold(hash, frame);
     }
 
-    /// This node's clock, in milliseconds, including any injected skew.
+    /// This node's clock, in milliseconds, including any injected skew and drift.
     pub fn clock_ms(&self, node: &str) -> kafkasim::types::Millis {
-        let offset = self.state().clock_offset_ms.get(node).copied().unwrap_or(0);
-        let ms = (now_ns() / 1_000_000) as i64 + offset;
-        kafkasim::types::Millis(ms.max(0) as u64)
+        let now = now_ns();
+        let ahead_ns = self.state().clocks.get(node).map_or(0, |clock| clock.ahead_ns(now));
+        kafkasim::types::Millis((now + ahead_ns) / 1_000_000)
     }
 
     pub fn broker_addr(index: u32) -> SocketAddr {
@@ -256,5 +288,28 @@ pub fn name_of_ip(ip: IpAddr) -> String {
             node_name(role, u32::from(host.saturating_sub(1)))
         }
         IpAddr::V6(_) => ip.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeClock;
+
+    #[test]
+    fn a_skewed_clock_jumps_drifts_and_never_goes_back() {
+        let mut clock = NodeClock::default();
+        assert_eq!(clock.ahead_ns(5_000), 0);
+        clock.skew(1_000_000_000, 2_000, 100_000); // 2 s ahead, 10% fast from t = 1 s
+        assert_eq!(clock.ahead_ns(1_000_000_000), 2_000_000_000);
+        assert_eq!(clock.ahead_ns(2_000_000_000), 2_100_000_000);
+        clock.settle(3_000_000_000);
+        assert_eq!(clock.ahead_ns(3_000_000_000), 2_200_000_000, "the gain is kept");
+        assert_eq!(clock.ahead_ns(9_000_000_000), 2_200_000_000, "normal rate again");
+        let mut last = 0;
+        for now in (0..10_000_000_000u64).step_by(250_000_000) {
+            let reading = now + clock.ahead_ns(now);
+            assert!(reading >= last, "clock went back at {now}");
+            last = reading;
+        }
     }
 }

@@ -124,8 +124,10 @@ impl PartitionLog {
             validate_segments(dir, &config, &dir_files, recovery_point, now, &mut report);
         ops.extend(validated.ops);
         let mut segments = validated.segments;
-        // Where the surviving data ends; with nothing left, where the first file began.
-        let first_base = dir_files.logs.keys().next().copied().unwrap_or(Offset::ZERO);
+        // Where the surviving data ends: with no valid batch, where the first file began;
+        // with no segment file at all (a full truncation, then a crash), the log simply
+        // starts at the recovery point and there is nothing below it to mark.
+        let first_base = dir_files.logs.keys().next().copied().unwrap_or(recovery_point);
         let valid_end = segments.values().next_back().map_or(first_base, Segment::next_offset);
         let gap = (valid_end < recovery_point).then_some((valid_end, recovery_point));
         if let Some((end, recovery_point)) = gap {

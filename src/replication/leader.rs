@@ -524,3 +524,169 @@ fn fresh_progress(now: Millis, leo: Offset) -> FollowerProgress {
         last_fetch_leader_leo: leo,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::testkit::{node, Cluster};
+
+    fn config(min_insync_replicas: usize) -> ReplicationConfig {
+        ReplicationConfig {
+            replica_lag_time_max_ms: 10_000,
+            min_insync_replicas,
+            ..ReplicationConfig::default()
+        }
+    }
+
+    fn follower_hw(c: &mut Cluster, n: u32) -> Offset {
+        c.replicas.get_mut(&node(n)).expect("replica").follower().high_watermark()
+    }
+
+    #[test]
+    fn acks_all_completes_only_after_both_followers_fetched_past_it() {
+        let mut c = Cluster::new(3, config(2));
+        let (id, appended) = c.produce("m0").expect("isr of 3");
+        assert_eq!(appended.last_offset, Offset(0));
+        c.step(node(2)).unwrap();
+        c.step(node(3)).unwrap();
+        assert_eq!(c.leader().high_watermark(), Offset(0), "fetching at 0 says nothing about 0");
+        c.step(node(2)).unwrap();
+        assert_eq!(c.completion(id), None, "node 3 has not reported offset 0 yet");
+        c.step(node(3)).unwrap();
+        assert_eq!(c.leader().high_watermark(), Offset(1));
+        let done = c.completion(id).expect("acked");
+        assert_eq!((done.error, done.last_offset), (ErrorCode::None, Offset(0)));
+        assert_eq!(follower_hw(&mut c, 2), Offset(0), "hw travels one fetch late");
+        c.replicate(1);
+        assert_eq!(follower_hw(&mut c, 2), Offset(1));
+        assert_eq!(follower_hw(&mut c, 3), Offset(1));
+    }
+
+    #[test]
+    fn lagging_follower_leaves_the_isr_once_confirmed_and_rejoins_when_caught_up() {
+        let mut c = Cluster::new(3, config(2));
+        c.produce("m0").unwrap();
+        c.replicate(2);
+        c.advance(5_000);
+        c.produce("m1").unwrap();
+        c.step(node(2)).unwrap();
+        c.step(node(2)).unwrap();
+        c.advance(6_000);
+        c.tick();
+        assert_eq!(c.alter_queue.len(), 1, "node 3 lagged > 10 s");
+        assert_eq!(c.alter_queue[0].new_isr, vec![node(1), node(2)]);
+        assert_eq!(c.leader().isr().len(), 3, "proposed, not yet in effect");
+        assert_eq!(c.leader().isr_state().maximal().len(), 3);
+        assert_eq!(c.leader().high_watermark(), Offset(1), "maximal isr holds node 3");
+        c.controller_step();
+        assert_eq!(c.leader().isr(), &[node(1), node(2)]);
+        assert_eq!(c.state.isr, vec![node(1), node(2)]);
+        assert_eq!(c.leader().high_watermark(), Offset(2), "hw no longer waits for node 3");
+        c.step(node(3)).unwrap();
+        assert!(c.alter_queue.is_empty(), "fetching at 1 < hw 2: not caught up");
+        c.step(node(3)).unwrap();
+        assert_eq!(c.alter_queue[0].new_isr, vec![node(1), node(2), node(3)]);
+        c.controller_step();
+        assert_eq!(c.leader().isr().len(), 3);
+    }
+
+    #[test]
+    fn produce_refused_below_min_insync_and_not_enough_after_append() {
+        let mut c = Cluster::new(3, config(2));
+        c.produce("m0").unwrap();
+        c.replicate(2);
+        let (id, _) = c.produce("m1").expect("isr of 3");
+        c.advance(11_000);
+        c.tick();
+        c.controller_step();
+        assert_eq!(c.leader().isr(), &[node(1)], "both followers dropped");
+        let done = c.completion(id).expect("hw passed m1 with the isr of one");
+        assert_eq!(done.error, ErrorCode::NotEnoughReplicasAfterAppend);
+        let before = c.log(node(1)).log_end_offset();
+        let refused = c.produce("m2").expect_err("isr of 1 < 2");
+        assert_eq!(refused.code(), ErrorCode::NotEnoughReplicas);
+        assert_eq!(c.log(node(1)).log_end_offset(), before, "refused before the append");
+    }
+
+    #[test]
+    fn no_ack_on_a_shrunk_but_unconfirmed_isr() {
+        let mut c = Cluster::new(3, config(2));
+        let (id, _) = c.produce("m0").unwrap();
+        c.step(node(2)).unwrap();
+        c.step(node(2)).unwrap();
+        c.advance(11_000);
+        c.tick();
+        assert_eq!(c.alter_queue[0].new_isr, vec![node(1), node(2)]);
+        c.step(node(2)).unwrap();
+        assert_eq!(c.leader().high_watermark(), Offset(0), "maximal isr still holds node 3");
+        assert_eq!(c.completion(id), None);
+        c.controller_step();
+        assert_eq!(c.leader().high_watermark(), Offset(1));
+        assert_eq!(c.completion(id).map(|d| d.error), Some(ErrorCode::None));
+    }
+
+    #[test]
+    fn refused_alter_partition_is_dropped_and_proposed_again() {
+        let mut c = Cluster::new(3, config(1));
+        c.advance(11_000);
+        c.produce("m0").unwrap();
+        c.tick();
+        let mut stale = c.alter_queue.remove(0);
+        stale.partition_epoch = PartitionEpoch(0);
+        c.alter_queue.push(stale);
+        c.controller_step();
+        assert_eq!(c.leader().isr().len(), 3, "invalid update version: nothing changed");
+        assert!(c.leader().isr_state().pending().is_none());
+        c.tick();
+        c.controller_step();
+        assert_eq!(c.leader().isr(), &[node(1)]);
+    }
+
+    #[test]
+    fn fetches_with_stale_or_future_epochs_are_fenced() {
+        let mut c = Cluster::new(2, config(1));
+        let leader_node = c.leader_node();
+        let replica = c.replicas.get_mut(&leader_node).unwrap();
+        let crate::replication::testkit::Role::Leader(l) = &mut replica.role else { panic!() };
+        let fetch = |epoch: u32| FetchPartition {
+            tp: TopicPartition::new("t", 0),
+            fetch_offset: Offset(0),
+            partition_max_bytes: 1024,
+            current_leader_epoch: Some(Epoch(epoch)),
+        };
+        let now = Millis(0);
+        assert_eq!(l.on_fetch(now, &replica.log, Some(node(2)), &fetch(0)).error, ErrorCode::FencedLeaderEpoch);
+        assert_eq!(l.on_fetch(now, &replica.log, Some(node(2)), &fetch(2)).error, ErrorCode::UnknownLeaderEpoch);
+        assert_eq!(l.on_fetch(now, &replica.log, Some(node(9)), &fetch(1)).error, ErrorCode::NotLeaderOrFollower);
+        assert_eq!(l.on_fetch(now, &replica.log, Some(node(2)), &fetch(1)).error, ErrorCode::None);
+        let query = OffsetForLeaderPartition {
+            tp: TopicPartition::new("t", 0),
+            current_leader_epoch: Some(Epoch(0)),
+            leader_epoch: Epoch(0),
+        };
+        assert_eq!(l.on_offsets_for_leader_epoch(&replica.log, &query).error, ErrorCode::FencedLeaderEpoch);
+    }
+
+    #[test]
+    fn consumers_read_below_the_hw_only_and_resignation_fails_waiting_produces() {
+        let mut c = Cluster::new(2, config(1));
+        c.produce("m0").unwrap();
+        c.replicate(2);
+        let (id, _) = c.produce("m1").unwrap();
+        let leader_node = c.leader_node();
+        let replica = c.replicas.get_mut(&leader_node).unwrap();
+        let crate::replication::testkit::Role::Leader(l) = &mut replica.role else { panic!() };
+        let fetch = FetchPartition {
+            tp: TopicPartition::new("t", 0),
+            fetch_offset: Offset(0),
+            partition_max_bytes: 1 << 20,
+            current_leader_epoch: None,
+        };
+        let read = l.on_fetch(Millis(0), &replica.log, None, &fetch);
+        let (batches, _) = crate::record::scan_batches(&read.records);
+        assert_eq!(batches.len(), 1, "m1 is above the hw");
+        let outputs = l.resign();
+        assert!(outputs.iter().any(|o| matches!(o,
+            LeaderOutput::ProduceCompleted { id: done, error: ErrorCode::NotLeaderOrFollower, .. } if *done == id)));
+    }
+}

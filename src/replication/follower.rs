@@ -309,3 +309,161 @@ impl PartitionFollower {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::testkit::{append_epochs, new_log, node, values};
+    use crate::replication::{PartitionEpoch, PartitionLeader, PartitionState};
+
+    /// A leader (node 1) leading `epoch` over `leader_epochs`, and a follower (node 2)
+    /// over `follower_epochs`, started under `rule`.
+    fn pair(
+        epoch: u32,
+        leader_epochs: &[u32],
+        follower_epochs: &[u32],
+        rule: TruncationRule,
+        follower_hw: u64,
+    ) -> (PartitionLeader, PartitionLog, PartitionFollower, PartitionLog) {
+        let (mut leader_log, mut follower_log) = (new_log("a"), new_log("b"));
+        append_epochs(&mut leader_log, leader_epochs);
+        append_epochs(&mut follower_log, follower_epochs);
+        let state = PartitionState {
+            leader: Some(node(1)),
+            leader_epoch: Epoch(epoch),
+            partition_epoch: PartitionEpoch(1),
+            replicas: vec![node(1), node(2)],
+            isr: vec![node(1), node(2)],
+        };
+        let config = ReplicationConfig { truncation: rule, ..ReplicationConfig::default() };
+        let tp = TopicPartition::new("t", 0);
+        let leader = PartitionLeader::new(
+            tp.clone(),
+            node(1),
+            &state,
+            config.clone(),
+            &leader_log,
+            Offset::ZERO,
+            Millis(0),
+        );
+        let (follower, _) = PartitionFollower::start(
+            tp,
+            node(2),
+            node(1),
+            Epoch(epoch),
+            config,
+            &mut follower_log,
+            Offset(follower_hw),
+            Millis(0),
+        );
+        (leader, leader_log, follower, follower_log)
+    }
+
+    /// Runs the follower against the leader until it polls nothing new; returns the
+    /// truncation rounds it took.
+    fn sync(
+        leader: &mut PartitionLeader,
+        leader_log: &PartitionLog,
+        follower: &mut PartitionFollower,
+        follower_log: &mut PartitionLog,
+    ) -> usize {
+        let mut rounds = 0;
+        for _ in 0..20 {
+            match follower.poll(follower_log).expect("nothing in flight") {
+                FollowerRequest::OffsetsForLeaderEpoch { partition, .. } => {
+                    let answer = leader.on_offsets_for_leader_epoch(leader_log, &partition);
+                    follower.on_offsets_for_leader_epoch_response(follower_log, &answer).unwrap();
+                    rounds += 1;
+                }
+                FollowerRequest::Fetch { partition, .. } => {
+                    let response = leader.on_fetch(Millis(0), leader_log, Some(node(2)), &partition);
+                    follower.on_fetch_response(Millis(0), follower_log, &response).unwrap();
+                }
+            }
+        }
+        rounds
+    }
+
+    #[test]
+    fn divergent_suffix_from_an_old_epoch_is_truncated_exactly() {
+        let (mut l, ll, mut f, mut fl) =
+            pair(3, &[1, 1, 3, 3], &[1, 1, 1, 1, 1], TruncationRule::LeaderEpoch, 0);
+        assert_eq!(f.phase(), FollowerPhase::Truncating);
+        let Some(FollowerRequest::OffsetsForLeaderEpoch { partition, .. }) = f.poll(&fl) else {
+            panic!("asks first")
+        };
+        assert_eq!(partition.leader_epoch, Epoch(1));
+        let answer = l.on_offsets_for_leader_epoch(&ll, &partition);
+        assert_eq!((answer.leader_epoch, answer.end_offset), (Some(Epoch(1)), Some(Offset(2))));
+        let progress = f.on_offsets_for_leader_epoch_response(&mut fl, &answer).unwrap();
+        assert!(progress.done);
+        assert_eq!(progress.truncated.new_log_end_offset, Offset(2), "only offsets 2..5 go");
+        sync(&mut l, &ll, &mut f, &mut fl);
+        assert_eq!(values(&fl), values(&ll));
+    }
+
+    #[test]
+    fn truncation_repeats_while_the_leader_answers_an_older_epoch() {
+        let (mut l, ll, mut f, mut fl) =
+            pair(5, &[1, 1, 1, 3, 5], &[1, 1, 4, 4], TruncationRule::LeaderEpoch, 0);
+        let rounds = sync(&mut l, &ll, &mut f, &mut fl);
+        assert_eq!(rounds, 2, "epoch 4 → leader says 3 → own end of 1 → agree on epoch 1");
+        assert_eq!(values(&fl), values(&ll));
+    }
+
+    #[test]
+    fn follower_whose_log_is_a_prefix_truncates_nothing() {
+        let (mut l, ll, mut f, mut fl) =
+            pair(2, &[1, 1, 2, 2], &[1, 1, 2], TruncationRule::LeaderEpoch, 0);
+        let Some(FollowerRequest::OffsetsForLeaderEpoch { partition, .. }) = f.poll(&fl) else {
+            panic!("asks first")
+        };
+        let answer = l.on_offsets_for_leader_epoch(&ll, &partition);
+        let progress = f.on_offsets_for_leader_epoch_response(&mut fl, &answer).unwrap();
+        assert_eq!(progress.truncated.new_log_end_offset, Offset(3));
+        assert_eq!(progress.truncated.old_log_end_offset, Offset(3));
+        sync(&mut l, &ll, &mut f, &mut fl);
+        assert_eq!(values(&fl), values(&ll));
+    }
+
+    #[test]
+    fn high_watermark_rule_truncates_at_once_without_asking() {
+        let (_, _, mut f, fl) =
+            pair(2, &[1, 1, 2, 2], &[1, 1, 1], TruncationRule::HighWatermark, 1);
+        assert_eq!(fl.log_end_offset(), Offset(1), "cut to the local hw");
+        assert_eq!(f.phase(), FollowerPhase::Fetching);
+        assert!(matches!(f.poll(&fl), Some(FollowerRequest::Fetch { .. })));
+        assert_eq!(f.poll(&fl), None, "one request in flight");
+        f.on_request_failed();
+        assert!(f.poll(&fl).is_some(), "sent again after a loss");
+    }
+
+    #[test]
+    fn stale_and_unexpected_responses_are_refused() {
+        let (mut l, ll, mut f, mut fl) =
+            pair(2, &[1, 2], &[1], TruncationRule::LeaderEpoch, 0);
+        let fetch_response = FetchPartitionResponse {
+            tp: TopicPartition::new("t", 0),
+            error: ErrorCode::None,
+            high_watermark: Offset(0),
+            log_start_offset: Offset(0),
+            records: bytes::Bytes::new(),
+        };
+        assert_eq!(
+            f.on_fetch_response(Millis(0), &mut fl, &fetch_response),
+            Err(FollowerError::UnexpectedResponse)
+        );
+        let Some(FollowerRequest::OffsetsForLeaderEpoch { mut partition, .. }) = f.poll(&fl)
+        else {
+            panic!("asks first")
+        };
+        partition.current_leader_epoch = Some(Epoch(1));
+        let fenced = l.on_offsets_for_leader_epoch(&ll, &partition);
+        assert_eq!(
+            f.on_offsets_for_leader_epoch_response(&mut fl, &fenced),
+            Err(FollowerError::Leader(ErrorCode::FencedLeaderEpoch))
+        );
+        assert_eq!(sync(&mut l, &ll, &mut f, &mut fl), 1);
+        assert_eq!(values(&fl), values(&ll));
+    }
+}

@@ -17,6 +17,6 @@ pub mod broker;
 pub mod client;
 pub mod log;
 pub mod protocol;
-pub mod replication;
 pub mod record;
+pub mod replication;
 pub mod types;

@@ -150,9 +150,8 @@ mod tests {
     fn follower_truncation_points() {
         let mut log = new_log("f");
         append_epochs(&mut log, &[1, 1, 2, 2, 4]);
-        let point = |e: Option<u32>, o: Option<u64>| {
-            truncation_point(&log, e.map(Epoch), o.map(Offset))
-        };
+        let point =
+            |e: Option<u32>, o: Option<u64>| truncation_point(&log, e.map(Epoch), o.map(Offset));
         assert_eq!(point(Some(4), Some(9)), TruncationPoint::Final(Offset(5)), "prefix: nothing");
         assert_eq!(point(Some(4), Some(4)), TruncationPoint::Final(Offset(4)));
         assert_eq!(point(Some(3), Some(7)), TruncationPoint::Intermediate(Offset(4)));

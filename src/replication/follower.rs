@@ -210,7 +210,9 @@ impl PartitionFollower {
         }
         match response.error {
             ErrorCode::None => {}
-            ErrorCode::OffsetOutOfRange => return self.on_out_of_range(log, response, fetch_offset),
+            ErrorCode::OffsetOutOfRange => {
+                return self.on_out_of_range(log, response, fetch_offset)
+            }
             code => return Err(FollowerError::Leader(code)),
         }
         let (batches, stop) = scan_batches(&response.records);
@@ -252,8 +254,7 @@ impl PartitionFollower {
         log: &mut PartitionLog,
         response: &EpochEndOffset,
     ) -> Result<TruncationProgress, FollowerError> {
-        if self.in_flight != Some(InFlight::EpochQuery) || self.phase != FollowerPhase::Truncating
-        {
+        if self.in_flight != Some(InFlight::EpochQuery) || self.phase != FollowerPhase::Truncating {
             return Err(FollowerError::UnexpectedResponse);
         }
         self.in_flight = None;
@@ -376,7 +377,8 @@ mod tests {
                     rounds += 1;
                 }
                 FollowerRequest::Fetch { partition, .. } => {
-                    let response = leader.on_fetch(Millis(0), leader_log, Some(node(2)), &partition);
+                    let response =
+                        leader.on_fetch(Millis(0), leader_log, Some(node(2)), &partition);
                     follower.on_fetch_response(Millis(0), follower_log, &response).unwrap();
                 }
             }
@@ -440,8 +442,7 @@ mod tests {
 
     #[test]
     fn stale_and_unexpected_responses_are_refused() {
-        let (mut l, ll, mut f, mut fl) =
-            pair(2, &[1, 2], &[1], TruncationRule::LeaderEpoch, 0);
+        let (mut l, ll, mut f, mut fl) = pair(2, &[1, 2], &[1], TruncationRule::LeaderEpoch, 0);
         let fetch_response = FetchPartitionResponse {
             tp: TopicPartition::new("t", 0),
             error: ErrorCode::None,
@@ -453,8 +454,7 @@ mod tests {
             f.on_fetch_response(Millis(0), &mut fl, &fetch_response),
             Err(FollowerError::UnexpectedResponse)
         );
-        let Some(FollowerRequest::OffsetsForLeaderEpoch { mut partition, .. }) = f.poll(&fl)
-        else {
+        let Some(FollowerRequest::OffsetsForLeaderEpoch { mut partition, .. }) = f.poll(&fl) else {
             panic!("asks first")
         };
         partition.current_leader_epoch = Some(Epoch(1));

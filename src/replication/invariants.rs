@@ -24,7 +24,9 @@ pub enum InvariantViolation {
     CommittedLost { leader: NodeId, offset: Offset },
     #[error("leader {leader} not in isr {isr:?}")]
     LeaderNotInIsr { leader: NodeId, isr: Vec<NodeId> },
-    #[error("producer {producer_id} epoch {epoch} seq {sequence} appended at {first} and {second}")]
+    #[error(
+        "producer {producer_id} epoch {epoch} seq {sequence} appended at {first} and {second}"
+    )]
     DuplicateProducerBatch {
         producer_id: i64,
         epoch: i16,
@@ -111,7 +113,12 @@ pub fn replicas_agree_where_both_have(
             if let Some(theirs) = b.batch_at(offset) {
                 if theirs.as_bytes() != batch.as_bytes() {
                     let (leader, replica, hw) = (a.node, b.node, below);
-                    return Err(InvariantViolation::ReplicaDiverged { leader, replica, offset, hw });
+                    return Err(InvariantViolation::ReplicaDiverged {
+                        leader,
+                        replica,
+                        offset,
+                        hw,
+                    });
                 }
             }
         }

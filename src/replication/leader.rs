@@ -242,7 +242,11 @@ impl PartitionLeader {
         };
         assert!(appended.last_offset < log.log_end_offset(), "{}: appended past leo", self.tp);
         if acks == Acks::All {
-            assert!(self.waiting.len() < WAITING_PRODUCES_MAX, "{}: produces never expire", self.tp);
+            assert!(
+                self.waiting.len() < WAITING_PRODUCES_MAX,
+                "{}: produces never expire",
+                self.tp
+            );
             self.waiting.push(WaitingProduce {
                 id,
                 base_offset: appended.base_offset,
@@ -655,16 +659,28 @@ mod tests {
             current_leader_epoch: Some(Epoch(epoch)),
         };
         let now = Millis(0);
-        assert_eq!(l.on_fetch(now, &replica.log, Some(node(2)), &fetch(0)).error, ErrorCode::FencedLeaderEpoch);
-        assert_eq!(l.on_fetch(now, &replica.log, Some(node(2)), &fetch(2)).error, ErrorCode::UnknownLeaderEpoch);
-        assert_eq!(l.on_fetch(now, &replica.log, Some(node(9)), &fetch(1)).error, ErrorCode::NotLeaderOrFollower);
+        assert_eq!(
+            l.on_fetch(now, &replica.log, Some(node(2)), &fetch(0)).error,
+            ErrorCode::FencedLeaderEpoch
+        );
+        assert_eq!(
+            l.on_fetch(now, &replica.log, Some(node(2)), &fetch(2)).error,
+            ErrorCode::UnknownLeaderEpoch
+        );
+        assert_eq!(
+            l.on_fetch(now, &replica.log, Some(node(9)), &fetch(1)).error,
+            ErrorCode::NotLeaderOrFollower
+        );
         assert_eq!(l.on_fetch(now, &replica.log, Some(node(2)), &fetch(1)).error, ErrorCode::None);
         let query = OffsetForLeaderPartition {
             tp: TopicPartition::new("t", 0),
             current_leader_epoch: Some(Epoch(0)),
             leader_epoch: Epoch(0),
         };
-        assert_eq!(l.on_offsets_for_leader_epoch(&replica.log, &query).error, ErrorCode::FencedLeaderEpoch);
+        assert_eq!(
+            l.on_offsets_for_leader_epoch(&replica.log, &query).error,
+            ErrorCode::FencedLeaderEpoch
+        );
     }
 
     #[test]

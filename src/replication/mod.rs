@@ -30,7 +30,10 @@ mod tests_kip101;
 #[cfg(test)]
 mod tests_model;
 
-pub use epoch::{answer_offsets_for_leader_epoch, check_leader_epoch, truncation_point, FenceError, TruncationPoint};
+pub use epoch::{
+    answer_offsets_for_leader_epoch, check_leader_epoch, truncation_point, FenceError,
+    TruncationPoint,
+};
 pub use follower::{
     FetchProgress, FollowerError, FollowerPhase, FollowerRequest, PartitionFollower,
     TruncationProgress,

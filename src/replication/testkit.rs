@@ -187,8 +187,14 @@ impl Cluster {
         let leader_node = self.leader_node();
         let replica = self.replicas.get_mut(&leader_node).expect("leader replica");
         let Role::Leader(leader) = &mut replica.role else { panic!("leader does not lead") };
-        let appended =
-            leader.produce(now, &mut replica.log, batch(&[value]), Acks::All, id, PRODUCE_TIMEOUT_MS);
+        let appended = leader.produce(
+            now,
+            &mut replica.log,
+            batch(&[value]),
+            Acks::All,
+            id,
+            PRODUCE_TIMEOUT_MS,
+        );
         self.collect();
         appended.map(|a| (id, a))
     }
@@ -220,7 +226,9 @@ impl Cluster {
                 };
                 let replica = self.replicas.get_mut(&follower).expect("replica");
                 let log = &mut replica.log;
-                replica_follower(&mut replica.role).on_fetch_response(now, log, &response).map(|_| ())
+                replica_follower(&mut replica.role)
+                    .on_fetch_response(now, log, &response)
+                    .map(|_| ())
             }
             FollowerRequest::OffsetsForLeaderEpoch { leader, partition } => {
                 let answer = match self.replicas.get(&leader) {

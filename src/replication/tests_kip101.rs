@@ -104,8 +104,10 @@ fn diverged_tails_after_power_loss(rule: TruncationRule) -> Cluster {
 #[test]
 fn kip101_2_truncate_to_hw_lets_replicas_diverge() {
     let c = diverged_tails_after_power_loss(TruncationRule::HighWatermark);
-    let (leader, other) =
-        (ReplicaSnapshot::of(node(2), c.log(node(2))), ReplicaSnapshot::of(node(1), c.log(node(1))));
+    let (leader, other) = (
+        ReplicaSnapshot::of(node(2), c.log(node(2))),
+        ReplicaSnapshot::of(node(1), c.log(node(1))),
+    );
     assert_eq!(values(c.log(node(2)))[1], (1, "m3".to_string()));
     assert_eq!(values(c.log(node(1)))[1], (1, "m2".to_string()), "same offset, other record");
     assert_eq!(c.leader().high_watermark(), Offset(2), "and the leader counts it committed");
@@ -119,8 +121,10 @@ fn kip101_2_truncate_to_hw_lets_replicas_diverge() {
 #[test]
 fn kip101_2_leader_epoch_truncation_converges() {
     let c = diverged_tails_after_power_loss(TruncationRule::LeaderEpoch);
-    let (leader, other) =
-        (ReplicaSnapshot::of(node(2), c.log(node(2))), ReplicaSnapshot::of(node(1), c.log(node(1))));
+    let (leader, other) = (
+        ReplicaSnapshot::of(node(2), c.log(node(2))),
+        ReplicaSnapshot::of(node(1), c.log(node(1))),
+    );
     assert_eq!(values(c.log(node(1))), values(c.log(node(2))));
     assert_eq!(values(c.log(node(2)))[1], (1, "m3".to_string()));
     assert_eq!(c.leader().high_watermark(), Offset(2));

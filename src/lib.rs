@@ -19,4 +19,5 @@ pub mod controller;
 pub mod log;
 pub mod protocol;
 pub mod record;
+pub mod replication;
 pub mod types;

@@ -179,3 +179,38 @@ pub struct InitProducerIdResponse {
     pub producer_id: i64,
     pub producer_epoch: i16,
 }
+
+/// OffsetsForLeaderEpoch (KIP-101, KIP-279): a follower asks the leader where one of its
+/// leader epochs ends, to find where its log diverges. Not yet routed through `Request`:
+/// the broker's dispatch will add the variant when it hosts replication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetsForLeaderEpochRequest {
+    /// The asking follower (Kafka's replica_id); None for a consumer (KIP-320).
+    pub replica_id: Option<NodeId>,
+    pub partitions: Vec<OffsetForLeaderPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetForLeaderPartition {
+    pub tp: TopicPartition,
+    /// The leader epoch the asker believes current, for fencing (KIP-320).
+    pub current_leader_epoch: Option<Epoch>,
+    /// The epoch whose end offset is wanted (the asker's latest epoch).
+    pub leader_epoch: Epoch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetsForLeaderEpochResponse {
+    pub partitions: Vec<EpochEndOffset>,
+}
+
+/// The largest epoch at or below the requested one and where it ends (the start of the
+/// next epoch, or the log end offset). Both None (Kafka's UNDEFINED_EPOCH and
+/// UNDEFINED_EPOCH_OFFSET) when the leader has no such epoch, or on error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochEndOffset {
+    pub tp: TopicPartition,
+    pub error: ErrorCode,
+    pub leader_epoch: Option<Epoch>,
+    pub end_offset: Option<Offset>,
+}

@@ -1,0 +1,116 @@
+//! Partition replication as Kafka does it: followers pull from the leader; the leader
+//! tracks each follower's log end offset and last caught-up time, keeps the in-sync replica
+//! set (ISR) and the high watermark (HW, the smallest LEO over the ISR), and completes
+//! acks=all produces once the HW passes them. ISR changes are proposed to the controller
+//! (AlterPartition with the partition epoch) and take effect when it confirms them. A
+//! follower that starts following (new leader epoch, or after a restart) truncates its log
+//! by the leader-epoch protocol (OffsetsForLeaderEpoch, KIP-101/KIP-279), or by the old
+//! truncate-to-HW rule when switched to it, so the testbed can show what that rule broke.
+//!
+//! Sans-IO: the state machines take `now` and the partition's [`PartitionLog`] (which
+//! queues its own disk operations) and return what to send: fetch and
+//! OffsetsForLeaderEpoch requests, responses, AlterPartition proposals and produce
+//! completions. [`invariants`] holds the pure checks the simulator runs after every step.
+//!
+//! This module does not own the log (`crate::log`), the controller's metadata log or
+//! election (it receives [`PartitionState`]s), connections, or the broker's request
+//! routing.
+//!
+//! [`PartitionLog`]: crate::log::PartitionLog
+
+mod epoch;
+mod follower;
+pub mod invariants;
+mod isr;
+mod leader;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests_kip101;
+#[cfg(test)]
+mod tests_model;
+
+pub use epoch::{
+    answer_offsets_for_leader_epoch, check_leader_epoch, truncation_point, FenceError,
+    TruncationPoint,
+};
+pub use follower::{
+    FetchProgress, FollowerError, FollowerPhase, FollowerRequest, PartitionFollower,
+    TruncationProgress,
+};
+pub use isr::{validate_alter_partition, AlterPartitionError, AlterPartitionRequest, IsrState};
+pub use leader::{
+    Appended, FollowerProgress, LeaderOutput, PartitionLeader, PartitionStateError, ProduceError,
+    ProduceId,
+};
+
+use crate::types::{Epoch, NodeId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How a replica that starts following cuts the suffix of its log the leader may not have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TruncationRule {
+    /// Ask the leader where the replica's latest epoch ends, repeat until they agree
+    /// (KIP-101, KIP-279). Kafka since 0.11.
+    #[default]
+    LeaderEpoch,
+    /// Truncate to the local HW at once, without asking (Kafka before 0.11). The local HW
+    /// is only as fresh as the last fetch response: loses acked records (KIP-101 #1) and
+    /// lets replicas diverge after power loss (KIP-101 #2).
+    HighWatermark,
+}
+
+/// Per-partition replication settings; defaults are Kafka's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// A follower not caught up to the leader's LEO for this long leaves the ISR
+    /// (Kafka: replica.lag.time.max.ms, 30 s since 2.5).
+    pub replica_lag_time_max_ms: u64,
+    /// acks=all needs at least this many in-sync replicas (min.insync.replicas, 1).
+    pub min_insync_replicas: usize,
+    pub truncation: TruncationRule,
+    /// Bytes a follower asks for per fetch (replica.fetch.max.bytes, 1 MiB).
+    pub replica_fetch_max_bytes: u32,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            replica_lag_time_max_ms: 30_000,
+            min_insync_replicas: 1,
+            truncation: TruncationRule::LeaderEpoch,
+            replica_fetch_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The controller's version counter of a partition's state (KIP-497's partition epoch):
+/// bumped by every committed ISR or leader change; AlterPartition must name the current one.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct PartitionEpoch(pub u32);
+
+impl PartitionEpoch {
+    pub fn next(self) -> PartitionEpoch {
+        PartitionEpoch(self.0 + 1)
+    }
+}
+
+impl fmt::Display for PartitionEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pe{}", self.0)
+    }
+}
+
+/// A partition's committed state as the controller publishes it (Kafka's LeaderAndIsr /
+/// PartitionRegistration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub leader: Option<NodeId>,
+    pub leader_epoch: Epoch,
+    pub partition_epoch: PartitionEpoch,
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+}

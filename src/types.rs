@@ -145,6 +145,12 @@ impl fmt::Display for BrokerEpoch {
 )]
 pub struct PartitionEpoch(pub u32);
 
+impl PartitionEpoch {
+    pub fn next(self) -> PartitionEpoch {
+        PartitionEpoch(self.0 + 1)
+    }
+}
+
 impl fmt::Display for PartitionEpoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pe{}", self.0)

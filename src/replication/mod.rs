@@ -46,7 +46,6 @@ pub use leader::{
 
 use crate::types::{Epoch, NodeId};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// How a replica that starts following cuts the suffix of its log the leader may not have.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,24 +84,7 @@ impl Default for ReplicationConfig {
     }
 }
 
-/// The controller's version counter of a partition's state (KIP-497's partition epoch):
-/// bumped by every committed ISR or leader change; AlterPartition must name the current one.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct PartitionEpoch(pub u32);
-
-impl PartitionEpoch {
-    pub fn next(self) -> PartitionEpoch {
-        PartitionEpoch(self.0 + 1)
-    }
-}
-
-impl fmt::Display for PartitionEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pe{}", self.0)
-    }
-}
+pub use crate::types::PartitionEpoch;
 
 /// A partition's committed state as the controller publishes it (Kafka's LeaderAndIsr /
 /// PartitionRegistration).

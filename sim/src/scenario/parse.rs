@@ -505,7 +505,7 @@ description = "Flush every batch, and expect a pass."
             parse(QUICKSTART, "scenarios/quickstart.toml").expect("quickstart is valid");
         assert_eq!(quickstart.name, "quickstart");
         assert_eq!(quickstart.topics[0].flush, FlushSetting::EveryBatch);
-        assert_eq!(quickstart.faults.len(), 2);
+        assert_eq!(quickstart.faults.len(), 3);
         let fixture = parse(BASE, "fixture").expect("fixture is valid");
         assert_eq!(fixture.topics.len(), 2);
         assert_eq!(fixture.expect.verdict, ExpectedVerdict::Find);

@@ -85,8 +85,9 @@ fn idempotence_prevents_duplicates() {
 
 #[test]
 fn disk_faults_never_serve_corruption() {
-    // Seed 10 once left consumers stuck at offsets destroyed below the recovery point.
-    for seed in [1, 2, 3, 4, 5, 10] {
+    // Seed 10 once left consumers stuck at offsets destroyed below the recovery point;
+    // seed 337 once reused offsets after a bit flip hit the newest checkpoint slot.
+    for seed in [1, 2, 3, 4, 5, 10, 337] {
         let outcome = run("disk-faults", None, seed);
         assert!(outcome.judgement.forbidden.is_empty(), "seed {seed}: {:?}", outcome.judgement);
         let report = &outcome.check_report;

@@ -1,10 +1,11 @@
 //! The recovery-point checkpoint: the offset below which every byte of the partition was
 //! synced (Kafka's recovery-point-offset-checkpoint), with its own CRC-32C.
 //!
-//! The file holds two 512-byte slots and each write goes to the slot the previous one did
-//! not use, so a write torn at a sector boundary (or lost) never destroys the last good
-//! value: recovery takes the valid slot with the highest generation. Both slots invalid
-//! means "no recovery point" (0), which recovery reports.
+//! The file holds two 512-byte slots. Each checkpoint is written to both, one after the
+//! other with a sync in between: a write torn at a sector boundary or lost in a crash never
+//! destroys the last good value, and a silent bit flip in one slot leaves the same value in
+//! the other. Recovery takes the valid slot with the highest generation.
+//! Both slots invalid means "no recovery point" (0), which recovery reports.
 
 use crate::types::Offset;
 use bytes::{BufMut, Bytes};
@@ -23,9 +24,10 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The byte offset in the file this generation's slot starts at.
-    pub fn slot_offset(&self) -> u64 {
-        (self.generation % 2) * SLOT_BYTES as u64
+    /// Where the two copies go, in the order they are written.
+    pub fn slot_offsets(&self) -> [u64; 2] {
+        let first = (self.generation % 2) * SLOT_BYTES as u64;
+        [first, SLOT_BYTES as u64 - first]
     }
 
     pub fn encode(&self) -> Bytes {
@@ -61,10 +63,6 @@ impl Checkpoint {
             }
             let end = (start + SLOT_BYTES).min(file.len());
             let Some(found) = Checkpoint::decode_slot(&file[start..end]) else { continue };
-            // A valid record sits in the slot its generation selects; anything else is stale.
-            if found.generation % 2 != slot as u64 {
-                continue;
-            }
             if best.is_none_or(|b| found.generation > b.generation) {
                 best = Some(found);
             }
@@ -77,26 +75,45 @@ impl Checkpoint {
 mod tests {
     use super::*;
 
-    fn file_with(checkpoints: &[Checkpoint]) -> Vec<u8> {
+    /// A file after these checkpoints were written, the last one only to its first
+    /// `last_copies` slots (a crash between the two copies).
+    fn file_with(checkpoints: &[Checkpoint], last_copies: usize) -> Vec<u8> {
         let mut file = vec![0u8; 2 * SLOT_BYTES];
-        for c in checkpoints {
-            let at = c.slot_offset() as usize;
-            let bytes = c.encode();
-            file[at..at + bytes.len()].copy_from_slice(&bytes);
+        for (i, c) in checkpoints.iter().enumerate() {
+            let copies = if i + 1 == checkpoints.len() { last_copies } else { 2 };
+            for at in c.slot_offsets().into_iter().take(copies) {
+                let bytes = c.encode();
+                file[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+            }
         }
         file
     }
 
     #[test]
-    fn newest_valid_slot_wins_and_a_torn_slot_falls_back() {
+    fn a_bit_flip_in_either_slot_keeps_the_newest_value() {
         let old = Checkpoint { generation: 4, recovery_point: Offset(10) };
         let new = Checkpoint { generation: 5, recovery_point: Offset(20) };
-        let mut file = file_with(&[old, new]);
-        assert_eq!(Checkpoint::decode(&file), Some(new));
-        file[SLOT_BYTES + 9] ^= 0x10;
-        assert_eq!(Checkpoint::decode(&file), Some(old));
-        file[3] ^= 1;
-        assert_eq!(Checkpoint::decode(&file), None);
+        for slot in 0..2 {
+            let mut file = file_with(&[old, new], 2);
+            file[slot * SLOT_BYTES + 9] ^= 0x10;
+            assert_eq!(Checkpoint::decode(&file), Some(new), "flip in slot {slot}");
+        }
+    }
+
+    #[test]
+    fn a_crash_between_or_during_the_copies_keeps_a_whole_value() {
+        let old = Checkpoint { generation: 4, recovery_point: Offset(10) };
+        let new = Checkpoint { generation: 5, recovery_point: Offset(20) };
+        assert_eq!(Checkpoint::decode(&file_with(&[old, new], 1)), Some(new));
+        assert_eq!(Checkpoint::decode(&file_with(&[old, new], 0)), Some(old));
+        let mut torn_first = file_with(&[old, new], 1);
+        let first = new.slot_offsets()[0] as usize;
+        torn_first[first + 3] ^= 1;
+        assert_eq!(Checkpoint::decode(&torn_first), Some(old));
+        let mut both = file_with(&[old, new], 2);
+        both[3] ^= 1;
+        both[SLOT_BYTES + 3] ^= 1;
+        assert_eq!(Checkpoint::decode(&both), None);
         assert_eq!(Checkpoint::decode(&[]), None);
     }
 }

@@ -365,12 +365,16 @@ impl PartitionLog {
     pub(super) fn write_checkpoint(&mut self, recovery_point: Offset) {
         let checkpoint = Checkpoint { generation: self.checkpoint.generation + 1, recovery_point };
         let path = self.checkpoint_path();
-        self.ops.push(DiskOp::Write {
-            path: path.clone(),
-            offset: checkpoint.slot_offset(),
-            data: checkpoint.encode(),
-        });
-        self.ops.push(DiskOp::Sync { path });
+        // Both slots, one after the other, each synced: a write torn or lost by a crash
+        // leaves the other slot whole, and a bit flip in one slot leaves the same value in
+        // the other. (With alternating slots a flip in the newest one fell back to the
+        // previous flush's value, and offsets consumers had read were reused: disk-faults
+        // seed 337.)
+        for offset in checkpoint.slot_offsets() {
+            let data = checkpoint.encode();
+            self.ops.push(DiskOp::Write { path: path.clone(), offset, data });
+            self.ops.push(DiskOp::Sync { path: path.clone() });
+        }
         self.checkpoint = checkpoint;
     }
 

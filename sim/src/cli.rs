@@ -34,10 +34,11 @@ const SWEEP_FAILURES_LISTED_MAX: usize = 50;
     about = "Deterministic simulation testbed for a Kafka-like event log"
 )]
 pub struct Cli {
-    /// Log filter for stderr: error, warn, info (state changes), debug (messages), trace,
-    /// or a tracing EnvFilter directive.
-    #[arg(long, global = true, default_value = "warn")]
-    pub log: String,
+    /// Log filter for stderr: error, warn (faults injected), info (state changes), debug
+    /// (messages), trace, or a tracing EnvFilter directive. Default: warn for one run, error
+    /// for sweeps and benchmarks (thousands of runs).
+    #[arg(long, global = true)]
+    pub log: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -154,13 +155,15 @@ pub struct Divergence {
 /// errors exit 2 before this returns.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if let Err(error) = init_logging(&cli.log) {
-        eprintln!("kafkasim: --log {}: {error}", cli.log);
+    let many_runs = matches!(cli.command, Command::Sweep(_) | Command::Bench(_));
+    let log = cli.log.clone().unwrap_or_else(|| if many_runs { "error" } else { "warn" }.into());
+    if let Err(error) = init_logging(&log) {
+        eprintln!("kafkasim: --log {log}: {error}");
         return EXIT_USAGE;
     }
     match cli.command {
-        Command::Run(args) => cmd_run(&args, args.check_determinism, &cli.log),
-        Command::Replay(args) => cmd_run(&args, true, &cli.log),
+        Command::Run(args) => cmd_run(&args, args.check_determinism, &log),
+        Command::Replay(args) => cmd_run(&args, true, &log),
         Command::Sweep(args) => cmd_sweep(&args),
         Command::Check(args) => cmd_check(&args),
         Command::Scenarios { dir } => cmd_scenarios(&dir),

@@ -17,7 +17,8 @@ use kafkasim::types::{NodeId, Offset, TopicPartition};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const IDLE_MS: u64 = 20;
+/// Longest the shell sleeps with nothing due (it notices phase changes this late at most).
+const IDLE_MS: u64 = 200;
 /// How long one poll op waits for records before completing empty.
 const POLL_TIMEOUT_MS: u64 = 250;
 /// How long to wait for the end offsets before asking again.
@@ -112,8 +113,18 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
                 catch_up = CatchUp::Done;
             }
         }
-        let wake =
-            shell.consumer.next_wakeup().map_or(IDLE_MS, |at| at.since(now)).clamp(1, IDLE_MS);
+        // Sleep until the next thing due: the consumer's own timer, the open poll's
+        // deadline, the next poll, or the catch-up's retry.
+        let mut due = [shell.consumer.next_wakeup().map(|at| at.0), None, None];
+        due[1] = match &shell.open_poll {
+            Some((deadline, _)) => Some(*deadline),
+            None => Some(next_poll_at.0),
+        };
+        if let CatchUp::Asking { retry_at } = catch_up {
+            due[2] = Some(retry_at);
+        }
+        let next = due.into_iter().flatten().min().unwrap_or(now.0 + IDLE_MS);
+        let wake = next.saturating_sub(now.0).clamp(1, IDLE_MS);
         tokio::select! {
             biased;
             Some((id, event)) = events.recv() => {

@@ -18,8 +18,8 @@ use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Longest the shell sleeps between looks at its state machine.
-const IDLE_MS: u64 = 20;
+/// Longest the shell sleeps with nothing due (it notices phase changes this late at most).
+const IDLE_MS: u64 = 200;
 
 /// One send op in flight: its micro-ops and their outcomes so far.
 struct OpenSend {
@@ -113,7 +113,10 @@ pub async fn producer_main(world: WorldRef, index: u32) {
         if open.as_ref().is_some_and(|op| op.results.iter().all(Option::is_some)) {
             finish_op(&world, process, open.take().expect("checked"));
         }
-        let wake = producer.next_wakeup().map_or(IDLE_MS, |at| at.since(now)).clamp(1, IDLE_MS);
+        // Sleep until the producer's own timer or the next op, whichever is first.
+        let next_op = (open.is_none() && world.phase() == Phase::Faulty).then_some(next_op_at.0);
+        let next = [producer.next_wakeup().map(|at| at.0), next_op].into_iter().flatten().min();
+        let wake = next.map_or(IDLE_MS, |at| at.saturating_sub(now.0)).clamp(1, IDLE_MS);
         tokio::select! {
             biased;
             Some((id, event)) = events.recv() => match conns.resolve(id, event) {

@@ -11,7 +11,7 @@
 //! This file does not own a single group's transitions (`group.rs`) nor the record bytes
 //! (`records.rs`).
 
-use super::group::{Group, GroupState, Out};
+use super::membership::{Group, GroupState, Out};
 use super::partitioner::partition_for_group;
 use super::records::{GroupRecord, GroupRecordError};
 use crate::protocol::{

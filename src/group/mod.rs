@@ -12,8 +12,8 @@
 
 mod assignor;
 mod coordinator;
-mod group;
 mod invariants;
+mod membership;
 mod partitioner;
 mod records;
 
@@ -22,7 +22,9 @@ pub use coordinator::{
     CoordinatorConfig, CoordinatorOutput, GroupCoordinator, GroupEvent, GroupRequest,
     GroupResponse, ReplyTo,
 };
-pub use group::GroupState;
 pub use invariants::{check_commits_current_generation, check_single_owner, GroupViolation};
+pub use membership::GroupState;
 pub use partitioner::{find_coordinator, java_string_hash, partition_for_group};
 pub use records::{GroupRecord, GroupRecordError, MemberRecord};
+#[cfg(test)]
+mod tests_coordinator;

@@ -240,6 +240,12 @@ impl Group {
             self.leader = None;
             self.rebalance_deadline = None;
             out.push(self.metadata_append());
+            out.push(CoordinatorOutput::Event(GroupEvent::GenerationStarted {
+                group_id: self.group_id.clone(),
+                generation_id: self.generation_id,
+                leader: String::new(),
+                members: Vec::new(),
+            }));
             tracing::info!(group = %self.group_id, generation = self.generation_id, "group empty");
             return;
         }
@@ -262,6 +268,19 @@ impl Group {
             self.members.values().map(|m| u64::from(m.rebalance_timeout_ms)).max().unwrap_or(0);
         self.rebalance_deadline = Some(now.plus_ms(sync_window_ms));
         self.state = GroupState::CompletingRebalance;
+        // Persist the new generation at once (without members, who have no assignment
+        // yet): a coordinator failing over before the leader's sync then restarts the group
+        // empty at this generation, so a generation number never names two memberships.
+        out.push(CoordinatorOutput::AppendRecords {
+            token: None,
+            records: vec![GroupRecord::GroupMetadata {
+                group_id: self.group_id.clone(),
+                generation_id: self.generation_id,
+                protocol: None,
+                leader: None,
+                members: Vec::new(),
+            }],
+        });
         tracing::info!(group = %self.group_id, generation = self.generation_id, %leader,
             members = self.members.len(), %now, "join complete");
         out.push(CoordinatorOutput::Event(GroupEvent::GenerationStarted {

@@ -327,6 +327,22 @@ impl GroupCoordinator {
         Ok(self.load(now, decoded))
     }
 
+    /// The earliest time `tick` has work to do (a session or a rebalance window ending),
+    /// so a driver can sleep until then.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.groups
+            .values()
+            .flat_map(|g| {
+                let sessions = g
+                    .members
+                    .values()
+                    .filter(|m| m.join_reply.is_none() && m.sync_reply.is_none())
+                    .map(|m| m.last_heartbeat.plus_ms(u64::from(m.session_timeout_ms)));
+                sessions.chain(g.rebalance_deadline)
+            })
+            .min()
+    }
+
     pub fn group_state(&self, group_id: &str) -> Option<GroupState> {
         self.groups.get(group_id).map(|g| g.state)
     }

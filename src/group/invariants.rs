@@ -84,3 +84,69 @@ pub fn check_commits_current_generation(events: &[GroupEvent]) -> Result<(), Gro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Offset;
+
+    fn tp(p: u32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn started(generation_id: i32, members: &[&str]) -> GroupEvent {
+        GroupEvent::GenerationStarted {
+            group_id: "g".into(),
+            generation_id,
+            leader: members.first().map(|m| m.to_string()).unwrap_or_default(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    fn commit(member_id: &str, commit_generation_id: i32) -> GroupEvent {
+        GroupEvent::CommitAccepted {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            commit_generation_id,
+            group_generation_id: commit_generation_id,
+            offsets: vec![(tp(0), Offset(1))],
+        }
+    }
+
+    #[test]
+    fn a_planted_double_owner_is_caught() {
+        let assignment =
+            BTreeMap::from([("a".to_string(), vec![tp(0), tp(1)]), ("b".to_string(), vec![tp(1)])]);
+        let err = check_single_owner("g", 3, &assignment).expect_err("t-1 has two owners");
+        assert!(matches!(err, GroupViolation::TwoOwners { generation_id: 3, .. }));
+        let events = vec![
+            started(3, &["a", "b"]),
+            GroupEvent::AssignmentSynced { group_id: "g".into(), generation_id: 3, assignment },
+        ];
+        assert!(check_commits_current_generation(&events).is_err());
+    }
+
+    #[test]
+    fn commits_of_the_current_generation_pass_and_stale_ones_fail() {
+        let ok = vec![
+            commit("", NO_GENERATION_ID),
+            started(1, &["a"]),
+            commit("a", 1),
+            started(2, &["a"]),
+            commit("a", 2),
+        ];
+        assert_eq!(check_commits_current_generation(&ok), Ok(()));
+        let stale = vec![started(1, &["a", "b"]), started(2, &["a"]), commit("b", 1)];
+        assert!(matches!(
+            check_commits_current_generation(&stale),
+            Err(GroupViolation::StaleCommit {
+                commit_generation_id: 1,
+                current_generation_id: 2,
+                ..
+            })
+        ));
+        // A standalone commit while the group has members is not allowed either.
+        let standalone = vec![started(1, &["a"]), commit("", NO_GENERATION_ID)];
+        assert!(check_commits_current_generation(&standalone).is_err());
+    }
+}

@@ -251,6 +251,7 @@ fn a_silent_member_is_removed_after_its_session_and_the_rest_rebalance() {
     assert_eq!(h.heartbeat(&ids[1], generation), ErrorCode::None);
     h.tick(12_999);
     assert_eq!(h.c.member_ids("g").len(), 3, "session of the third not yet over");
+    assert_eq!(h.c.next_deadline(), Some(Millis(13_000)));
     h.tick(13_000); // last heartbeat at 3000 + 10s session
     assert_eq!(h.c.member_ids("g").len(), 2);
     assert_eq!(h.c.group_state("g"), Some(GroupState::PreparingRebalance));
@@ -488,16 +489,40 @@ fn a_failed_append_is_not_acknowledged() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    JoinNew { instance: Option<u8> },
-    Rejoin { member: usize },
-    Sync { member: usize, generation_delta: i8 },
-    Heartbeat { member: usize, generation_delta: i8 },
-    Leave { member: usize },
-    Commit { member: usize, generation_delta: i8, partition: u32, offset: u64 },
+    JoinNew {
+        instance: Option<u8>,
+    },
+    Rejoin {
+        member: usize,
+    },
+    Sync {
+        member: usize,
+        generation_delta: i8,
+    },
+    /// The current leader syncs with a sticky assignment of the current members.
+    SyncLeader,
+    Heartbeat {
+        member: usize,
+        generation_delta: i8,
+    },
+    Leave {
+        member: usize,
+    },
+    Commit {
+        member: usize,
+        generation_delta: i8,
+        partition: u32,
+        offset: u64,
+    },
     Fetch,
-    Advance { ms: u64 },
+    Advance {
+        ms: u64,
+    },
     AckAll,
-    Garbage { group_id: String, member_id: String },
+    Garbage {
+        group_id: String,
+        member_id: String,
+    },
     Failover,
 }
 
@@ -519,12 +544,30 @@ fn arb_op() -> impl Strategy<Value = Op> {
             }
         ),
         Just(Op::Fetch),
-        (0u64..15_000).prop_map(|ms| Op::Advance { ms }),
+        Just(Op::SyncLeader),
+        Just(Op::SyncLeader),
+        (0u64..6_000).prop_map(|ms| Op::Advance { ms }),
         Just(Op::AckAll),
         ("[a-z]{0,3}", "[a-z.\\-0-9]{0,8}")
             .prop_map(|(group_id, member_id)| Op::Garbage { group_id, member_id }),
         Just(Op::Failover),
     ]
+}
+
+fn sticky_assignments(members: &[String]) -> Vec<SyncGroupAssignment> {
+    let subs: Vec<MemberSubscription> = members
+        .iter()
+        .map(|id| MemberSubscription {
+            member_id: id.clone(),
+            topics: vec!["t".into()],
+            owned: vec![],
+        })
+        .collect();
+    let ppt = BTreeMap::from([("t".to_string(), TOPIC_PARTITIONS)]);
+    assign(AssignorKind::Sticky, &subs, &ppt)
+        .into_iter()
+        .map(|(member_id, partitions)| SyncGroupAssignment { member_id, partitions })
+        .collect()
 }
 
 fn run_ops(ops: Vec<Op>) {
@@ -535,8 +578,10 @@ fn run_ops(ops: Vec<Op>) {
     let mut epoch = 0u32;
     for op in ops {
         let generation = h.c.generation_id("g").unwrap_or(0);
+        let current = h.c.member_ids("g");
         let pick = |known: &Vec<String>, i: usize| {
-            known.get(i % known.len().max(1)).cloned().unwrap_or_default()
+            let from = if i < 6 && !current.is_empty() { &current } else { known };
+            from.get(i % from.len().max(1)).cloned().unwrap_or_default()
         };
         match op {
             Op::JoinNew { instance } => {
@@ -546,6 +591,15 @@ fn run_ops(ops: Vec<Op>) {
             Op::Rejoin { member } => {
                 let m = pick(&known, member);
                 h.join(&m, None);
+            }
+            Op::SyncLeader => {
+                let leader = h.events.iter().rev().find_map(|e| match e {
+                    GroupEvent::GenerationStarted { leader, .. } => Some(leader.clone()),
+                    _ => None,
+                });
+                let m = leader.unwrap_or_default();
+                let assignments = sticky_assignments(&h.c.member_ids("g"));
+                h.sync(&m, generation, assignments);
             }
             Op::Sync { member, generation_delta } => {
                 let m = pick(&known, member);
@@ -638,6 +692,8 @@ fn run_ops(ops: Vec<Op>) {
 }
 
 proptest! {
+    // Cheap (well under a second); more cases reach synced generations and commits.
+    #![proptest_config(ProptestConfig::with_cases(1024))]
     #[test]
     fn random_request_sequences_never_panic_and_keep_the_invariants(
         ops in proptest::collection::vec(arb_op(), 1..80)

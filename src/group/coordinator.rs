@@ -207,7 +207,7 @@ impl GroupCoordinator {
     pub fn handle(&mut self, now: Millis, reply_to: ReplyTo, request: GroupRequest) {
         match request {
             GroupRequest::Join(r) => self.join(now, reply_to, r),
-            GroupRequest::Sync(r) => self.sync(now, reply_to, r),
+            GroupRequest::Sync(r) => self.sync(reply_to, r),
             GroupRequest::Heartbeat(r) => {
                 let error = self.heartbeat(now, &r);
                 self.reply(reply_to, GroupResponse::Heartbeat(HeartbeatResponse { error }));
@@ -417,77 +417,16 @@ impl GroupCoordinator {
             return Err(ErrorCode::InconsistentGroupProtocol);
         }
         if req.member_id.is_empty() {
-            let existing =
-                req.group_instance_id.as_ref().and_then(|i| group.static_members.get(i)).cloned();
-            if let Some(old_id) = existing {
-                // A restarted (or duplicate) static member takes the instance over.
-                group.replace_static_member(&old_id, new_id.clone(), out);
-                let m = group.members.get_mut(&new_id).expect("just replaced");
-                m.last_heartbeat = now;
-                m.session_timeout_ms = req.session_timeout_ms;
-                m.rebalance_timeout_ms = req.rebalance_timeout_ms;
-                let protocols_changed = m.protocols != req.protocols;
-                m.protocols = req.protocols.clone();
-                tracing::info!(group = %req.group_id, old = %old_id, new = %new_id, "static member replaced");
-                match group.state {
-                    GroupState::Stable if !protocols_changed => {
-                        let response = group.join_response(&new_id, Vec::new());
-                        out.push(CoordinatorOutput::Reply {
-                            reply_to,
-                            response: GroupResponse::Join(response),
-                        });
-                    }
-                    _ => {
-                        m.join_reply = Some(reply_to);
-                        group.prepare_rebalance(now, out);
-                    }
-                }
-            } else {
-                if group.members.len() >= max_size {
-                    return Err(ErrorCode::GroupMaxSizeReached);
-                }
-                group.add_member(now, new_id.clone(), req, seq);
-                group.members.get_mut(&new_id).expect("just added").join_reply = Some(reply_to);
-                group.prepare_rebalance(now, out);
-            }
+            group.join_new(now, reply_to, req, new_id, seq, max_size, out)?;
             self.next_member_seq += 1;
         } else {
-            if group.is_fenced(&req.member_id, req.group_instance_id.as_ref()) {
-                return Err(ErrorCode::FencedInstanceId);
-            }
-            let state = group.state;
-            let is_leader = group.leader.as_deref() == Some(req.member_id.as_str());
-            let Some(m) = group.members.get_mut(&req.member_id) else {
-                return Err(ErrorCode::UnknownMemberId);
-            };
-            m.last_heartbeat = now;
-            let protocols_changed = m.protocols != req.protocols;
-            m.protocols = req.protocols.clone();
-            if let Some(previous) = m.join_reply.replace(reply_to) {
-                // A retried join: the earlier request is superseded.
-                out.push(CoordinatorOutput::Reply {
-                    reply_to: previous,
-                    response: GroupResponse::error_for_join_or_sync(ErrorCode::RebalanceInProgress),
-                });
-            }
-            if state == GroupState::Stable && !is_leader && !protocols_changed {
-                // A follower rejoining with nothing new: answer with the current generation.
-                m.join_reply = None;
-                let response = group.join_response(&req.member_id, Vec::new());
-                out.push(CoordinatorOutput::Reply {
-                    reply_to,
-                    response: GroupResponse::Join(response),
-                });
-            } else {
-                group.prepare_rebalance(now, out);
-            }
+            group.join_known(now, reply_to, req, out)?;
         }
         group.maybe_complete_join(now, out);
         Ok(())
     }
 
-    fn sync(&mut self, now: Millis, reply_to: ReplyTo, req: SyncGroupRequest) {
-        let _ = now;
+    fn sync(&mut self, reply_to: ReplyTo, req: SyncGroupRequest) {
         let result = self.try_sync(reply_to, &req);
         if let Err(error) = result {
             self.reply(

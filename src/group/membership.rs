@@ -132,6 +132,99 @@ impl Group {
         self.members.insert(new_id, member);
     }
 
+    /// JoinGroup without a member id: a new member, or a restarted (or duplicate) static
+    /// member taking its group.instance.id over; a stable group with unchanged protocols
+    /// answers the static member at once, without a rebalance.
+    #[allow(clippy::too_many_arguments)]
+    pub fn join_new(
+        &mut self,
+        now: Millis,
+        reply_to: ReplyTo,
+        req: &JoinGroupRequest,
+        new_id: String,
+        seq: u64,
+        max_size: usize,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let group = self;
+        let existing =
+            req.group_instance_id.as_ref().and_then(|i| group.static_members.get(i)).cloned();
+        if let Some(old_id) = existing {
+            // A restarted (or duplicate) static member takes the instance over.
+            group.replace_static_member(&old_id, new_id.clone(), out);
+            let m = group.members.get_mut(&new_id).expect("just replaced");
+            m.last_heartbeat = now;
+            m.session_timeout_ms = req.session_timeout_ms;
+            m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+            let protocols_changed = m.protocols != req.protocols;
+            m.protocols = req.protocols.clone();
+            tracing::info!(group = %req.group_id, old = %old_id, new = %new_id, "static member replaced");
+            match group.state {
+                GroupState::Stable if !protocols_changed => {
+                    let response = group.join_response(&new_id, Vec::new());
+                    out.push(CoordinatorOutput::Reply {
+                        reply_to,
+                        response: GroupResponse::Join(response),
+                    });
+                }
+                _ => {
+                    m.join_reply = Some(reply_to);
+                    group.prepare_rebalance(now, out);
+                }
+            }
+        } else {
+            if group.members.len() >= max_size {
+                return Err(ErrorCode::GroupMaxSizeReached);
+            }
+            group.add_member(now, new_id.clone(), req, seq);
+            group.members.get_mut(&new_id).expect("just added").join_reply = Some(reply_to);
+            group.prepare_rebalance(now, out);
+        }
+        Ok(())
+    }
+
+    /// JoinGroup from a known member: a follower rejoining a stable group with nothing new
+    /// gets the current generation; anything else starts (or joins) a rebalance.
+    pub fn join_known(
+        &mut self,
+        now: Millis,
+        reply_to: ReplyTo,
+        req: &JoinGroupRequest,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let group = self;
+        if group.is_fenced(&req.member_id, req.group_instance_id.as_ref()) {
+            return Err(ErrorCode::FencedInstanceId);
+        }
+        let state = group.state;
+        let is_leader = group.leader.as_deref() == Some(req.member_id.as_str());
+        let Some(m) = group.members.get_mut(&req.member_id) else {
+            return Err(ErrorCode::UnknownMemberId);
+        };
+        m.last_heartbeat = now;
+        let protocols_changed = m.protocols != req.protocols;
+        m.protocols = req.protocols.clone();
+        if let Some(previous) = m.join_reply.replace(reply_to) {
+            // A retried join: the earlier request is superseded.
+            out.push(CoordinatorOutput::Reply {
+                reply_to: previous,
+                response: GroupResponse::error_for_join_or_sync(ErrorCode::RebalanceInProgress),
+            });
+        }
+        if state == GroupState::Stable && !is_leader && !protocols_changed {
+            // A follower rejoining with nothing new: answer with the current generation.
+            m.join_reply = None;
+            let response = group.join_response(&req.member_id, Vec::new());
+            out.push(CoordinatorOutput::Reply {
+                reply_to,
+                response: GroupResponse::Join(response),
+            });
+        } else {
+            group.prepare_rebalance(now, out);
+        }
+        Ok(())
+    }
+
     pub fn remove_member(
         &mut self,
         now: Millis,

@@ -570,9 +570,13 @@ fn sticky_assignments(members: &[String]) -> Vec<SyncGroupAssignment> {
         .collect()
 }
 
-fn run_ops(ops: Vec<Op>) {
-    let mut h =
-        Harness::new(CoordinatorConfig { initial_rebalance_delay_ms: 1_000, ..config(true) });
+/// Run the sequence; the committed-offsets model is asserted on every step, the group
+/// invariants are returned for the caller to judge.
+fn run_ops(ops: Vec<Op>, generation_check: bool) -> Result<(), GroupViolation> {
+    let mut h = Harness::new(CoordinatorConfig {
+        initial_rebalance_delay_ms: 1_000,
+        ..config(generation_check)
+    });
     // Every member id the coordinator ever handed out, including fenced and removed ones.
     let mut known: Vec<String> = Vec::new();
     let mut epoch = 0u32;
@@ -688,7 +692,6 @@ fn run_ops(ops: Vec<Op>) {
         }
     }
     check_commits_current_generation(&h.events)
-        .expect("group invariants hold with the generation check on");
 }
 
 proptest! {
@@ -698,6 +701,21 @@ proptest! {
     fn random_request_sequences_never_panic_and_keep_the_invariants(
         ops in proptest::collection::vec(arb_op(), 1..80)
     ) {
-        run_ops(ops);
+        let verdict = run_ops(ops, true);
+        prop_assert!(verdict.is_ok(), "group invariants broken with the check on: {:?}", verdict);
     }
+}
+
+/// The planted bug: with the generation check off, some random sequence gets a stale
+/// commit accepted, and the checker must say so (CORRECTNESS.md "zombie commit").
+#[test]
+fn with_the_generation_check_off_random_sequences_expose_a_stale_commit() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(arb_op(), 1..80);
+    let found = (0..2_000).find_map(|_| {
+        let ops = strategy.new_tree(&mut runner).expect("strategy generates").current();
+        run_ops(ops, false).err()
+    });
+    assert!(matches!(found, Some(GroupViolation::StaleCommit { .. })), "found {found:?}");
 }

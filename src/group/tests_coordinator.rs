@@ -353,6 +353,34 @@ fn a_static_member_restarting_within_its_session_keeps_generation_and_assignment
 }
 
 #[test]
+fn a_static_member_away_longer_than_its_session_is_removed_and_the_group_rebalances() {
+    let mut h = Harness::new(config(true));
+    let (ids, generation) = h.stable_group([Some("i0"), Some("i1"), Some("i2")]);
+    h.tick(8_000);
+    assert_eq!(h.heartbeat(&ids[0], generation), ErrorCode::None);
+    assert_eq!(h.heartbeat(&ids[2], generation), ErrorCode::None);
+    h.tick(13_000);
+    assert_eq!(h.c.group_state("g"), Some(GroupState::PreparingRebalance));
+    // Coming back late, i1 joins as a new member of the next generation.
+    let late = h.join("", Some("i1"));
+    let a = h.join(&ids[0], Some("i0"));
+    let c = h.join(&ids[2], Some("i2"));
+    let answers = [join_answer(&mut h, late), join_answer(&mut h, a), join_answer(&mut h, c)];
+    assert!(answers.iter().all(|j| j.generation_id == generation + 1), "{answers:?}");
+}
+
+#[test]
+fn commits_wait_out_the_sync_phase_but_heartbeats_do_not() {
+    let mut h = Harness::new(CoordinatorConfig { initial_rebalance_delay_ms: 0, ..config(true) });
+    let j = h.join("", None);
+    let answer = join_answer(&mut h, j);
+    assert_eq!(h.c.group_state("g"), Some(GroupState::CompletingRebalance));
+    assert_eq!(h.heartbeat(&answer.member_id, answer.generation_id), ErrorCode::None);
+    let c = h.commit(&answer.member_id, answer.generation_id, 0, 1);
+    assert_eq!(h.take(c).map(|r| r.error()), Some(ErrorCode::RebalanceInProgress));
+}
+
+#[test]
 fn a_duplicate_instance_id_fences_the_older_member() {
     let mut h = Harness::new(config(true));
     let (ids, generation) = h.stable_group([Some("i0"), Some("i1"), Some("i2")]);

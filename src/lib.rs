@@ -16,6 +16,7 @@ compile_error!(
 pub mod broker;
 pub mod client;
 pub mod controller;
+pub mod group;
 pub mod log;
 pub mod protocol;
 pub mod record;

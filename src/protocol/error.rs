@@ -26,6 +26,17 @@ pub enum ErrorCode {
     FencedLeaderEpoch,
     UnknownLeaderEpoch,
     InvalidRequest,
+    CoordinatorLoadInProgress,
+    CoordinatorNotAvailable,
+    NotCoordinator,
+    IllegalGeneration,
+    InconsistentGroupProtocol,
+    InvalidGroupId,
+    UnknownMemberId,
+    InvalidSessionTimeout,
+    RebalanceInProgress,
+    FencedInstanceId,
+    GroupMaxSizeReached,
 }
 
 /// What an error tells the client about whether its write is in the log.
@@ -56,6 +67,10 @@ impl ErrorCode {
                 | ErrorCode::FencedLeaderEpoch
                 | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::OffsetOutOfRange
+                | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::NotCoordinator
+                | ErrorCode::RebalanceInProgress
         )
     }
 
@@ -82,7 +97,19 @@ impl ErrorCode {
             | ErrorCode::UnknownProducerId
             | ErrorCode::InvalidRecord
             | ErrorCode::UnknownLeaderEpoch
-            | ErrorCode::InvalidRequest => Outcome::Failed,
+            | ErrorCode::InvalidRequest
+            // Group errors never answer a produce; a group request refused is not applied.
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::NotCoordinator
+            | ErrorCode::IllegalGeneration
+            | ErrorCode::InconsistentGroupProtocol
+            | ErrorCode::InvalidGroupId
+            | ErrorCode::UnknownMemberId
+            | ErrorCode::InvalidSessionTimeout
+            | ErrorCode::RebalanceInProgress
+            | ErrorCode::FencedInstanceId
+            | ErrorCode::GroupMaxSizeReached => Outcome::Failed,
         }
     }
 }

@@ -214,3 +214,161 @@ pub struct EpochEndOffset {
     pub leader_epoch: Option<Epoch>,
     pub end_offset: Option<Offset>,
 }
+
+// ---------------------------------------------------------------------------------------
+// Consumer groups (src/group). Not yet routed through `Request`/`Response`: the broker's
+// dispatch will add the variants when it hosts the group coordinator.
+// ---------------------------------------------------------------------------------------
+
+/// Kafka's "no generation" (a standalone consumer's commit, or a member before its first
+/// join), as the protocol's generation_id = -1.
+pub const NO_GENERATION_ID: i32 = -1;
+
+/// FindCoordinator: which broker coordinates `key` (a group id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindCoordinatorRequest {
+    pub key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindCoordinatorResponse {
+    pub error: ErrorCode,
+    pub node_id: Option<NodeId>,
+}
+
+/// One protocol (assignor) a member supports, with its subscription (Kafka carries the
+/// subscription as opaque metadata bytes per protocol; the simulated consumer only needs
+/// the topic list and the partitions it owned, for the sticky assignor).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupProtocol {
+    pub name: String,
+    pub topics: Vec<String>,
+    pub owned_partitions: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupRequest {
+    pub group_id: String,
+    pub session_timeout_ms: u32,
+    /// How long the coordinator waits for members to rejoin (the consumer's
+    /// max.poll.interval.ms).
+    pub rebalance_timeout_ms: u32,
+    /// Empty on a member's first join; the coordinator assigns one.
+    pub member_id: String,
+    /// group.instance.id of a static member.
+    pub group_instance_id: Option<String>,
+    pub protocol_type: String,
+    pub protocols: Vec<JoinGroupProtocol>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// The member's metadata for the chosen protocol.
+    pub protocol: JoinGroupProtocol,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupResponse {
+    pub error: ErrorCode,
+    pub generation_id: i32,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Filled for the leader only: every member and its subscription.
+    pub members: Vec<JoinGroupMember>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncGroupAssignment {
+    pub member_id: String,
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncGroupRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// Sent by the leader only: the assignment of every member.
+    pub assignments: Vec<SyncGroupAssignment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncGroupResponse {
+    pub error: ErrorCode,
+    pub assignment: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveGroupRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveGroupResponse {
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetCommitPartition {
+    pub tp: TopicPartition,
+    /// The next offset to consume.
+    pub offset: Offset,
+    /// The leader epoch of the last consumed record (KIP-320), for fencing on resume.
+    pub leader_epoch: Option<Epoch>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetCommitRequest {
+    pub group_id: String,
+    /// NO_GENERATION_ID with an empty member id for a standalone (assign-mode) consumer.
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<OffsetCommitPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetCommitResponse {
+    pub partitions: Vec<(TopicPartition, ErrorCode)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetFetchRequest {
+    pub group_id: String,
+    /// None asks for every partition the group has committed.
+    pub partitions: Option<Vec<TopicPartition>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetFetchPartition {
+    pub tp: TopicPartition,
+    /// None when the group has no committed offset (Kafka's -1).
+    pub offset: Option<Offset>,
+    pub leader_epoch: Option<Epoch>,
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetFetchResponse {
+    pub error: ErrorCode,
+    pub partitions: Vec<OffsetFetchPartition>,
+}

@@ -8,8 +8,13 @@ use rand_chacha::ChaCha8Rng;
 /// FNV-1a, 64 bit: a stable hash of a component name (std's hashers are not stable).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_continue(FNV_OFFSET_BASIS, bytes)
+}
+
+/// FNV-1a continued from `hash` over more bytes (the run's trace hash folds in every
+/// delivered frame and event this way).
+pub fn fnv1a_continue(mut hash: u64, bytes: &[u8]) -> u64 {
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = FNV_OFFSET_BASIS;
     for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(FNV_PRIME);

@@ -70,8 +70,9 @@ struct Partition {
     log: PartitionLog,
     high_watermark: Offset,
     offline: bool,
-    /// Flush tokens in flight and the offset each makes durable.
-    flushes: VecDeque<(u64, Offset)>,
+    /// Disk tokens in flight, in order, with the offset each makes durable (None for
+    /// page-cache writes and metadata operations, which make nothing durable).
+    flushes: VecDeque<(u64, Option<Offset>)>,
 }
 
 pub struct Broker {
@@ -183,7 +184,7 @@ impl Broker {
                 break;
             }
             partition.flushes.pop_front();
-            if let Some(offset) = offset_if_flush(offset) {
+            if let Some(offset) = offset {
                 partition.log.mark_flushed(offset);
                 if offset > partition.high_watermark {
                     partition.high_watermark = offset;
@@ -284,7 +285,7 @@ impl Broker {
         let token = self.next_token;
         self.next_token += 1;
         let partition = self.partitions.get_mut(tp).expect("present");
-        partition.flushes.push_back((token, flush_marker(durable_at)));
+        partition.flushes.push_back((token, Some(durable_at)));
         self.outputs.push(BrokerOutput::Disk { token, ops });
     }
 
@@ -298,7 +299,7 @@ impl Broker {
         }
         let token = self.next_token;
         self.next_token += 1;
-        partition.flushes.push_back((token, NOT_A_FLUSH));
+        partition.flushes.push_back((token, None));
         self.outputs.push(BrokerOutput::Disk { token, ops });
     }
 
@@ -419,18 +420,6 @@ impl Broker {
 enum Appended {
     Now { base_offset: Offset },
     AfterFlush { base_offset: Offset, durable_at: Offset },
-}
-
-/// Marks a disk token that carries no flush (page-cache writes and metadata only).
-const NOT_A_FLUSH: Offset = Offset(u64::MAX);
-
-fn flush_marker(durable_at: Offset) -> Offset {
-    assert!(durable_at != NOT_A_FLUSH, "flush offset collides with the marker");
-    durable_at
-}
-
-fn offset_if_flush(offset: Offset) -> Option<Offset> {
-    (offset != NOT_A_FLUSH).then_some(offset)
 }
 
 fn produce_result(

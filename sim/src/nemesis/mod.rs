@@ -226,11 +226,8 @@ impl Nemesis {
                 }
             }
             FaultKind::LatencySpike => {
-                let base = &self.world.scenario.network.latency_us;
-                NetSim::current().update_config(|config| {
-                    config.send_latency = Duration::from_micros(base[0])
-                        ..Duration::from_micros(base[1].max(base[0] + 1));
-                });
+                let base = crate::runner::config::send_latency(&self.world.scenario.network);
+                NetSim::current().update_config(|config| config.send_latency = base);
             }
         }
         let kind = format!("{:?}", fault.kind).to_lowercase();
@@ -244,11 +241,8 @@ impl Nemesis {
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         let net = NetSim::current();
-        let base = &self.world.scenario.network.latency_us;
-        net.update_config(|config| {
-            config.send_latency =
-                Duration::from_micros(base[0])..Duration::from_micros(base[1].max(base[0] + 1));
-        });
+        let base = crate::runner::config::send_latency(&self.world.scenario.network);
+        net.update_config(|config| config.send_latency = base);
         self.world.state().reset_after_append.clear();
         let now = crate::world::now_ns();
         for clock in self.world.state().clocks.values_mut() {

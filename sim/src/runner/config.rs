@@ -1,8 +1,10 @@
 //! From scenario settings to the configurations of the state machines and the world.
 
-use crate::scenario::{CleanupSetting, DiskSettings, FlushSetting, TopicConfig};
+use crate::scenario::{CleanupSetting, DiskSettings, FlushSetting, NetworkSettings, TopicConfig};
 use crate::world::disk::{CrashPolicy, DiskConfig};
 use kafkasim::log::{CleanupPolicy, FlushPolicy, LogConfig};
+use std::ops::Range;
+use std::time::Duration;
 
 pub fn log_config(topic: &TopicConfig) -> LogConfig {
     let defaults = LogConfig::default();
@@ -36,4 +38,10 @@ pub fn disk_config(disk: &DiskSettings) -> DiskConfig {
             torn_pct: disk.crash_torn_pct,
         },
     }
+}
+
+/// The one-way latency range of a message, as madsim's network takes it (never empty).
+pub fn send_latency(network: &NetworkSettings) -> Range<Duration> {
+    let [lo, hi] = network.latency_us;
+    Duration::from_micros(lo)..Duration::from_micros(hi.max(lo + 1))
 }

@@ -92,8 +92,7 @@ fn simulated_parts(simulated: Simulated, outcome: &mut RunOutcome) -> judge::Inp
 
 fn simulate(scenario: Scenario, seed: u64) -> Simulated {
     let mut config = madsim::Config::default();
-    let [lo, hi] = scenario.network.latency_us;
-    config.net.send_latency = Duration::from_micros(lo)..Duration::from_micros(hi.max(lo + 1));
+    config.net.send_latency = config::send_latency(&scenario.network);
     let mut runtime = Runtime::with_seed_and_config(seed, config);
     runtime.add_simulator::<SimDisk>();
     let phases = &scenario.phases;

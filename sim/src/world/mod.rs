@@ -11,7 +11,7 @@ pub mod disk;
 use crate::history::HistoryRecorder;
 use crate::runner::{Event, RunStats};
 use crate::scenario::Scenario;
-use crate::seed::fnv1a;
+use crate::seed::{fnv1a, fnv1a_continue as fold};
 use madsim::task::NodeId;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -85,6 +85,17 @@ impl WorldState {
     pub fn invoke(&mut self, process: u64, f: crate::history::OpF, value: crate::history::OpValue) {
         self.history.invoke(now_ns(), process, f, value.clone());
         self.open_ops.insert(process, value);
+    }
+
+    /// An op that completes the moment it is invoked (assign, seek).
+    pub fn instant(
+        &mut self,
+        process: u64,
+        f: crate::history::OpF,
+        value: crate::history::OpValue,
+    ) {
+        self.invoke(process, f, value.clone());
+        self.complete(process, crate::history::OpType::Ok, value);
     }
 
     /// Send ops invoked and not yet completed (catch-up reads wait for them: an ack that
@@ -238,16 +249,6 @@ pub fn node_ip(role: Role, index: u32) -> IpAddr {
 
 pub fn node_name(role: Role, index: u32) -> String {
     format!("{}-{}", role.name(), index)
-}
-
-/// FNV-1a continued over more bytes.
-fn fold(mut hash: u64, bytes: &[u8]) -> u64 {
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
 }
 
 std::thread_local! {

@@ -69,11 +69,7 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
     };
     let tps = all_partitions(&scenario);
     let keys: Vec<String> = tps.iter().map(ToString::to_string).collect();
-    {
-        let mut state = world.state();
-        state.invoke(process, OpF::Assign, OpValue::Assign(keys.clone()));
-        state.complete(process, OpType::Ok, OpValue::Assign(keys));
-    }
+    world.state().instant(process, OpF::Assign, OpValue::Assign(keys));
     shell.consumer.assign(tps.clone());
     let mut catch_up = CatchUp::NotStarted;
     let mut next_poll_at = world.clock_ms(&shell.name);
@@ -169,9 +165,7 @@ impl Shell {
             if let ConsumerEvent::PositionReset { tp, to, .. } = event {
                 self.complete_poll();
                 let seek: BTreeMap<String, u64> = [(tp.to_string(), to.0)].into_iter().collect();
-                let mut state = self.world.state();
-                state.invoke(self.process, OpF::Seek, OpValue::Seek(seek.clone()));
-                state.complete(self.process, OpType::Ok, OpValue::Seek(seek));
+                self.world.state().instant(self.process, OpF::Seek, OpValue::Seek(seek));
             }
         }
         let Some((_, records)) = self.open_poll.as_mut() else { return };
@@ -239,9 +233,7 @@ impl Shell {
         for tp in tps {
             self.consumer.seek(tp, Offset::ZERO);
         }
-        let mut state = self.world.state();
-        state.invoke(self.process, OpF::Seek, OpValue::Seek(seek.clone()));
-        state.complete(self.process, OpType::Ok, OpValue::Seek(seek));
+        self.world.state().instant(self.process, OpF::Seek, OpValue::Seek(seek));
     }
 
     async fn shell_request(&mut self, to: NodeId, body: Request) -> u32 {

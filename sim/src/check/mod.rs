@@ -12,6 +12,7 @@
 //! this config" is [`promises::allowed`]'s call. Everything is O(n log n) in the history
 //! size, iterates BTreeMaps only, and never panics on a validated history.
 
+pub mod cluster;
 mod durability;
 mod facts;
 mod offsets;

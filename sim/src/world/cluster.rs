@@ -1,0 +1,50 @@
+//! What the cluster's nodes last reported about roles: which controller is active and who
+//! leads each partition. The nemesis resolves role targets ("leader-of", "active-controller",
+//! "follower-of") against it; the runner's liveness check after the heal reads it. Nodes
+//! overwrite their own entries; a crashed node's reports stay until a successor replaces them,
+//! so a target may name a node that just died (the fault then hits a dead node, harmlessly).
+
+use kafkasim::types::{Epoch, NodeId, TopicPartition};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The controller index that last reported becoming active, and its term.
+    pub active_controller: Option<(u32, u64)>,
+    /// Per partition, the newest committed state any broker has applied.
+    pub partitions: BTreeMap<TopicPartition, PartitionView>,
+    /// Per broker: the metadata-log index it has applied.
+    pub broker_metadata_index: BTreeMap<NodeId, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionView {
+    pub leader: Option<NodeId>,
+    pub leader_epoch: Epoch,
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+}
+
+impl ClusterView {
+    /// The leader of `tp`, if one is known.
+    pub fn leader_of(&self, tp: &TopicPartition) -> Option<NodeId> {
+        self.partitions.get(tp).and_then(|p| p.leader)
+    }
+
+    /// Replicas of `tp` other than its leader, in replica order.
+    pub fn followers_of(&self, tp: &TopicPartition) -> Vec<NodeId> {
+        self.partitions.get(tp).map_or_else(Vec::new, |p| {
+            p.replicas.iter().copied().filter(|r| Some(*r) != p.leader).collect()
+        })
+    }
+
+    /// Records a partition state if it is at least as new as the one held.
+    pub fn update_partition(&mut self, tp: &TopicPartition, view: PartitionView) {
+        match self.partitions.get(tp) {
+            Some(held) if held.leader_epoch > view.leader_epoch => {}
+            _ => {
+                self.partitions.insert(tp.clone(), view);
+            }
+        }
+    }
+}

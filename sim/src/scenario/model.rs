@@ -95,6 +95,22 @@ pub struct BrokerSettings {
     /// Longest a fetch may be parked waiting for data (Kafka's fetch.max.wait.ms ceiling).
     pub fetch_max_wait_ms: u64,
     pub replica_lag_time_max_ms: u64,
+    /// How a replica that starts following cuts its log: "leader-epoch" (KIP-101, Kafka
+    /// since 0.11) or "high-watermark" (the old rule, which loses acked records).
+    pub truncation: TruncationSetting,
+    /// A broker whose heartbeats stop for this long is fenced (broker.session.timeout.ms).
+    pub session_timeout_ms: u64,
+    /// How often a broker heartbeats to the active controller (broker.heartbeat.interval.ms).
+    pub heartbeat_interval_ms: u64,
+    /// Longest a follower's fetch is parked at the leader (replica.fetch.wait.max.ms).
+    pub replica_fetch_wait_max_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TruncationSetting {
+    LeaderEpoch,
+    HighWatermark,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +323,10 @@ impl Default for BrokerSettings {
             request_timeout_ms: 30_000,
             fetch_max_wait_ms: 500,
             replica_lag_time_max_ms: 30_000,
+            truncation: TruncationSetting::LeaderEpoch,
+            session_timeout_ms: 9_000,
+            heartbeat_interval_ms: 2_000,
+            replica_fetch_wait_max_ms: 500,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Fetch: read whole batches below the high watermark, parking a request that found no
-//! data until data arrives or its max wait passes (Kafka's delayed fetch).
+//! data until data arrives or its max wait passes (Kafka's delayed fetch). In cluster mode
+//! only a partition's leader serves it: a follower replica's fetch reads up to the leader's
+//! LEO and reports the follower's progress, and is also answered early when the HW it was
+//! last told moves, so followers learn the HW without waiting out their max wait.
 
-use super::{Broker, ConnId};
+use super::{Broker, ConnId, PartitionRole};
 use crate::log::LogError;
 use crate::protocol::*;
 use crate::types::{Millis, Offset};
@@ -13,6 +16,8 @@ pub(super) struct ParkedFetch {
     pub correlation_id: u32,
     pub request: FetchRequest,
     pub deadline: Millis,
+    /// The HWs the empty answer would have carried (replica fetches wake when they move).
+    pub high_watermarks: Vec<Offset>,
 }
 
 impl Broker {
@@ -23,44 +28,85 @@ impl Broker {
         correlation_id: u32,
         request: FetchRequest,
     ) {
-        let response = self.read_partitions(&request);
+        let response = self.read_partitions(now, &request);
         let has_data =
             response.partitions.iter().any(|p| !p.records.is_empty() || p.error != ErrorCode::None);
         let max_wait_ms = u64::from(request.max_wait_ms).min(self.config.fetch_max_wait_ms);
         if has_data || max_wait_ms == 0 {
             self.respond(conn, correlation_id, Response::Fetch(response));
-            return;
+        } else {
+            let deadline = now.plus_ms(max_wait_ms);
+            let high_watermarks = response.partitions.iter().map(|p| p.high_watermark).collect();
+            self.parked.push(ParkedFetch {
+                conn,
+                correlation_id,
+                request,
+                deadline,
+                high_watermarks,
+            });
         }
-        let deadline = now.plus_ms(max_wait_ms);
-        self.parked.push(ParkedFetch { conn, correlation_id, request, deadline });
+        self.drain_leaders(now);
     }
 
-    /// Answers parked fetches that now have data.
-    pub(super) fn wake_fetches(&mut self, _now: Millis) {
-        let parked = std::mem::take(&mut self.parked);
-        for fetch in parked {
-            let response = self.read_partitions(&fetch.request);
-            if response
-                .partitions
-                .iter()
-                .any(|p| !p.records.is_empty() || p.error != ErrorCode::None)
-            {
-                self.respond(fetch.conn, fetch.correlation_id, Response::Fetch(response));
-            } else {
-                self.parked.push(fetch);
+    /// Answers parked fetches that now have data (or, for replicas, a new HW). Reading as
+    /// a leader can move the HW, which wakes fetches again: loop until nothing moves.
+    pub(super) fn wake_fetches(&mut self, now: Millis) {
+        if self.waking {
+            self.wake_again = true;
+            return;
+        }
+        self.waking = true;
+        loop {
+            self.wake_again = false;
+            let parked = std::mem::take(&mut self.parked);
+            for fetch in parked {
+                let response = self.read_partitions(now, &fetch.request);
+                let ready =
+                    response.partitions.iter().zip(&fetch.high_watermarks).any(|(p, hw)| {
+                        !p.records.is_empty()
+                            || p.error != ErrorCode::None
+                            || (fetch.request.replica_id.is_some() && p.high_watermark != *hw)
+                    });
+                if ready {
+                    self.respond(fetch.conn, fetch.correlation_id, Response::Fetch(response));
+                } else {
+                    self.parked.push(fetch);
+                }
+            }
+            self.drain_leaders(now);
+            if !self.wake_again {
+                break;
             }
         }
+        self.waking = false;
     }
 
     pub(super) fn expire_fetches(&mut self, now: Millis) {
         let parked = std::mem::take(&mut self.parked);
         for fetch in parked {
             if fetch.deadline <= now {
-                let response = self.read_partitions(&fetch.request);
+                let response = self.read_partitions(now, &fetch.request);
                 self.respond(fetch.conn, fetch.correlation_id, Response::Fetch(response));
             } else {
                 self.parked.push(fetch);
             }
+        }
+        self.drain_leaders(now);
+    }
+
+    /// Carries out what serving fetches made the leaders queue (HW moves, acks).
+    fn drain_leaders(&mut self, now: Millis) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let tps: Vec<_> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| matches!(p.role, PartitionRole::Leader(_)))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in tps {
+            self.drain_leader(now, &tp);
         }
     }
 
@@ -70,7 +116,10 @@ impl Broker {
         self.produces.retain(|p| p.conn != conn);
     }
 
-    fn read_partitions(&self, request: &FetchRequest) -> FetchResponse {
+    fn read_partitions(&mut self, now: Millis, request: &FetchRequest) -> FetchResponse {
+        if self.cluster.is_some() {
+            return self.read_as_leader(now, request);
+        }
         let mut budget = request.max_bytes as usize;
         let mut partitions = Vec::with_capacity(request.partitions.len());
         for wanted in &request.partitions {
@@ -107,6 +156,42 @@ impl Broker {
                     }
                 }
             }
+            partitions.push(out);
+        }
+        FetchResponse { partitions }
+    }
+
+    /// Cluster mode: each partition answered by its leader state (epoch checks, follower
+    /// progress, consumers below the HW), or NotLeaderOrFollower.
+    fn read_as_leader(&mut self, now: Millis, request: &FetchRequest) -> FetchResponse {
+        let mut budget = request.max_bytes as usize;
+        let mut partitions = Vec::with_capacity(request.partitions.len());
+        for wanted in &request.partitions {
+            let refuse = |error| FetchPartitionResponse {
+                tp: wanted.tp.clone(),
+                error,
+                high_watermark: Offset::ZERO,
+                log_start_offset: Offset::ZERO,
+                records: Bytes::new(),
+            };
+            let out = match self.partitions.get_mut(&wanted.tp) {
+                None => refuse(ErrorCode::NotLeaderOrFollower),
+                Some(p) if p.offline => refuse(ErrorCode::KafkaStorageError),
+                Some(p) => match &mut p.role {
+                    PartitionRole::Leader(leader) => {
+                        let mut bounded = wanted.clone();
+                        let max_bytes = budget.min(wanted.partition_max_bytes as usize).max(1);
+                        bounded.partition_max_bytes = max_bytes as u32;
+                        if budget == 0 {
+                            bounded.partition_max_bytes = 1;
+                        }
+                        let out = leader.on_fetch(now, &p.log, request.replica_id, &bounded);
+                        budget = budget.saturating_sub(out.records.len());
+                        out
+                    }
+                    _ => refuse(ErrorCode::NotLeaderOrFollower),
+                },
+            };
             partitions.push(out);
         }
         FetchResponse { partitions }

@@ -9,16 +9,23 @@
 //! under that policy. A disk error takes the partition offline until the broker restarts
 //! (Kafka marks the log directory offline); requests for it answer KafkaStorageError.
 //!
-//! This module does not own replication (a single replica per partition for now), the
-//! controller, or connections.
+//! Without a controller (single-broker mode) each partition has this one replica. With
+//! one (`BrokerConfig::cluster`), partitions are replicated and led as the controller's
+//! committed metadata says: see `cluster`. This module does not own the controller, the
+//! replication state machines (`crate::replication`) or connections.
 
+mod cluster;
 mod fetch;
+
+pub use cluster::{parse_hw_checkpoint, ClusterSettings, Fact, HW_CHECKPOINT};
 
 use crate::log::{DiskOp, LogConfig, LogError, PartitionLog};
 use crate::protocol::*;
 use crate::record::RecordBatch;
+use crate::replication::{PartitionFollower, PartitionLeader, ProduceError, ProduceId};
 use crate::types::{Epoch, Millis, NodeId, Offset, TopicPartition};
 use bytes::Bytes;
+use cluster::ControlSession;
 use fetch::ParkedFetch;
 use std::collections::{BTreeMap, VecDeque};
 use tracing::{info, warn};
@@ -32,6 +39,9 @@ pub struct TopicSpec {
     pub name: String,
     pub partitions: u32,
     pub log: LogConfig,
+    pub replication_factor: u16,
+    pub min_insync_replicas: usize,
+    pub unclean_leader_election: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -40,6 +50,8 @@ pub struct BrokerConfig {
     pub topics: Vec<TopicSpec>,
     /// Ceiling on how long a fetch may be parked waiting for data.
     pub fetch_max_wait_ms: u64,
+    /// Some: replicated, led as a controller quorum decides (cluster mode).
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// What the driver must do.
@@ -54,6 +66,26 @@ pub enum BrokerOutput {
         token: u64,
         ops: Vec<DiskOp>,
     },
+    /// Send to controller `controller` (by index); the answer goes to
+    /// `on_controller_response`.
+    ToController {
+        controller: u32,
+        frame: RequestFrame,
+    },
+    /// Send to a peer broker; the answer goes to `on_broker_response`.
+    ToBroker {
+        broker: NodeId,
+        frame: RequestFrame,
+    },
+    /// A request on this connection timed out: close it (the next send reconnects).
+    CloseController {
+        controller: u32,
+    },
+    CloseBroker {
+        broker: NodeId,
+    },
+    /// For the inside-cluster checker.
+    Fact(Fact),
 }
 
 /// A produce waiting for its append to complete (the flush, under flush-every-batch).
@@ -63,16 +95,38 @@ struct PendingProduce {
     correlation_id: u32,
     acks: Acks,
     waiting: Vec<(TopicPartition, Offset)>,
+    /// acks=all produces waiting for the partition's HW (cluster mode).
+    replicated: Vec<(TopicPartition, ProduceId)>,
     results: Vec<ProducePartitionResponse>,
+}
+
+/// What this replica does for its partition.
+#[derive(Debug)]
+enum PartitionRole {
+    /// Single-broker mode: the only replica.
+    Standalone,
+    /// Cluster mode, before the metadata names a role, or with no leader.
+    Inactive,
+    Leader(Box<PartitionLeader>),
+    Follower(PartitionFollower),
 }
 
 struct Partition {
     log: PartitionLog,
+    /// What consumers may read below: in cluster mode, the role's HW.
     high_watermark: Offset,
     offline: bool,
     /// Disk tokens in flight, in order, with the offset each makes durable (None for
     /// page-cache writes and metadata operations, which make nothing durable).
     flushes: VecDeque<(u64, Option<Offset>)>,
+    role: PartitionRole,
+}
+
+impl Partition {
+    fn new(log: PartitionLog, high_watermark: Offset, role: PartitionRole) -> Partition {
+        let high_watermark = high_watermark.min(log.log_end_offset());
+        Partition { log, high_watermark, offline: false, flushes: VecDeque::new(), role }
+    }
 }
 
 pub struct Broker {
@@ -83,22 +137,40 @@ pub struct Broker {
     incarnation: u64,
     next_producer_seq: u64,
     next_token: u64,
+    next_produce_id: u64,
     produces: Vec<PendingProduce>,
+    cluster: Option<ControlSession>,
     parked: Vec<ParkedFetch>,
+    /// Re-entrancy guard of `wake_fetches`.
+    waking: bool,
+    wake_again: bool,
     outputs: Vec<BrokerOutput>,
 }
 
 impl Broker {
-    /// Builds the broker from the partitions' recovered logs (missing partitions are
-    /// created empty).
+    /// Builds the broker from the partitions' recovered logs. In single-broker mode missing
+    /// partitions are created empty; in cluster mode they are created when the metadata
+    /// assigns them, and `high_watermarks` (the HW checkpoint) seeds each replica's HW.
     pub fn new(
         config: BrokerConfig,
         incarnation: u64,
         mut recovered: BTreeMap<TopicPartition, PartitionLog>,
+        high_watermarks: &BTreeMap<TopicPartition, Offset>,
         now: Millis,
     ) -> Broker {
         let mut partitions = BTreeMap::new();
-        for topic in &config.topics {
+        let cluster = config.cluster.clone().map(|settings| {
+            let min_insync =
+                config.topics.iter().map(|t| (t.name.clone(), t.min_insync_replicas)).collect();
+            ControlSession::new(settings, min_insync)
+        });
+        if cluster.is_some() {
+            for (tp, log) in std::mem::take(&mut recovered) {
+                let hw = high_watermarks.get(&tp).copied().unwrap_or(Offset::ZERO);
+                partitions.insert(tp, Partition::new(log, hw, PartitionRole::Inactive));
+            }
+        }
+        for topic in config.topics.iter().filter(|_| cluster.is_none()) {
             for p in 0..topic.partitions {
                 let tp = TopicPartition::new(topic.name.clone(), p);
                 let log = recovered.remove(&tp).unwrap_or_else(|| {
@@ -106,9 +178,8 @@ impl Broker {
                 });
                 // With one replica, everything recovered is committed.
                 let high_watermark = log.log_end_offset();
-                let partition =
-                    Partition { log, high_watermark, offline: false, flushes: VecDeque::new() };
-                partitions.insert(tp, partition);
+                partitions
+                    .insert(tp, Partition::new(log, high_watermark, PartitionRole::Standalone));
             }
         }
         let mut broker = Broker {
@@ -117,8 +188,12 @@ impl Broker {
             incarnation,
             next_producer_seq: 0,
             next_token: 0,
+            next_produce_id: 0,
             produces: Vec::new(),
+            cluster,
             parked: Vec::new(),
+            waking: false,
+            wake_again: false,
             outputs: Vec::new(),
         };
         let tps: Vec<TopicPartition> = broker.partitions.keys().cloned().collect();
@@ -162,6 +237,13 @@ impl Broker {
             Request::ListOffsets(request) => Response::ListOffsets(self.list_offsets(request)),
             Request::Metadata(request) => Response::Metadata(self.metadata(request)),
             Request::InitProducerId(_) => Response::InitProducerId(self.init_producer_id()),
+            Request::OffsetsForLeaderEpoch(request) => {
+                Response::OffsetsForLeaderEpoch(self.offsets_for_leader_epoch(request))
+            }
+            Request::Controller(_) | Request::MetadataFetch(_) | Request::Raft(_) => {
+                warn!(node = %self.node_id(), "controller request sent to a broker");
+                Response::Error(ErrorCode::InvalidRequest)
+            }
         };
         self.respond(conn, correlation_id, body);
     }
@@ -186,7 +268,8 @@ impl Broker {
             partition.flushes.pop_front();
             if let Some(offset) = offset {
                 partition.log.mark_flushed(offset);
-                if offset > partition.high_watermark {
+                let standalone = matches!(partition.role, PartitionRole::Standalone);
+                if standalone && offset > partition.high_watermark {
                     partition.high_watermark = offset;
                 }
             }
@@ -210,6 +293,10 @@ impl Broker {
             }
             self.drain_disk_ops(&tp);
         }
+        if self.cluster.is_some() {
+            self.replication_tick(now);
+            self.control_tick(now);
+        }
         self.expire_fetches(now);
     }
 
@@ -224,10 +311,28 @@ impl Broker {
             correlation_id,
             acks: request.acks,
             waiting: Vec::new(),
+            replicated: Vec::new(),
             results: Vec::new(),
         };
         for part in request.partitions {
             let tp = part.tp.clone();
+            if self.cluster.is_some() {
+                let timeout_ms = u64::from(request.timeout_ms);
+                match self.append_replicated(now, &tp, part.records, request.acks, timeout_ms) {
+                    Ok((base_offset, id)) => {
+                        pending.results.push(produce_result(
+                            &tp,
+                            ErrorCode::None,
+                            Some(base_offset),
+                        ));
+                        if let Some(id) = id {
+                            pending.replicated.push((tp, id));
+                        }
+                    }
+                    Err(error) => pending.results.push(produce_result(&tp, error, None)),
+                }
+                continue;
+            }
             match self.append(now, &tp, part.records) {
                 Ok(Appended::Now { base_offset }) => {
                     pending.results.push(produce_result(&tp, ErrorCode::None, Some(base_offset)))
@@ -240,10 +345,78 @@ impl Broker {
             }
         }
         self.wake_fetches(now);
-        if pending.waiting.is_empty() {
+        if pending.waiting.is_empty() && pending.replicated.is_empty() {
             self.finish_produce(pending);
         } else {
             self.produces.push(pending);
+        }
+        if self.cluster.is_some() {
+            let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+            for tp in tps {
+                self.drain_leader(now, &tp);
+            }
+        }
+    }
+
+    /// Cluster mode: appends as the partition's leader. acks=all returns the id its
+    /// completion will carry.
+    fn append_replicated(
+        &mut self,
+        now: Millis,
+        tp: &TopicPartition,
+        records: Bytes,
+        acks: Acks,
+        timeout_ms: u64,
+    ) -> Result<(Offset, Option<ProduceId>), ErrorCode> {
+        let id = ProduceId(self.next_produce_id);
+        self.next_produce_id += 1;
+        let partition = self.partitions.get_mut(tp).ok_or(ErrorCode::NotLeaderOrFollower)?;
+        if partition.offline {
+            return Err(ErrorCode::KafkaStorageError);
+        }
+        let PartitionRole::Leader(leader) = &mut partition.role else {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        };
+        let batch = RecordBatch::parse(records).map_err(|_| ErrorCode::CorruptMessage)?;
+        let crc = batch.header().crc;
+        let appended = leader
+            .produce(now, &mut partition.log, batch, acks, id, timeout_ms)
+            .map_err(|e: ProduceError| e.code())?;
+        if !appended.duplicate {
+            let epoch = Some(leader.leader_epoch());
+            let (base, last) = (appended.base_offset, appended.last_offset);
+            self.outputs.push(BrokerOutput::Fact(Fact::Appended {
+                tp: tp.clone(),
+                base,
+                last,
+                epoch,
+                crc,
+            }));
+        }
+        if self.partitions[tp].log.needs_flush(now) {
+            self.flush(tp, now);
+        }
+        self.drain_disk_ops(tp);
+        Ok((appended.base_offset, (acks == Acks::All).then_some(id)))
+    }
+
+    /// An acks=all produce finished at the leader (acked, or failed indeterminately).
+    fn complete_replicated(&mut self, tp: &TopicPartition, id: ProduceId, error: ErrorCode) {
+        let Some(at) = self.produces.iter().position(|p| p.replicated.contains(&(tp.clone(), id)))
+        else {
+            return;
+        };
+        let pending = &mut self.produces[at];
+        pending.replicated.retain(|(t, i)| !(t == tp && *i == id));
+        if error != ErrorCode::None {
+            for result in pending.results.iter_mut().filter(|r| &r.tp == tp) {
+                result.error = error;
+                result.base_offset = None;
+            }
+        }
+        if pending.replicated.is_empty() && pending.waiting.is_empty() {
+            let pending = self.produces.remove(at);
+            self.finish_produce(pending);
         }
     }
 
@@ -336,8 +509,9 @@ impl Broker {
                 }
             }
         }
-        let (done, still): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.produces).into_iter().partition(|p| p.waiting.is_empty());
+        let (done, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.produces)
+            .into_iter()
+            .partition(|p| p.waiting.is_empty() && p.replicated.is_empty());
         self.produces = still;
         for pending in done {
             self.finish_produce(pending);
@@ -358,8 +532,19 @@ impl Broker {
             .into_iter()
             .map(|(tp, spec)| {
                 let (error, offset) = match self.partitions.get(&tp) {
+                    None if self.cluster.is_some() => {
+                        (ErrorCode::NotLeaderOrFollower, Offset::ZERO)
+                    }
                     None => (ErrorCode::UnknownTopicOrPartition, Offset::ZERO),
                     Some(p) if p.offline => (ErrorCode::KafkaStorageError, Offset::ZERO),
+                    Some(p)
+                        if !matches!(
+                            p.role,
+                            PartitionRole::Standalone | PartitionRole::Leader(_)
+                        ) =>
+                    {
+                        (ErrorCode::NotLeaderOrFollower, Offset::ZERO)
+                    }
                     Some(p) => match spec {
                         OffsetSpec::Earliest => (ErrorCode::None, p.log.log_start_offset()),
                         OffsetSpec::Latest => (ErrorCode::None, p.high_watermark),
@@ -372,6 +557,9 @@ impl Broker {
     }
 
     fn metadata(&self, request: MetadataRequest) -> MetadataResponse {
+        if let Some((_, image)) = self.metadata_image() {
+            return cluster_metadata(image, &request);
+        }
         let me = self.config.node_id;
         let wanted =
             |name: &str| request.topics.as_ref().is_none_or(|t| t.iter().any(|n| n == name));
@@ -405,10 +593,35 @@ impl Broker {
     fn init_producer_id(&mut self) -> InitProducerIdResponse {
         // 2^20 producer ids per incarnation is far beyond any simulated run's needs.
         assert!(self.next_producer_seq < 1 << 20, "producer ids exhausted on {}", self.node_id());
-        let producer_id = ((self.incarnation << 20) | self.next_producer_seq) as i64;
+        let mut producer_id = ((self.incarnation << 20) | self.next_producer_seq) as i64;
+        if self.cluster.is_some() {
+            // Unique across brokers too: the broker id fills the low byte.
+            producer_id = (producer_id << 8) | i64::from(self.node_id().0 & 0xff);
+        }
         self.next_producer_seq += 1;
         info!(node = %self.node_id(), producer_id, "producer id assigned");
         InitProducerIdResponse { error: ErrorCode::None, producer_id, producer_epoch: 0 }
+    }
+
+    fn offsets_for_leader_epoch(
+        &self,
+        request: OffsetsForLeaderEpochRequest,
+    ) -> OffsetsForLeaderEpochResponse {
+        let partitions = request
+            .partitions
+            .iter()
+            .map(|wanted| match self.partitions.get(&wanted.tp) {
+                Some(p) if !p.offline => match &p.role {
+                    PartitionRole::Leader(leader) => {
+                        leader.on_offsets_for_leader_epoch(&p.log, wanted)
+                    }
+                    _ => epoch_error(&wanted.tp, ErrorCode::NotLeaderOrFollower),
+                },
+                Some(_) => epoch_error(&wanted.tp, ErrorCode::KafkaStorageError),
+                None => epoch_error(&wanted.tp, ErrorCode::NotLeaderOrFollower),
+            })
+            .collect();
+        OffsetsForLeaderEpochResponse { partitions }
     }
 
     fn respond(&mut self, conn: ConnId, correlation_id: u32, body: Response) {
@@ -439,6 +652,53 @@ fn log_error_code(error: &LogError) -> ErrorCode {
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         _ => ErrorCode::InvalidRecord,
     }
+}
+
+fn epoch_error(tp: &TopicPartition, error: ErrorCode) -> EpochEndOffset {
+    EpochEndOffset { tp: tp.clone(), error, leader_epoch: None, end_offset: None }
+}
+
+/// A Metadata answer from the committed image: every registered broker, and per partition
+/// its leader (None while offline), leader epoch, replicas and ISR.
+fn cluster_metadata(
+    image: &crate::controller::MetadataImage,
+    request: &MetadataRequest,
+) -> MetadataResponse {
+    let wanted = |name: &str| request.topics.as_ref().is_none_or(|t| t.iter().any(|n| n == name));
+    let mut topics: Vec<TopicMetadata> = image
+        .topics
+        .iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, topic)| TopicMetadata {
+            name: name.clone(),
+            error: ErrorCode::None,
+            partitions: topic
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(p, state)| PartitionMetadata {
+                    partition: p as u32,
+                    error: if state.leader.is_some() {
+                        ErrorCode::None
+                    } else {
+                        ErrorCode::LeaderNotAvailable
+                    },
+                    leader: state.leader,
+                    leader_epoch: state.leader_epoch,
+                    replicas: state.replicas.clone(),
+                    isr: state.isr.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    for name in request.topics.iter().flatten() {
+        if !image.topics.contains_key(name) {
+            let error = ErrorCode::UnknownTopicOrPartition;
+            topics.push(TopicMetadata { name: name.clone(), error, partitions: Vec::new() });
+        }
+    }
+    let brokers = image.brokers.keys().copied().collect();
+    MetadataResponse { brokers, topics }
 }
 
 /// The directory of a partition's files on the broker's disk.

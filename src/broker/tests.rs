@@ -9,10 +9,18 @@ fn broker(flush: FlushPolicy) -> Broker {
     let log = LogConfig { flush, ..LogConfig::default() };
     let config = BrokerConfig {
         node_id: NodeId(0),
-        topics: vec![TopicSpec { name: "t".into(), partitions: 2, log }],
+        topics: vec![TopicSpec {
+            name: "t".into(),
+            partitions: 2,
+            log,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            unclean_leader_election: false,
+        }],
         fetch_max_wait_ms: 500,
+        cluster: None,
     };
-    Broker::new(config, 1, BTreeMap::new(), Millis(0))
+    Broker::new(config, 1, BTreeMap::new(), &BTreeMap::new(), Millis(0))
 }
 
 fn batch(values: &[&str], producer: Option<(i64, i32)>) -> Bytes {
@@ -218,6 +226,6 @@ fn fetch_beyond_the_log_end_is_out_of_range() {
 fn producer_ids_differ_across_incarnations() {
     let mut first = broker(FlushPolicy::Never);
     let config = first.config.clone();
-    let mut second = Broker::new(config, 2, BTreeMap::new(), Millis(0));
+    let mut second = Broker::new(config, 2, BTreeMap::new(), &BTreeMap::new(), Millis(0));
     assert_ne!(first.init_producer_id().producer_id, second.init_producer_id().producer_id);
 }

@@ -2,6 +2,8 @@
 //! simulated system uses.
 
 use super::ErrorCode;
+use crate::controller::raft::RaftMessage;
+use crate::controller::{ControllerError, ControllerRequest, ControllerResponse, MetadataImage};
 use crate::types::{Epoch, NodeId, Offset, TopicPartition};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,32 @@ pub enum Request {
     ListOffsets(ListOffsetsRequest),
     Metadata(MetadataRequest),
     InitProducerId(InitProducerIdRequest),
+    /// Broker to broker: where does an epoch end (follower truncation).
+    OffsetsForLeaderEpoch(OffsetsForLeaderEpochRequest),
+    /// Broker to controller: registration, heartbeat, AlterPartition, CreateTopics.
+    Controller(ControllerRequest),
+    /// Broker to controller: the committed metadata, if newer than `known_index`
+    /// (long-polled up to `max_wait_ms`).
+    MetadataFetch(MetadataFetchRequest),
+    /// Controller to controller: one Raft message; never answered by a response frame.
+    Raft(RaftMessage),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataFetchRequest {
+    pub broker_id: NodeId,
+    pub known_index: u64,
+    pub max_wait_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataFetchResponse {
+    /// NotController (with a hint) when asked of a controller that is not active.
+    pub error: Option<ControllerError>,
+    /// The metadata-log index `image` reflects.
+    pub index: u64,
+    /// None when nothing newer than `known_index` was committed within the wait.
+    pub image: Option<MetadataImage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +81,9 @@ pub enum Response {
     ListOffsets(ListOffsetsResponse),
     Metadata(MetadataResponse),
     InitProducerId(InitProducerIdResponse),
+    OffsetsForLeaderEpoch(OffsetsForLeaderEpochResponse),
+    Controller(ControllerResponse),
+    MetadataFetch(MetadataFetchResponse),
     /// The broker could not decode or route the request.
     Error(ErrorCode),
 }
@@ -181,8 +212,7 @@ pub struct InitProducerIdResponse {
 }
 
 /// OffsetsForLeaderEpoch (KIP-101, KIP-279): a follower asks the leader where one of its
-/// leader epochs ends, to find where its log diverges. Not yet routed through `Request`:
-/// the broker's dispatch will add the variant when it hosts replication.
+/// leader epochs ends, to find where its log diverges.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetsForLeaderEpochRequest {
     /// The asking follower (Kafka's replica_id); None for a consumer (KIP-320).

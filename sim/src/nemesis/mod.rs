@@ -248,11 +248,15 @@ impl Nemesis {
         for clock in self.world.state().clocks.values_mut() {
             clock.settle(now);
         }
+        // A lone broker restarts so partitions a disk fault took offline come back. A
+        // cluster keeps its live brokers: restarting every replica at once would be a power
+        // loss of the whole cluster, outside what Kafka promises.
+        let clustered = self.world.scenario.cluster.controllers > 0;
         for (name, id) in &self.targets.nodes {
             net.unclog_node(*id);
             disk.heal(*id);
             handle.resume(*id);
-            if name.starts_with("broker-") {
+            if name.starts_with("broker-") && !clustered {
                 handle.kill(*id);
                 handle.restart(*id);
             } else if handle.is_exit(*id) {

@@ -1,15 +1,26 @@
 //! The broker node shell: rebuilds the broker from its disk at every start, accepts
 //! connections, feeds requests, disk completions and ticks to the sans-IO `Broker`, and
 //! carries out its outputs. Disk operations run in order on one worker task, so a crash
-//! can cut the sequence anywhere, as a real page cache would.
+//! can cut the sequence anywhere, as a real page cache would. In cluster mode it also
+//! carries the broker's requests to controllers and peer brokers over outgoing
+//! connections, reports the broker's facts to the inside-cluster checker, and keeps the
+//! world's view of who leads what.
 
+use super::cluster::PartitionView;
 use super::conn::{spawn_connection, ConnEvent, FrameSender};
 use super::disk::SimDisk;
-use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT};
+use super::outbound::{Outbound, OutboundEvent};
+use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT, CONTROLLER_PORT};
+use crate::check::cluster::{BatchDigest, ClusterEvent};
 use bytes::Bytes;
-use kafkasim::broker::{partition_dir, Broker, BrokerConfig, BrokerOutput, ConnId, TopicSpec};
+use kafkasim::broker::{
+    parse_hw_checkpoint, partition_dir, Broker, BrokerConfig, BrokerOutput, ClusterSettings,
+    ConnId, Fact, TopicSpec, HW_CHECKPOINT,
+};
 use kafkasim::log::{DiskOp, PartitionLog};
 use kafkasim::protocol::{encode_frame, Frame, Response};
+use kafkasim::record::scan_batches;
+use kafkasim::replication::TruncationRule;
 use kafkasim::types::{NodeId, TopicPartition};
 use madsim::net::TcpListener;
 use rand::Rng;
@@ -33,9 +44,22 @@ pub async fn broker_main(world: WorldRef, index: u32) {
     let Some(incarnation) = bump_incarnation(&disk, &world, &name).await else { return };
     let Some(recovered) = recover_logs(&disk, &world, &name).await else { return };
     let config = broker_config(&world, index);
+    let clustered = config.cluster.is_some();
+    let high_watermarks = match disk.read_all(HW_CHECKPOINT).await {
+        Ok(bytes) if clustered => parse_hw_checkpoint(&bytes),
+        _ => BTreeMap::new(),
+    };
+    if clustered {
+        let logs = recovered.iter().map(|(tp, log)| (tp.clone(), digests(log))).collect();
+        world.report(&name, ClusterEvent::BrokerStarted { broker: NodeId(index), logs });
+    }
     let now = world.clock_ms(&name);
-    let mut broker = Broker::new(config, incarnation, recovered, now);
+    let mut broker = Broker::new(config, incarnation, recovered, &high_watermarks, now);
     world.event(&name, "broker-started", &[("incarnation", incarnation.to_string())]);
+    let (mut peers, mut peer_rx) =
+        Outbound::new(world.clone(), name.clone(), Role::Broker, BROKER_PORT);
+    let (mut controllers, mut controller_rx) =
+        Outbound::new(world.clone(), name.clone(), Role::Controller, CONTROLLER_PORT);
 
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<(u64, ConnEvent)>();
     let (accept_tx, mut accept_rx) = mpsc::unbounded_channel::<(u64, FrameSender)>();
@@ -69,6 +93,44 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                     broker.on_connection_closed(ConnId(id));
                 }
             },
+            Some((to, id, sender)) = peer_rx.connected.recv() => {
+                if let Some(OutboundEvent::Closed { peer }) = peers.on_connected(to, id, sender) {
+                    broker.on_broker_disconnected(world.clock_ms(&name), NodeId(peer));
+                }
+            }
+            Some((id, event)) = peer_rx.events.recv() => match peers.resolve(id, event) {
+                Some(OutboundEvent::Frame { from, frame: Frame::Response(frame) }) => {
+                    broker.on_broker_response(world.clock_ms(&name), NodeId(from), frame);
+                }
+                Some(OutboundEvent::Frame { from, .. }) => {
+                    warn!(node = %name, peer = from, "request frame on an outgoing connection: closing");
+                    peers.close(from);
+                    broker.on_broker_disconnected(world.clock_ms(&name), NodeId(from));
+                }
+                Some(OutboundEvent::Closed { peer }) => {
+                    broker.on_broker_disconnected(world.clock_ms(&name), NodeId(peer));
+                }
+                None => {}
+            },
+            Some((to, id, sender)) = controller_rx.connected.recv() => {
+                if let Some(OutboundEvent::Closed { peer }) = controllers.on_connected(to, id, sender) {
+                    broker.on_controller_disconnected(world.clock_ms(&name), peer);
+                }
+            }
+            Some((id, event)) = controller_rx.events.recv() => match controllers.resolve(id, event) {
+                Some(OutboundEvent::Frame { from, frame: Frame::Response(frame) }) => {
+                    broker.on_controller_response(world.clock_ms(&name), from, frame);
+                }
+                Some(OutboundEvent::Frame { from, .. }) => {
+                    warn!(node = %name, controller = from, "request frame from a controller: closing");
+                    controllers.close(from);
+                    broker.on_controller_disconnected(world.clock_ms(&name), from);
+                }
+                Some(OutboundEvent::Closed { peer }) => {
+                    broker.on_controller_disconnected(world.clock_ms(&name), peer);
+                }
+                None => {}
+            },
             _ = sleep => broker.tick(world.clock_ms(&name)),
         }
         for output in broker.take_outputs() {
@@ -93,9 +155,104 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                         let _ = sender.send(encode_frame(&Frame::Response(frame)));
                     }
                 }
+                BrokerOutput::ToBroker { broker: to, frame } => {
+                    if !peers.send(to.0, &Frame::Request(frame)) {
+                        broker.on_broker_disconnected(world.clock_ms(&name), to);
+                    }
+                }
+                BrokerOutput::ToController { controller, frame } => {
+                    if !controllers.send(controller, &Frame::Request(frame)) {
+                        broker.on_controller_disconnected(world.clock_ms(&name), controller);
+                    }
+                }
+                BrokerOutput::CloseBroker { broker: to } => peers.close(to.0),
+                BrokerOutput::CloseController { controller } => controllers.close(controller),
+                BrokerOutput::Fact(fact) => report_fact(&world, &name, index, &broker, fact),
             }
         }
     }
+}
+
+/// Passes a broker fact to the checker, the event log and the world's cluster view.
+fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: Fact) {
+    let me = NodeId(index);
+    let event = match fact {
+        Fact::BecameLeader { tp, epoch, leo } => {
+            let fields =
+                [("tp", tp.to_string()), ("epoch", epoch.to_string()), ("leo", leo.to_string())];
+            world.event(name, "became-leader", &fields);
+            ClusterEvent::BecameLeader { broker: me, tp, epoch, leo }
+        }
+        Fact::BecameFollower { tp, leader, epoch } => {
+            let fields = [
+                ("tp", tp.to_string()),
+                ("leader", leader.to_string()),
+                ("epoch", epoch.to_string()),
+            ];
+            world.event(name, "became-follower", &fields);
+            ClusterEvent::BecameFollower { broker: me, tp, leader, epoch }
+        }
+        Fact::BecameInactive { tp } => {
+            world.event(name, "became-inactive", &[("tp", tp.to_string())]);
+            return;
+        }
+        Fact::Appended { tp, base, last, epoch, crc } => {
+            let batch = BatchDigest { base, last, epoch, crc };
+            ClusterEvent::Appended { broker: me, tp, batch }
+        }
+        Fact::Truncated { tp, to } => {
+            world.event(name, "truncated", &[("tp", tp.to_string()), ("to", to.to_string())]);
+            ClusterEvent::Truncated { broker: me, tp, to }
+        }
+        Fact::HighWatermark { tp, epoch, hw } => {
+            ClusterEvent::HighWatermark { broker: me, tp, epoch, hw }
+        }
+        Fact::AckedAll { tp, last_offset, hw, isr } => {
+            let min_insync = world
+                .scenario
+                .topics
+                .iter()
+                .find(|t| t.name == tp.topic)
+                .map_or(1, |t| t.min_insync_replicas as usize);
+            ClusterEvent::AckedAll { broker: me, tp, last_offset, hw, isr, min_insync }
+        }
+        Fact::Registered { broker_epoch } => {
+            world.event(name, "broker-registered", &[("broker_epoch", broker_epoch.to_string())]);
+            return;
+        }
+        Fact::MetadataApplied { index: applied } => {
+            let Some((_, image)) = broker.metadata_image() else { return };
+            let mut state = world.state();
+            state.cluster.broker_metadata_index.insert(me, applied);
+            for (tp, p) in image.partitions() {
+                let view = PartitionView {
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                };
+                state.cluster.update_partition(&tp, view);
+            }
+            return;
+        }
+    };
+    world.report(name, event);
+}
+
+/// The batches of a recovered log, as the checker compares them.
+fn digests(log: &PartitionLog) -> Vec<BatchDigest> {
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let Ok(data) = log.read(start, usize::MAX, end) else { return Vec::new() };
+    let (batches, _) = scan_batches(&data.records);
+    batches
+        .iter()
+        .map(|b| BatchDigest {
+            base: b.base_offset(),
+            last: b.last_offset(),
+            epoch: b.header().leader_epoch(),
+            crc: b.header().crc,
+        })
+        .collect()
 }
 
 fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
@@ -107,12 +264,28 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
             name: topic.name.clone(),
             partitions: topic.partitions,
             log: crate::runner::config::log_config(topic),
+            replication_factor: topic.replication_factor as u16,
+            min_insync_replicas: topic.min_insync_replicas as usize,
+            unclean_leader_election: topic.unclean_leader_election,
         })
         .collect();
+    let settings = &scenario.broker;
+    let cluster = (scenario.cluster.controllers > 0).then(|| ClusterSettings {
+        controllers: scenario.cluster.controllers,
+        heartbeat_interval_ms: settings.heartbeat_interval_ms,
+        replica_fetch_wait_max_ms: settings.replica_fetch_wait_max_ms,
+        replica_lag_time_max_ms: settings.replica_lag_time_max_ms,
+        truncation: match settings.truncation {
+            crate::scenario::TruncationSetting::LeaderEpoch => TruncationRule::LeaderEpoch,
+            crate::scenario::TruncationSetting::HighWatermark => TruncationRule::HighWatermark,
+        },
+        ..ClusterSettings::default()
+    });
     BrokerConfig {
         node_id: NodeId(index),
         topics,
         fetch_max_wait_ms: scenario.broker.fetch_max_wait_ms,
+        cluster,
     }
 }
 

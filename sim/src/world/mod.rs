@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod conn;
 pub mod controller_node;
 pub mod disk;
+pub mod outbound;
 
 use crate::history::HistoryRecorder;
 use crate::runner::{Event, RunStats};

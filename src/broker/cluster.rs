@@ -240,6 +240,7 @@ impl Broker {
                     session.fenced = true;
                     session.next_heartbeat = now;
                     self.outputs.push(BrokerOutput::Fact(Fact::Registered { broker_epoch: epoch }));
+                    self.apply_roles(now);
                 }
                 Err(error) => self.controller_error(&error),
             },
@@ -432,6 +433,20 @@ impl Broker {
         }
         session.metadata_index = index;
         session.image = image;
+        self.outputs.push(BrokerOutput::Fact(Fact::MetadataApplied { index }));
+        self.apply_roles(now);
+    }
+
+    /// Takes the roles the image names, once it includes this incarnation's registration.
+    /// Before that the image may still name the previous incarnation leader of partitions
+    /// whose data this one lost (the controller moves them away when it commits the new
+    /// registration): acting on it would serve an empty log as leader.
+    fn apply_roles(&mut self, now: Millis) {
+        let session = self.session();
+        let Some(broker_epoch) = session.broker_epoch else { return };
+        if session.metadata_index < broker_epoch.0 {
+            return;
+        }
         let me = self.node_id();
         let states: Vec<(TopicPartition, PartitionState)> = self
             .session()
@@ -443,7 +458,6 @@ impl Broker {
         for (tp, state) in states {
             self.apply_partition_state(now, &tp, &state);
         }
-        self.outputs.push(BrokerOutput::Fact(Fact::MetadataApplied { index }));
         self.wake_fetches(now);
     }
 
@@ -638,6 +652,7 @@ impl Broker {
                     }));
                 }
                 LeaderOutput::ProduceCompleted { id, last_offset, error, .. } => {
+                    debug!(node = %self.node_id(), tp = %tp, id = id.0, %last_offset, ?error, hw = %self.partitions[tp].high_watermark, "acks=all produce completed");
                     if error == ErrorCode::None {
                         let (hw, isr) = match &self.partitions[tp].role {
                             PartitionRole::Leader(l) => (l.high_watermark(), l.isr().to_vec()),

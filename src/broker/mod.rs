@@ -344,12 +344,14 @@ impl Broker {
                 Err(error) => pending.results.push(produce_result(&tp, error, None)),
             }
         }
-        self.wake_fetches(now);
+        // Queue the produce before anything can complete it (waking fetches drains the
+        // leaders' acks=all completions).
         if pending.waiting.is_empty() && pending.replicated.is_empty() {
             self.finish_produce(pending);
         } else {
             self.produces.push(pending);
         }
+        self.wake_fetches(now);
         if self.cluster.is_some() {
             let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
             for tp in tps {
@@ -488,7 +490,7 @@ impl Broker {
         let mut still = Vec::new();
         for mut pending in std::mem::take(&mut self.produces) {
             pending.waiting.retain(|(waiting_tp, end)| waiting_tp != tp || *end > high_watermark);
-            if pending.waiting.is_empty() {
+            if pending.waiting.is_empty() && pending.replicated.is_empty() {
                 self.finish_produce(pending);
             } else {
                 still.push(pending);
@@ -519,6 +521,7 @@ impl Broker {
     }
 
     fn finish_produce(&mut self, pending: PendingProduce) {
+        tracing::debug!(node = %self.node_id(), acks = ?pending.acks, results = ?pending.results, "produce answered");
         if pending.acks == Acks::Zero {
             return;
         }

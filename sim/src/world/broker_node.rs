@@ -70,9 +70,13 @@ pub async fn broker_main(world: WorldRef, index: u32) {
 
     let mut conns: BTreeMap<u64, FrameSender> = BTreeMap::new();
     let mut rng = crate::seed::substream(world.seed, &format!("{name}/resets"));
+    let mut last_tick = world.clock_ms(&name);
     loop {
-        let wake_ms = broker.next_wakeup().map_or(TICK_MS, |at| at.since(world.clock_ms(&name)));
-        let sleep = madsim::time::sleep(Duration::from_millis(wake_ms.clamp(1, TICK_MS)));
+        // Ticks are due by the clock, not by an idle moment: a busy broker still ticks.
+        let due = last_tick.plus_ms(TICK_MS);
+        let due = broker.next_wakeup().map_or(due, |at| at.min(due));
+        let wake_ms = due.since(world.clock_ms(&name)).max(1);
+        let sleep = madsim::time::sleep(Duration::from_millis(wake_ms));
         tokio::select! {
             biased;
             Some((id, sender)) = accept_rx.recv() => { conns.insert(id, sender); }
@@ -131,7 +135,12 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                 }
                 None => {}
             },
-            _ = sleep => broker.tick(world.clock_ms(&name)),
+            _ = sleep => {}
+        }
+        let now = world.clock_ms(&name);
+        if now >= due {
+            broker.tick(now);
+            last_tick = now;
         }
         for output in broker.take_outputs() {
             match output {

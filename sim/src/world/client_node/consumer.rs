@@ -48,6 +48,8 @@ struct Shell {
     /// The open poll op's records so far.
     open_poll: Option<(u64, BTreeMap<String, Vec<Record>>)>,
     next_correlation: u32,
+    /// Catch-up: end offsets answered so far.
+    end_offsets: BTreeMap<TopicPartition, Offset>,
 }
 
 pub async fn consumer_main(world: WorldRef, index: u32) {
@@ -66,6 +68,7 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
         conns,
         open_poll: None,
         next_correlation: SHELL_CORRELATION_BASE,
+        end_offsets: BTreeMap::new(),
     };
     let tps = all_partitions(&scenario);
     let keys: Vec<String> = tps.iter().map(ToString::to_string).collect();
@@ -200,14 +203,15 @@ impl Shell {
                 match response.body {
                     Response::Metadata(metadata) => self.consumer.on_metadata(&metadata),
                     Response::ListOffsets(offsets) => {
-                        let ok = offsets
-                            .partitions
-                            .iter()
-                            .all(|p| p.error == kafkasim::protocol::ErrorCode::None);
-                        if ok {
-                            return Some(
-                                offsets.partitions.into_iter().map(|p| (p.tp, p.offset)).collect(),
-                            );
+                        // Each leader answers for its partitions; the rest are asked again.
+                        for p in offsets.partitions {
+                            tracing::info!(node = %self.name, broker = %from, tp = %p.tp, offset = %p.offset, error = ?p.error, "end offset");
+                            if p.error == kafkasim::protocol::ErrorCode::None {
+                                self.end_offsets.insert(p.tp, p.offset);
+                            }
+                        }
+                        if self.end_offsets.len() == self.consumer.assignment().len() {
+                            return Some(std::mem::take(&mut self.end_offsets));
                         }
                     }
                     _ => {}
@@ -222,9 +226,18 @@ impl Shell {
         }
     }
 
-    async fn ask_end_offsets(&mut self, tps: &[TopicPartition]) -> u32 {
-        let partitions = tps.iter().map(|tp| (tp.clone(), OffsetSpec::Latest)).collect();
-        self.shell_request(NodeId(0), Request::ListOffsets(ListOffsetsRequest { partitions })).await
+    /// Asks each partition's leader (broker 0 while none is known) for the end offsets
+    /// of the partitions not answered yet.
+    async fn ask_end_offsets(&mut self, tps: &[TopicPartition]) {
+        let mut by_leader: BTreeMap<NodeId, Vec<(TopicPartition, OffsetSpec)>> = BTreeMap::new();
+        for tp in tps.iter().filter(|tp| !self.end_offsets.contains_key(tp)) {
+            let leader = self.consumer.metadata().leader(tp).unwrap_or(NodeId(0));
+            by_leader.entry(leader).or_default().push((tp.clone(), OffsetSpec::Latest));
+        }
+        for (leader, partitions) in by_leader {
+            self.shell_request(leader, Request::ListOffsets(ListOffsetsRequest { partitions }))
+                .await;
+        }
     }
 
     /// Catch-up reads start from the beginning of every partition.

@@ -214,6 +214,17 @@ impl Broker {
         self.cluster.as_ref().map(|s| (s.metadata_index, &s.image))
     }
 
+    /// Per hosted partition: HW, LEO and whether this replica leads it.
+    pub fn replica_status(&self) -> Vec<(TopicPartition, Offset, Offset, bool)> {
+        self.partitions
+            .iter()
+            .map(|(tp, p)| {
+                let leads = matches!(p.role, PartitionRole::Leader(_));
+                (tp.clone(), p.high_watermark, p.log.log_end_offset(), leads)
+            })
+            .collect()
+    }
+
     /// The broker epoch of its current registration, if registered.
     pub fn broker_epoch(&self) -> Option<BrokerEpoch> {
         self.cluster.as_ref().and_then(|s| s.broker_epoch)

@@ -14,11 +14,13 @@ const ENTRIES_PER_KIND_MAX: usize = 50;
 pub(super) struct Input<'a> {
     pub history: History,
     pub problems: Vec<String>,
+    /// Inside-the-cluster invariant violations, judged like anomalies by their names.
+    pub violations: Vec<crate::check::cluster::Violation>,
     pub outcome: &'a mut RunOutcome,
 }
 
 pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
-    let Input { history, problems, outcome } = input;
+    let Input { history, problems, violations, outcome } = input;
     let report = check(&history, &CheckOptions { entries_per_kind_max: ENTRIES_PER_KIND_MAX });
     let facts = config_facts(scenario);
     let judgement = &mut outcome.judgement;
@@ -46,8 +48,30 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
             false => judgement.forbidden.push(name),
         }
     }
+    let mut by_invariant: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for violation in &violations {
+        let name = serde_json::to_value(violation.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{:?}", violation.kind));
+        let entries = by_invariant.entry(name).or_default();
+        if entries.len() < ENTRIES_PER_KIND_MAX {
+            entries.push(serde_json::json!({ "explanation": violation.detail }));
+        }
+    }
+    for name in by_invariant.keys() {
+        if scenario.expect.must_find.contains(name) {
+            judgement.found_expected.push(name.clone());
+        } else if scenario.expect.may_show.contains(name) {
+            let reason = "the scenario lists it under may_show".to_string();
+            judgement.allowed.push((name.clone(), reason));
+        } else {
+            judgement.forbidden.push(name.clone());
+        }
+    }
     judgement.problems.extend(problems);
-    let anomalies = report.counts.values().any(|count| *count > 0);
+    let anomalies = report.counts.values().any(|count| *count > 0) || !violations.is_empty();
     outcome.stats.ops = report.stats.ops;
     outcome.stats.records_acked = report.stats.acked_values;
     outcome.stats.records_polled = report.stats.records_read;
@@ -62,6 +86,11 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
     // whether a "find" scenario found what it must is judged over a sweep.
     judgement.met = judgement.forbidden.is_empty() && judgement.problems.is_empty();
     outcome.check_report = serde_json::to_value(&report).expect("check reports serialize");
+    if let Some(serde_json::Value::Object(anomalies)) = outcome.check_report.get_mut("anomalies") {
+        for (name, entries) in by_invariant {
+            anomalies.insert(name, serde_json::Value::Array(entries));
+        }
+    }
 }
 
 /// What the scenario's configuration promises, for `promises::allowed`.

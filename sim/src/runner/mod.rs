@@ -28,6 +28,7 @@ struct Simulated {
     trace_hash: u64,
     stats: RunStats,
     problems: Vec<String>,
+    violations: Vec<crate::check::cluster::Violation>,
 }
 
 /// The build identity printed with every run.
@@ -87,7 +88,12 @@ fn simulated_parts(simulated: Simulated, outcome: &mut RunOutcome) -> judge::Inp
     outcome.events = simulated.events;
     outcome.trace_hash = simulated.trace_hash;
     outcome.stats = simulated.stats;
-    judge::Input { history: simulated.history, problems: simulated.problems, outcome }
+    judge::Input {
+        history: simulated.history,
+        problems: simulated.problems,
+        violations: simulated.violations,
+        outcome,
+    }
 }
 
 fn simulate(scenario: Scenario, seed: u64) -> Simulated {
@@ -169,6 +175,8 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
     let mut state = world.state();
     state.stats.simulated_secs = now_duration().as_secs_f64();
     let history = std::mem::take(&mut state.history).finish();
+    let mut violations = std::mem::take(&mut state.violations);
+    violations.extend(state.cluster_checker.finish());
     Simulated {
         history_jsonl: crate::history::to_jsonl(&history),
         history,
@@ -176,6 +184,7 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
         trace_hash: state.trace_hash,
         stats: state.stats.clone(),
         problems,
+        violations,
     }
 }
 
@@ -184,9 +193,11 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
 async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
     let deadline = now_duration() + Duration::from_secs(quiet_s);
     let consumers = world.scenario.consumer.count as usize;
+    let clustered = world.scenario.cluster.controllers > 0;
     loop {
         let done = world.state().caught_up.values().filter(|done| **done).count();
-        if done >= consumers {
+        let converged = !clustered || world.state().cluster.not_converged().is_empty();
+        if done >= consumers && converged {
             return Vec::new();
         }
         if now_duration() >= deadline {
@@ -199,9 +210,17 @@ async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
                 "after the heal, {} did not read every partition to its end within {quiet_s} s",
                 behind.join(", ")
             )];
+            if behind.is_empty() {
+                problems.clear();
+            }
             let outstanding = state.sends_outstanding();
             if outstanding > 0 {
                 problems.push(format!("{outstanding} send ops never completed after the heal"));
+            }
+            if clustered {
+                for problem in state.cluster.not_converged() {
+                    problems.push(format!("not converged {quiet_s} s after the heal: {problem}"));
+                }
             }
             return problems;
         }

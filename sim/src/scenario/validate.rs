@@ -28,6 +28,13 @@ pub const KNOWN_ANOMALIES: &[&str] = &[
     "nonmonotonic-send",
     "int-nonmonotonic-send",
     "realtime-send-order",
+    // The inside-the-cluster invariants (CORRECTNESS.md 1-5, and Raft's own).
+    "one-leader-per-epoch",
+    "committed-prefix",
+    "replicas-agree",
+    "acked-means-replicated",
+    "leader-in-isr",
+    "raft",
 ];
 
 /// Roles a fault may target instead of a node name; the runner picks the node by seed.

@@ -6,7 +6,7 @@
 //! connections, reports the broker's facts to the inside-cluster checker, and keeps the
 //! world's view of who leads what.
 
-use super::cluster::PartitionView;
+use super::cluster::{PartitionView, ReplicaView};
 use super::conn::{spawn_connection, ConnEvent, FrameSender};
 use super::disk::SimDisk;
 use super::outbound::{Outbound, OutboundEvent};
@@ -141,6 +141,13 @@ pub async fn broker_main(world: WorldRef, index: u32) {
         if now >= due {
             broker.tick(now);
             last_tick = now;
+            if clustered {
+                let mut state = world.state();
+                for (tp, hw, leo, leads) in broker.replica_status() {
+                    let view = ReplicaView { high_watermark: hw, log_end_offset: leo, leads };
+                    state.cluster.replicas.insert((NodeId(index), tp), view);
+                }
+            }
         }
         for output in broker.take_outputs() {
             match output {

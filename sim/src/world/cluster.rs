@@ -4,7 +4,7 @@
 //! overwrite their own entries; a crashed node's reports stay until a successor replaces them,
 //! so a target may name a node that just died (the fault then hits a dead node, harmlessly).
 
-use kafkasim::types::{Epoch, NodeId, TopicPartition};
+use kafkasim::types::{Epoch, NodeId, Offset, TopicPartition};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,6 +15,15 @@ pub struct ClusterView {
     pub partitions: BTreeMap<TopicPartition, PartitionView>,
     /// Per broker: the metadata-log index it has applied.
     pub broker_metadata_index: BTreeMap<NodeId, u64>,
+    /// Per (broker, partition): its HW and LEO as of its last tick, and whether it leads.
+    pub replicas: BTreeMap<(NodeId, TopicPartition), ReplicaView>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaView {
+    pub high_watermark: Offset,
+    pub log_end_offset: Offset,
+    pub leads: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +35,44 @@ pub struct PartitionView {
 }
 
 impl ClusterView {
+    /// Why the cluster has not converged yet (empty once every partition is led by a
+    /// replica that every other replica has caught up with, with a full ISR).
+    pub fn not_converged(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (tp, p) in &self.partitions {
+            let Some(leader) = p.leader else {
+                problems.push(format!(
+                    "{tp} has no leader (isr {:?}: no live in-sync replica can lead)",
+                    p.isr
+                ));
+                continue;
+            };
+            if p.isr.len() < p.replicas.len() {
+                problems.push(format!("{tp}: isr {:?} of replicas {:?}", p.isr, p.replicas));
+            }
+            let Some(lead) = self.replicas.get(&(leader, tp.clone())) else {
+                problems.push(format!("{tp}: leader {leader} has not reported"));
+                continue;
+            };
+            for replica in p.replicas.iter().filter(|r| **r != leader) {
+                match self.replicas.get(&(*replica, tp.clone())) {
+                    Some(r)
+                        if r.log_end_offset == lead.log_end_offset
+                            && r.high_watermark == lead.high_watermark => {}
+                    Some(r) => problems.push(format!(
+                        "{tp}: {replica} at hw {} leo {}, leader {leader} at hw {} leo {}",
+                        r.high_watermark,
+                        r.log_end_offset,
+                        lead.high_watermark,
+                        lead.log_end_offset
+                    )),
+                    None => problems.push(format!("{tp}: {replica} has not reported")),
+                }
+            }
+        }
+        problems
+    }
+
     /// The leader of `tp`, if one is known.
     pub fn leader_of(&self, tp: &TopicPartition) -> Option<NodeId> {
         self.partitions.get(tp).and_then(|p| p.leader)

@@ -1,8 +1,9 @@
 //! Fetch: read whole batches below the high watermark, parking a request that found no
 //! data until data arrives or its max wait passes (Kafka's delayed fetch). In cluster mode
 //! only a partition's leader serves it: a follower replica's fetch reads up to the leader's
-//! LEO and reports the follower's progress, and is also answered early when the HW it was
-//! last told moves, so followers learn the HW without waiting out their max wait.
+//! LEO and reports the follower's progress. As in Kafka, a parked fetch completes on new
+//! bytes only, not on a HW move: a follower learns the HW one fetch late, up to
+//! replica.fetch.wait.max.ms late when no new records come (the window KIP-101 #1 needs).
 
 use super::{Broker, ConnId, PartitionRole};
 use crate::log::LogError;
@@ -16,8 +17,6 @@ pub(super) struct ParkedFetch {
     pub correlation_id: u32,
     pub request: FetchRequest,
     pub deadline: Millis,
-    /// The HWs the empty answer would have carried (replica fetches wake when they move).
-    pub high_watermarks: Vec<Offset>,
 }
 
 impl Broker {
@@ -36,20 +35,13 @@ impl Broker {
             self.respond(conn, correlation_id, Response::Fetch(response));
         } else {
             let deadline = now.plus_ms(max_wait_ms);
-            let high_watermarks = response.partitions.iter().map(|p| p.high_watermark).collect();
-            self.parked.push(ParkedFetch {
-                conn,
-                correlation_id,
-                request,
-                deadline,
-                high_watermarks,
-            });
+            self.parked.push(ParkedFetch { conn, correlation_id, request, deadline });
         }
         self.drain_leaders(now);
     }
 
-    /// Answers parked fetches that now have data (or, for replicas, a new HW). Reading as
-    /// a leader can move the HW, which wakes fetches again: loop until nothing moves.
+    /// Answers parked fetches that now have data. Reading as a leader can complete
+    /// produces and move the HW, which wakes fetches again: loop until nothing moves.
     pub(super) fn wake_fetches(&mut self, now: Millis) {
         if self.waking {
             self.wake_again = true;
@@ -61,12 +53,10 @@ impl Broker {
             let parked = std::mem::take(&mut self.parked);
             for fetch in parked {
                 let response = self.read_partitions(now, &fetch.request);
-                let ready =
-                    response.partitions.iter().zip(&fetch.high_watermarks).any(|(p, hw)| {
-                        !p.records.is_empty()
-                            || p.error != ErrorCode::None
-                            || (fetch.request.replica_id.is_some() && p.high_watermark != *hw)
-                    });
+                let ready = response
+                    .partitions
+                    .iter()
+                    .any(|p| !p.records.is_empty() || p.error != ErrorCode::None);
                 if ready {
                     self.respond(fetch.conn, fetch.correlation_id, Response::Fetch(response));
                 } else {

@@ -403,3 +403,124 @@ proptest! {
         let _ = checker.finish();
     }
 }
+
+/// A correct single-partition cluster of three brokers driven by random steps (append,
+/// fetch, ISR shrink and expand, clean failover with leader-epoch truncation, follower
+/// restart, acks): the events a correct broker reports, which must never be flagged.
+fn model_run(steps: &[(u8, u8)]) -> Vec<ClusterEvent> {
+    let mut logs: [Vec<BatchDigest>; 3] = Default::default();
+    let leo = |log: &Vec<BatchDigest>| log.last().map_or(0, |b| b.last.0 + 1);
+    let (mut leader_ix, mut epoch, mut pe, mut hw, mut crc) = (0usize, 1u32, 1u32, 0u64, 0u32);
+    let mut isr: Vec<usize> = vec![0, 1, 2];
+    let id = |ix: usize| ix as u32 + 1;
+    let ids = |isr: &[usize]| -> Vec<u32> { isr.iter().map(|&ix| id(ix)).collect() };
+    let mut events: Vec<ClusterEvent> = (0..3).map(|ix| started(id(ix), &[])).collect();
+    events.extend([
+        changed(1, 1, 1, &[1, 2, 3]),
+        leader(1, 1),
+        follower(2, 1, 1),
+        follower(3, 1, 1),
+    ]);
+    for &(op, arg) in steps {
+        let other = (leader_ix + 1 + usize::from(arg % 2)) % 3;
+        match op % 6 {
+            0 => {
+                let base = leo(&logs[leader_ix]);
+                crc += 1;
+                let b = BatchDigest {
+                    base: Offset(base),
+                    last: Offset(base + u64::from(arg % 3)),
+                    epoch: Some(Epoch(epoch)),
+                    crc,
+                };
+                logs[leader_ix].push(b);
+                events.push(append(id(leader_ix), b));
+            }
+            1 => {
+                let have = logs[other].len();
+                if let Some(&b) = logs[leader_ix].get(have) {
+                    logs[other].push(b);
+                    events.push(append(id(other), b));
+                }
+                if !isr.contains(&other) && leo(&logs[other]) >= hw {
+                    isr.push(other);
+                    pe += 1;
+                    events.push(changed(id(leader_ix), epoch, pe, &ids(&isr)));
+                }
+                let new_hw = isr.iter().map(|&ix| leo(&logs[ix])).min().unwrap_or(0);
+                if new_hw > hw {
+                    hw = new_hw;
+                    events.push(hw_event(id(leader_ix), epoch, hw));
+                }
+            }
+            2 if isr.contains(&other) && leo(&logs[other]) < leo(&logs[leader_ix]) => {
+                isr.retain(|&ix| ix != other);
+                pe += 1;
+                events.push(changed(id(leader_ix), epoch, pe, &ids(&isr)));
+            }
+            3 if isr.contains(&other) => {
+                leader_ix = other;
+                epoch += 1;
+                pe += 1;
+                events.push(changed(id(leader_ix), epoch, pe, &ids(&isr)));
+                events.push(leader(id(leader_ix), epoch));
+                for ix in (0..3).filter(|&ix| ix != leader_ix) {
+                    events.push(follower(id(ix), id(leader_ix), epoch));
+                    let common =
+                        logs[ix].iter().zip(&logs[leader_ix]).take_while(|(a, b)| a == b).count();
+                    if common < logs[ix].len() {
+                        logs[ix].truncate(common);
+                        events.push(truncated(id(ix), leo(&logs[ix])));
+                    }
+                }
+            }
+            4 if other != leader_ix => {
+                events.extend([stopped(id(other)), started(id(other), &logs[other])]);
+                events.push(follower(id(other), id(leader_ix), epoch));
+                // A restarted broker re-registers: the controller drops it from the ISR.
+                if isr.contains(&other) {
+                    isr.retain(|&ix| ix != other);
+                    pe += 1;
+                    events.push(changed(id(leader_ix), epoch, pe, &ids(&isr)));
+                }
+            }
+            5 if hw > 0 => {
+                let acked_isr = ids(&isr);
+                if acked_isr.len() >= 2 {
+                    events.push(ClusterEvent::AckedAll {
+                        broker: n(id(leader_ix)),
+                        tp: tp(),
+                        last_offset: Offset(hw - 1),
+                        hw: Offset(hw),
+                        isr: acked_isr.into_iter().map(n).collect(),
+                        min_insync: 2,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    events
+}
+
+fn hw_event(broker: u32, epoch: u32, offset: u64) -> ClusterEvent {
+    hw(broker, epoch, offset)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn correct_model_runs_are_never_flagged(
+        steps in proptest::collection::vec((any::<u8>(), any::<u8>()), 0..150)
+    ) {
+        let events = model_run(&steps);
+        let mut checker = ClusterChecker::new();
+        let mut violations = Vec::new();
+        for event in &events {
+            violations.extend(checker.observe(event));
+        }
+        violations.extend(checker.finish());
+        prop_assert!(violations.is_empty(), "{violations:#?}\n{events:#?}");
+    }
+}

@@ -11,7 +11,14 @@
 use kafkasim::controller::raft::LogIndex;
 use kafkasim::types::{Epoch, NodeId, Offset, PartitionEpoch, Term, TopicPartition};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+mod log;
+mod metadata;
+mod replicas;
+
+use metadata::{nodes, Change, Metadata};
+use replicas::Replicas;
 
 /// One batch in a replica's log, as the checker compares them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +105,10 @@ pub struct Violation {
 /// Folds [`ClusterEvent`]s into a model of every replica's log, controller terms and
 /// committed metadata, and reports each invariant the moment an event breaks it.
 #[derive(Debug, Default)]
-pub struct ClusterChecker {}
+pub struct ClusterChecker {
+    metadata: Metadata,
+    replicas: Replicas,
+}
 
 impl ClusterChecker {
     pub fn new() -> ClusterChecker {
@@ -106,12 +116,100 @@ impl ClusterChecker {
     }
 
     /// The violations this event causes (empty when it breaks nothing).
-    pub fn observe(&mut self, _event: &ClusterEvent) -> Vec<Violation> {
-        Vec::new()
+    pub fn observe(&mut self, event: &ClusterEvent) -> Vec<Violation> {
+        let meta = &self.metadata;
+        match event {
+            ClusterEvent::BrokerStarted { broker, logs } => {
+                self.replicas.broker_started(*broker, logs)
+            }
+            ClusterEvent::BrokerStopped { broker } => {
+                self.replicas.broker_stopped(*broker);
+                Vec::new()
+            }
+            ClusterEvent::BecameLeader { broker, tp, epoch, leo: _ } => {
+                self.replicas.became_leader(meta, *broker, tp, *epoch)
+            }
+            ClusterEvent::BecameFollower { broker, tp, leader, epoch } => {
+                self.replicas.became_follower(meta, *broker, tp, *leader, *epoch)
+            }
+            ClusterEvent::Appended { broker, tp, batch } => {
+                self.replicas.appended(meta, *broker, tp, *batch)
+            }
+            ClusterEvent::Truncated { broker, tp, to } => {
+                self.replicas.truncated(meta, *broker, tp, *to)
+            }
+            ClusterEvent::HighWatermark { broker, tp, epoch, hw } => {
+                self.replicas.high_watermark(meta, *broker, tp, *epoch, *hw)
+            }
+            ClusterEvent::AckedAll { broker, tp, last_offset, hw, isr, min_insync } => {
+                acked_all(*broker, tp, *last_offset, *hw, isr, *min_insync)
+            }
+            ClusterEvent::PartitionChanged {
+                controller,
+                tp,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+                unclean,
+                unclean_allowed,
+            } => {
+                let change = Change {
+                    controller: *controller,
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                    isr: isr.iter().copied().collect(),
+                    unclean: *unclean,
+                    unclean_allowed: *unclean_allowed,
+                };
+                let replicas = &self.replicas;
+                self.metadata.partition_changed(tp, change, |b| replicas.starts(b))
+            }
+            ClusterEvent::RaftTerm { controller, term, leader } => {
+                self.metadata.raft_term(*controller, *term, *leader)
+            }
+            ClusterEvent::RaftCommitted { controller, index, term, digest } => {
+                self.metadata.raft_committed(*controller, *index, *term, *digest)
+            }
+        }
     }
 
     /// End-of-run checks, after the heal and catch-up: replicas agree below their HW.
     pub fn finish(&self) -> Vec<Violation> {
-        Vec::new()
+        self.replicas.finish()
     }
 }
+
+/// 4: an acks=all ack covers only offsets below the HW, with a big enough ISR.
+fn acked_all(
+    broker: NodeId,
+    tp: &TopicPartition,
+    last_offset: Offset,
+    hw: Offset,
+    isr: &[NodeId],
+    min_insync: usize,
+) -> Vec<Violation> {
+    let mut problems = Vec::new();
+    if last_offset >= hw {
+        problems.push(format!("last offset {last_offset} not below hw {hw}"));
+    }
+    if isr.len() < min_insync {
+        problems.push(format!("isr of {} below min.insync.replicas {min_insync}", isr.len()));
+    }
+    if problems.is_empty() {
+        return Vec::new();
+    }
+    let isr: BTreeSet<NodeId> = isr.iter().copied().collect();
+    vec![Violation {
+        kind: InvariantKind::AckedMeansReplicated,
+        detail: format!(
+            "{tp}: {broker} acked an acks=all produce up to {last_offset} with hw {hw}, isr {}: {}",
+            nodes(&isr),
+            problems.join("; ")
+        ),
+    }]
+}
+
+#[cfg(test)]
+mod tests;

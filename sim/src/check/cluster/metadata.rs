@@ -67,6 +67,11 @@ impl Metadata {
         self.partitions.get(tp)?.epochs.get(&epoch)
     }
 
+    /// The newest committed leader epoch of `tp`.
+    pub(super) fn latest_epoch(&self, tp: &TopicPartition) -> Option<Epoch> {
+        self.partitions.get(tp)?.epochs.keys().next_back().copied()
+    }
+
     /// The broker start count in which `broker` last joined the latest ISR of `tp`.
     pub(super) fn added_in(&self, tp: &TopicPartition, broker: NodeId) -> Option<u64> {
         self.partitions.get(tp)?.added_in.get(&broker).copied()

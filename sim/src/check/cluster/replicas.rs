@@ -247,6 +247,12 @@ impl Replicas {
             });
         }
         let hw = hw.min(leo);
+        // A deposed leader that has not heard of its successor yet may still move its HW
+        // (Kafka's zombie leader): what it exposes is judged by the client history, not
+        // taken as committed over a newer epoch's log.
+        if meta.latest_epoch(tp).is_some_and(|latest| latest > epoch) {
+            return out;
+        }
         self.extend_committed(meta, broker, tp, epoch, hw, &mut out);
         self.in_sync_agree(meta, broker, tp, epoch, hw, &mut out);
         out

@@ -3,6 +3,8 @@
 //! it heals everything. Every injection and repair is an event in the node event log
 //! (warn level in the logs). Targets are resolved with the nemesis's own sub-stream.
 
+pub mod links;
+
 use crate::scenario::{FaultKind, FaultStep, NemesisSettings};
 use crate::world::disk::{IoErrorRates, SimDisk};
 use crate::world::{now_duration, Phase, WorldRef};

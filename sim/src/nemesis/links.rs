@@ -102,6 +102,8 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::collections::BTreeSet;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A network that records which links and nodes are clogged, as NetSim's sets do.
     #[derive(Default)]
@@ -182,5 +184,56 @@ mod tests {
         assert!(net.links.borrow().is_empty());
         clogs.hold_link(&net, b, c);
         assert!(net.links.borrow().contains(&(b, c)), "counts start afresh after a clear");
+    }
+
+    /// One byte over `stream`, or None if none arrives within `wait`.
+    async fn read_byte(stream: &mut madsim::net::TcpStream, wait: Duration) -> Option<u8> {
+        let mut byte = [0u8; 1];
+        match madsim::time::timeout(wait, stream.read_exact(&mut byte)).await {
+            Ok(Ok(_)) => Some(byte[0]),
+            _ => None,
+        }
+    }
+
+    async fn write_byte(stream: &mut madsim::net::TcpStream, byte: u8) {
+        stream.write_all(&[byte]).await.expect("write to a simulated stream");
+        stream.flush().await.expect("flush a simulated stream");
+    }
+
+    #[test]
+    fn a_one_way_cut_stalls_one_direction_of_a_live_connection() {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        runtime.block_on(async {
+            let handle = madsim::runtime::Handle::current();
+            let a = handle.create_node().ip("10.9.0.1".parse().expect("ip")).build();
+            let b = handle.create_node().ip("10.9.0.2".parse().expect("ip")).build();
+            let accepted = b.spawn(async {
+                let listener = madsim::net::TcpListener::bind("10.9.0.2:9000").await?;
+                listener.accept().await.map(|(stream, _)| stream)
+            });
+            madsim::time::sleep(Duration::from_millis(10)).await;
+            let connected =
+                a.spawn(async { madsim::net::TcpStream::connect("10.9.0.2:9000").await });
+            let mut at_a = connected.await.expect("task").expect("connect");
+            let mut at_b = accepted.await.expect("task").expect("accept");
+            let wait = Duration::from_secs(2);
+            write_byte(&mut at_a, 1).await;
+            assert_eq!(read_byte(&mut at_b, wait).await, Some(1), "the link works before");
+
+            let net = NetSim::current();
+            let mut clogs = LinkClogs::default();
+            clogs.hold_link(&*net, a.id(), b.id());
+            clogs.hold_link(&*net, a.id(), b.id());
+            write_byte(&mut at_a, 2).await;
+            assert_eq!(read_byte(&mut at_b, wait).await, None, "a -> b is cut");
+            write_byte(&mut at_b, 3).await;
+            assert_eq!(read_byte(&mut at_a, wait).await, Some(3), "b -> a still works");
+            clogs.release_link(&*net, a.id(), b.id());
+            assert_eq!(read_byte(&mut at_b, wait).await, None, "the second cut still holds");
+            clogs.release_link(&*net, a.id(), b.id());
+            // The stalled byte is retried with a backoff that has grown to seconds.
+            let late = read_byte(&mut at_b, Duration::from_secs(30)).await;
+            assert_eq!(late, Some(2), "the stalled byte arrives once the last cut ends");
+        });
     }
 }

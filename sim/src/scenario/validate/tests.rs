@@ -212,3 +212,18 @@ fn nemesis_power_loss_max_and_kinds() {
         .expect_err("one broker");
     assert_at(&error, 26, "nemesis.kinds[1]", "at least 2 brokers");
 }
+
+#[test]
+fn the_readme_example_of_replication_faults_parses() {
+    let readme = include_str!("../../../../scenarios/README.md");
+    let start = readme.find("```toml\n").expect("the README has a toml example") + 8;
+    let end = start + readme[start..].find("```").expect("the example ends");
+    let base = BASE.split("[[faults]]").next().expect("BASE has faults");
+    let text = format!(
+        "{base}[phases]\nfaulty_s = 20\n{}[expect]\nverdict = \"pass\"\n",
+        &readme[start..end]
+    );
+    let scenario = parse(&text, "README.md").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scenario.faults.len(), 6);
+    assert_eq!(scenario.nemesis.and_then(|n| n.power_loss_max), Some(1));
+}

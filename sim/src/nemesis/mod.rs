@@ -189,40 +189,11 @@ impl Nemesis {
                 plan.nodes = vec![from, to];
             }
             FaultKind::Split => {
-                let given = match &fault.nodes {
-                    Some(texts) => resolver.many(texts, &mut *rng)?,
-                    None => Vec::new(),
-                };
-                let servers = resolver.servers();
-                if let Some(name) = target.as_ref().filter(|name| !is_server(name)) {
-                    return Err(format!("`{name}` is not a broker or controller"));
-                }
-                if let Some(name) = given.iter().find(|name| !is_server(name)) {
-                    return Err(format!("`{name}` is not a broker or controller"));
-                }
-                let (minority, majority) =
-                    split_sides(&servers, &given, target.as_ref(), &mut *rng);
-                if minority.is_empty() || majority.is_empty() {
-                    return Err(format!("{} servers cannot be split", servers.len()));
-                }
-                plan.fields.push(("minority", minority.join(",")));
-                plan.fields.push(("majority", majority.join(",")));
-                plan.links = links_across(&minority, &majority);
-                plan.nodes = minority;
+                plan = plan_split(&resolver, fault.nodes.as_deref(), target, &mut rng)?;
             }
             FaultKind::Bridge => {
                 let bridge = target.ok_or("bridge needs a target")?;
-                if !is_server(&bridge) {
-                    return Err(format!("`{bridge}` is not a broker or controller"));
-                }
-                let (left, right) = bridge_sides(&resolver.servers(), &bridge, &mut *rng);
-                if left.is_empty() || right.is_empty() {
-                    return Err("too few servers for a bridge".to_string());
-                }
-                plan.fields.push(("left", left.join(",")));
-                plan.fields.push(("right", right.join(",")));
-                plan.links = links_across(&left, &right);
-                plan.nodes = vec![bridge];
+                plan = plan_bridge(&resolver, bridge, &mut rng)?;
             }
             FaultKind::CutBrokerLinks => {
                 let broker = target.ok_or("cut-broker-links needs a target")?;
@@ -441,6 +412,46 @@ impl Nemesis {
         }
         self.world.event("nemesis", "healed", &[]);
     }
+}
+
+/// A majority/minority split around `target`, or with `nodes` as the minority.
+fn plan_split(
+    resolver: &Resolver<'_>,
+    nodes: Option<&[String]>,
+    target: Option<String>,
+    rng: &mut ChaCha8Rng,
+) -> Result<Plan, String> {
+    let given = match nodes {
+        Some(texts) => resolver.many(texts, rng)?,
+        None => Vec::new(),
+    };
+    if let Some(name) = target.iter().chain(&given).find(|name| !is_server(name)) {
+        return Err(format!("`{name}` is not a broker or controller"));
+    }
+    let servers = resolver.servers();
+    let (minority, majority) = split_sides(&servers, &given, target.as_ref(), rng);
+    if minority.is_empty() || majority.is_empty() {
+        return Err(format!("{} servers cannot be split", servers.len()));
+    }
+    let fields = vec![("minority", minority.join(",")), ("majority", majority.join(","))];
+    Ok(Plan { links: links_across(&minority, &majority), nodes: minority, fields })
+}
+
+/// Jepsen's bridge: `bridge` talks to two random halves that cannot talk to each other.
+fn plan_bridge(
+    resolver: &Resolver<'_>,
+    bridge: String,
+    rng: &mut ChaCha8Rng,
+) -> Result<Plan, String> {
+    if !is_server(&bridge) {
+        return Err(format!("`{bridge}` is not a broker or controller"));
+    }
+    let (left, right) = bridge_sides(&resolver.servers(), &bridge, rng);
+    if left.is_empty() || right.is_empty() {
+        return Err("too few servers for a bridge".to_string());
+    }
+    let fields = vec![("left", left.join(",")), ("right", right.join(","))];
+    Ok(Plan { links: links_across(&left, &right), nodes: vec![bridge], fields })
 }
 
 fn uniform(rng: &mut ChaCha8Rng, range: [f64; 2]) -> f64 {

@@ -1,16 +1,24 @@
 //! The nemesis: injects the scenario's scripted fault steps and, when configured, random
 //! faults at random times, each undone after its duration; at the end of the faulty phase
 //! it heals everything. Every injection and repair is an event in the node event log
-//! (warn level in the logs). Targets are resolved with the nemesis's own sub-stream.
+//! (warn level in the logs). Targets are resolved when a fault fires, with the nemesis's
+//! own sub-stream (`resolve`); network cuts go through reference-counted clogs (`links`).
+//! Owns what is faulty and for how long; the world owns what a fault does to a node.
 
+pub mod links;
+pub mod resolve;
+
+use crate::scenario::validate::kebab;
 use crate::scenario::{FaultKind, FaultStep, NemesisSettings};
 use crate::world::disk::{IoErrorRates, SimDisk};
 use crate::world::{now_duration, Phase, WorldRef};
+use links::LinkClogs;
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use resolve::{bridge_sides, is_server, links_across, split_sides, Resolver};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +28,12 @@ use tracing::warn;
 #[derive(Clone, Debug)]
 pub struct Fault {
     pub kind: FaultKind,
-    pub target: String,
+    /// A node name or role (see `scenario::Target`); None for power-loss and split by nodes.
+    pub target: Option<String>,
+    /// one-way-cut: who stops hearing from the target (None: a random other node).
+    pub peer: Option<String>,
+    /// split: the minority; power-loss: the nodes that lose power.
+    pub nodes: Option<Vec<String>>,
     pub duration: Duration,
     pub factor: u32,
     pub rate: f64,
@@ -40,12 +53,36 @@ pub struct Nemesis {
     world: WorldRef,
     targets: Arc<Targets>,
     rng: Mutex<ChaCha8Rng>,
+    clogs: Mutex<LinkClogs>,
+}
+
+/// A fault resolved to nodes: what `apply` does and `repair` undoes.
+#[derive(Clone, Debug, Default)]
+struct Plan {
+    /// The nodes the fault is about; the first names the fault in the event log.
+    nodes: Vec<String>,
+    /// Directed links to cut (src, dst).
+    links: Vec<(String, String)>,
+    /// Extra event fields: the peer, the sides of a split or bridge, the nodes.
+    fields: Vec<(&'static str, String)>,
+}
+
+/// Whether a fault lasts until its repair or is done at once (bit flips).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Applied {
+    UntilRepair,
+    Once,
 }
 
 impl Nemesis {
     pub fn new(world: WorldRef, targets: Targets) -> Arc<Nemesis> {
         let rng = crate::seed::substream(world.seed, "nemesis");
-        Arc::new(Nemesis { world, targets: Arc::new(targets), rng: Mutex::new(rng) })
+        Arc::new(Nemesis {
+            world,
+            targets: Arc::new(targets),
+            rng: Mutex::new(rng),
+            clogs: Mutex::new(LinkClogs::default()),
+        })
     }
 
     /// Runs the scripted steps and the random nemesis until the faulty phase ends.
@@ -77,9 +114,11 @@ impl Nemesis {
                 let kind = settings.kinds[rng.gen_range(0..settings.kinds.len())];
                 let target = settings.targets[rng.gen_range(0..settings.targets.len())].clone();
                 let duration = Duration::from_secs_f64(uniform(&mut rng, settings.duration_s));
-                let fault = Fault {
+                let mut fault = Fault {
                     kind,
-                    target,
+                    target: Some(target),
+                    peer: None,
+                    nodes: None,
                     duration,
                     factor: rng.gen_range(5..50),
                     rate: rng.gen_range(0.05..0.5),
@@ -88,6 +127,12 @@ impl Nemesis {
                     skew_ms: rng.gen_range(0..5_000),
                     drift_ppm: rng.gen_range(0..100_000),
                 };
+                if kind == FaultKind::PowerLoss {
+                    // Drawn only for power losses, so the other kinds keep their streams.
+                    let max =
+                        settings.power_loss_max_or_default(self.world.scenario.cluster.brokers);
+                    fault.count = rng.gen_range(1..=max.max(1));
+                }
                 (wait, fault)
             };
             madsim::time::sleep(Duration::from_secs_f64(wait)).await;
@@ -102,6 +147,8 @@ impl Nemesis {
         Fault {
             kind: step.kind,
             target: step.target.clone(),
+            peer: step.peer.clone(),
+            nodes: step.nodes.clone(),
             duration: Duration::from_secs_f64(step.duration_s.unwrap_or(0.0)),
             factor: step.factor.unwrap_or(10),
             rate: step.rate.unwrap_or(1.0),
@@ -111,55 +158,143 @@ impl Nemesis {
         }
     }
 
-    /// Resolves a role ("any-broker") or a name to one node.
-    fn resolve(&self, target: &str) -> Option<(String, NodeId)> {
-        let prefix = match target {
-            "any-broker" => "broker-",
-            "any-producer" => "producer-",
-            "any-consumer" => "consumer-",
-            "any-node" => "",
-            name => return self.targets.nodes.get(name).map(|id| (name.to_string(), *id)),
+    /// Resolves the fault's nodes (and links) now, against the cluster as last reported.
+    fn plan(&self, fault: &Fault) -> Result<Plan, String> {
+        let names: Vec<String> = self.targets.nodes.keys().cloned().collect();
+        let cluster = self.world.state().cluster.clone();
+        let resolver = Resolver { names: &names, cluster: &cluster };
+        let mut rng = self.rng.lock().expect("nemesis rng");
+        let target = match &fault.target {
+            Some(text) => Some(resolver.one(text, &mut *rng)?),
+            None => None,
         };
-        let candidates: Vec<(&String, &NodeId)> =
-            self.targets.nodes.iter().filter(|(name, _)| name.starts_with(prefix)).collect();
-        if candidates.is_empty() {
-            return None;
+        let mut plan = Plan::default();
+        match fault.kind {
+            FaultKind::OneWayCut => {
+                let from = target.ok_or("one-way-cut needs a target")?;
+                let to = match &fault.peer {
+                    Some(text) => resolver.one(text, &mut *rng)?,
+                    None => {
+                        let others: Vec<String> =
+                            names.iter().filter(|n| **n != from).cloned().collect();
+                        let sub = Resolver { names: &others, cluster: &cluster };
+                        sub.one("any-node", &mut *rng)?
+                    }
+                };
+                if from == to {
+                    return Err(format!("the target and the peer are both `{from}`"));
+                }
+                plan.fields.push(("peer", to.clone()));
+                plan.links.push((from.clone(), to.clone()));
+                plan.nodes = vec![from, to];
+            }
+            FaultKind::Split => {
+                plan = plan_split(&resolver, fault.nodes.as_deref(), target, &mut rng)?;
+            }
+            FaultKind::Bridge => {
+                let bridge = target.ok_or("bridge needs a target")?;
+                plan = plan_bridge(&resolver, bridge, &mut rng)?;
+            }
+            FaultKind::CutBrokerLinks => {
+                let broker = target.ok_or("cut-broker-links needs a target")?;
+                if !broker.starts_with("broker-") {
+                    return Err(format!("`{broker}` is not a broker"));
+                }
+                let others: Vec<String> = names
+                    .iter()
+                    .filter(|n| n.starts_with("broker-") && **n != broker)
+                    .cloned()
+                    .collect();
+                plan.links = links_across(std::slice::from_ref(&broker), &others);
+                plan.nodes = vec![broker];
+            }
+            FaultKind::PowerLoss => {
+                plan.nodes = match &fault.nodes {
+                    Some(texts) => resolver.many(texts, &mut *rng)?,
+                    None => {
+                        let first = target.filter(|name| is_server(name));
+                        let count = fault.count.max(1) as usize;
+                        resolver.random_brokers(first, count, &mut *rng)
+                    }
+                };
+                plan.fields.push(("nodes", plan.nodes.join(",")));
+            }
+            _ => plan.nodes = vec![target.ok_or("the fault has no target")?],
         }
-        let pick = self.rng.lock().expect("nemesis rng").gen_range(0..candidates.len());
-        let (name, id) = candidates[pick];
-        Some((name.clone(), *id))
+        if plan.nodes.is_empty() {
+            return Err("the fault resolved to no node".to_string());
+        }
+        Ok(plan)
     }
 
-    /// Injects a fault and schedules its repair.
+    fn id_of(&self, name: &str) -> NodeId {
+        *self.targets.nodes.get(name).expect("plans name only nodes of the run")
+    }
+
+    /// Injects a fault and schedules its repair. A target that cannot be resolved now (no
+    /// active controller known, a partition without a leader) skips the fault.
     pub fn inject(self: Arc<Self>, fault: Fault) {
-        let Some((name, id)) = self.resolve(&fault.target) else {
-            warn!(target = %fault.target, "fault target matches no node");
-            return;
+        let kind = kebab(fault.kind);
+        let plan = match self.plan(&fault) {
+            Ok(plan) => plan,
+            Err(reason) => {
+                let target = fault.target.clone().unwrap_or_default();
+                warn!(fault = %kind, %target, %reason, "fault skipped");
+                let fields = [("kind", kind), ("target", target), ("reason", reason)];
+                self.world.event("nemesis", "fault-skipped", &fields);
+                return;
+            }
         };
+        let name = plan.nodes[0].clone();
+        let id = self.id_of(&name);
+        let duration_ms = fault.duration.as_millis() as u64;
+        let nodes = plan.nodes.join(",");
+        warn!(node = %name, fault = %kind, nodes = %nodes, duration_ms, "fault injected");
+        let mut fields = vec![("duration_ms", duration_ms.to_string())];
+        fields.extend(plan.fields.iter().cloned());
+        self.world.event(&name, &format!("fault-{kind}"), &fields);
+        self.world.state().stats.faults_injected += 1;
+        if self.apply(&fault, &plan, &name, id) == Applied::Once {
+            return;
+        }
+        let nemesis = self.clone();
+        madsim::task::spawn(async move {
+            madsim::time::sleep(fault.duration).await;
+            nemesis.repair(&fault, &plan, &name, id);
+        });
+    }
+
+    /// Carries out a planned fault.
+    fn apply(&self, fault: &Fault, plan: &Plan, name: &str, id: NodeId) -> Applied {
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
-        let kind = format!("{:?}", fault.kind).to_lowercase();
-        warn!(node = %name, fault = %kind, duration_ms = fault.duration.as_millis() as u64, "fault injected");
-        self.world.event(
-            &name,
-            &format!("fault-{kind}"),
-            &[("duration_ms", fault.duration.as_millis().to_string())],
-        );
-        self.world.state().stats.faults_injected += 1;
         match fault.kind {
-            FaultKind::Crash => {
-                handle.kill(id);
-                self.world.state().stats.crashes += 1;
-                if !name.starts_with("broker-") {
-                    (self.targets.on_client_crash)(&name);
+            FaultKind::Crash | FaultKind::PowerLoss => {
+                // Every node goes down at the same simulated instant.
+                for node in &plan.nodes {
+                    handle.kill(self.id_of(node));
+                    self.world.state().stats.crashes += 1;
+                    if !is_server(node) {
+                        (self.targets.on_client_crash)(node);
+                    }
                 }
             }
             FaultKind::Pause => handle.pause(id),
-            FaultKind::Isolate => NetSim::current().clog_node(id),
+            FaultKind::Isolate => self.clogs().hold_node(&*NetSim::current(), id),
+            FaultKind::OneWayCut
+            | FaultKind::Split
+            | FaultKind::Bridge
+            | FaultKind::CutBrokerLinks => {
+                let net = NetSim::current();
+                let mut clogs = self.clogs();
+                for (src, dst) in &plan.links {
+                    clogs.hold_link(&*net, self.id_of(src), self.id_of(dst));
+                }
+            }
             FaultKind::ResetConnections => {
                 if fault.rate < 1.0 && name.starts_with("broker-") {
-                    self.world.state().reset_after_append.insert(name.clone(), fault.rate);
-                } else if let Some(resets) = self.world.resets.get(&name) {
+                    self.world.state().reset_after_append.insert(name.to_string(), fault.rate);
+                } else if let Some(resets) = self.world.resets.get(name) {
                     resets.send_modify(|generation| *generation += 1);
                 }
             }
@@ -175,8 +310,8 @@ impl Nemesis {
             FaultKind::BitFlips => {
                 let flips = disk.flip_bits(id, fault.count);
                 let detail = format!("{flips:?}");
-                self.world.event(&name, "bit-flips", &[("flips", detail)]);
-                return;
+                self.world.event(name, "bit-flips", &[("flips", detail)]);
+                return Applied::Once;
             }
             FaultKind::LatencySpike => {
                 NetSim::current().update_config(|config| {
@@ -186,18 +321,14 @@ impl Nemesis {
             FaultKind::ClockSkew => {
                 let now = crate::world::now_ns();
                 let mut state = self.world.state();
-                let clock = state.clocks.entry(name.clone()).or_default();
+                let clock = state.clocks.entry(name.to_string()).or_default();
                 clock.skew(now, fault.skew_ms, fault.drift_ppm);
             }
         }
-        let nemesis = self.clone();
-        madsim::task::spawn(async move {
-            madsim::time::sleep(fault.duration).await;
-            nemesis.repair(&fault, &name, id);
-        });
+        Applied::UntilRepair
     }
 
-    fn repair(&self, fault: &Fault, name: &str, id: NodeId) {
+    fn repair(&self, fault: &Fault, plan: &Plan, name: &str, id: NodeId) {
         if self.world.phase() != Phase::Faulty {
             // The heal already undid every fault (and restarted every node).
             return;
@@ -205,13 +336,26 @@ impl Nemesis {
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         match fault.kind {
-            FaultKind::Crash => {
-                // Kill first: a restart alone keeps the old sockets bound.
-                handle.kill(id);
-                handle.restart(id);
+            FaultKind::Crash | FaultKind::PowerLoss => {
+                for node in &plan.nodes {
+                    // Kill first: a restart alone keeps the old sockets bound.
+                    let node_id = self.id_of(node);
+                    handle.kill(node_id);
+                    handle.restart(node_id);
+                }
             }
             FaultKind::Pause => handle.resume(id),
-            FaultKind::Isolate => NetSim::current().unclog_node(id),
+            FaultKind::Isolate => self.clogs().release_node(&*NetSim::current(), id),
+            FaultKind::OneWayCut
+            | FaultKind::Split
+            | FaultKind::Bridge
+            | FaultKind::CutBrokerLinks => {
+                let net = NetSim::current();
+                let mut clogs = self.clogs();
+                for (src, dst) in &plan.links {
+                    clogs.release_link(&*net, self.id_of(src), self.id_of(dst));
+                }
+            }
             FaultKind::ResetConnections => {
                 self.world.state().reset_after_append.remove(name);
             }
@@ -230,19 +374,25 @@ impl Nemesis {
                 NetSim::current().update_config(|config| config.send_latency = base);
             }
         }
-        let kind = format!("{:?}", fault.kind).to_lowercase();
-        self.world.event(name, &format!("repair-{kind}"), &[]);
+        let kind = kebab(fault.kind);
+        warn!(node = %name, fault = %kind, nodes = %plan.nodes.join(","), "fault healed");
+        self.world.event(name, &format!("heal-{kind}"), &plan.fields);
+    }
+
+    fn clogs(&self) -> std::sync::MutexGuard<'_, LinkClogs> {
+        self.clogs.lock().expect("link clogs lock is never poisoned: a panic ends the run")
     }
 
     /// Ends every fault: network whole, disks healthy, nothing paused, every broker
-    /// restarted (kill, then restart, so unsynced writes meet their fate) and every
-    /// crashed client back.
+    /// restarted (kill, then restart, so unsynced writes meet their fate), every crashed
+    /// controller and client back.
     pub fn heal(&self) {
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         let net = NetSim::current();
         let base = crate::runner::config::send_latency(&self.world.scenario.network);
         net.update_config(|config| config.send_latency = base);
+        self.clogs().clear(&*net);
         self.world.state().reset_after_append.clear();
         let now = crate::world::now_ns();
         for clock in self.world.state().clocks.values_mut() {
@@ -260,11 +410,52 @@ impl Nemesis {
                 handle.kill(*id);
                 handle.restart(*id);
             } else if handle.is_exit(*id) {
+                // A crashed controller or client: its kill already closed its sockets.
                 handle.restart(*id);
             }
         }
         self.world.event("nemesis", "healed", &[]);
     }
+}
+
+/// A majority/minority split around `target`, or with `nodes` as the minority.
+fn plan_split(
+    resolver: &Resolver<'_>,
+    nodes: Option<&[String]>,
+    target: Option<String>,
+    rng: &mut ChaCha8Rng,
+) -> Result<Plan, String> {
+    let given = match nodes {
+        Some(texts) => resolver.many(texts, rng)?,
+        None => Vec::new(),
+    };
+    if let Some(name) = target.iter().chain(&given).find(|name| !is_server(name)) {
+        return Err(format!("`{name}` is not a broker or controller"));
+    }
+    let servers = resolver.servers();
+    let (minority, majority) = split_sides(&servers, &given, target.as_ref(), rng);
+    if minority.is_empty() || majority.is_empty() {
+        return Err(format!("{} servers cannot be split", servers.len()));
+    }
+    let fields = vec![("minority", minority.join(",")), ("majority", majority.join(","))];
+    Ok(Plan { links: links_across(&minority, &majority), nodes: minority, fields })
+}
+
+/// Jepsen's bridge: `bridge` talks to two random halves that cannot talk to each other.
+fn plan_bridge(
+    resolver: &Resolver<'_>,
+    bridge: String,
+    rng: &mut ChaCha8Rng,
+) -> Result<Plan, String> {
+    if !is_server(&bridge) {
+        return Err(format!("`{bridge}` is not a broker or controller"));
+    }
+    let (left, right) = bridge_sides(&resolver.servers(), &bridge, rng);
+    if left.is_empty() || right.is_empty() {
+        return Err("too few servers for a bridge".to_string());
+    }
+    let fields = vec![("left", left.join(",")), ("right", right.join(","))];
+    Ok(Plan { links: links_across(&left, &right), nodes: vec![bridge], fields })
 }
 
 fn uniform(rng: &mut ChaCha8Rng, range: [f64; 2]) -> f64 {

@@ -3,9 +3,11 @@
 pub mod model;
 pub mod parse;
 pub mod source_map;
+pub mod target;
 pub mod validate;
 
 pub use model::*;
 pub use parse::{load, load_variant, parse, parse_variant, variants, with_variant, ScenarioError};
 pub use source_map::FieldPath;
+pub use target::{Target, TARGET_ROLES};
 pub use validate::{validate, Problem, KNOWN_ANOMALIES};

@@ -252,6 +252,22 @@ pub enum FaultKind {
     /// after that it keeps what it gained but runs at the normal rate again. Clocks only
     /// move forward (state machines time out on them), so backward jumps are not modelled.
     ClockSkew,
+    /// Packets from `target` to `peer` are dropped for `duration_s`; the reverse direction
+    /// still works (an asymmetric partition).
+    OneWayCut,
+    /// A majority/minority split of the server nodes (brokers and controllers) for
+    /// `duration_s`: the minority is `nodes`, or `target` plus random server nodes up to
+    /// floor(n/2); every link across the sides is cut both ways.
+    Split,
+    /// Jepsen's bridge for `duration_s`: `target` talks to everyone; the other server nodes
+    /// form two random halves that cannot talk to each other.
+    Bridge,
+    /// The `target` broker cannot exchange packets with the other brokers for `duration_s`;
+    /// its links to controllers and clients stay up (Jepsen 2013's ISR-shrink fault).
+    CutBrokerLinks,
+    /// Correlated power loss: crash `nodes` (or `count` random brokers) at the same instant,
+    /// each losing unsynced writes as a crash does; all restart after `duration_s`.
+    PowerLoss,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -259,9 +275,18 @@ pub enum FaultKind {
 pub struct FaultStep {
     pub at_s: f64,
     pub kind: FaultKind,
-    /// A node name ("broker-0", "producer-1", "consumer-0") or a role ("any-broker",
-    /// "any-producer", "any-consumer").
-    pub target: String,
+    /// A node name ("broker-0", "controller-1", "producer-1") or a role ("any-broker",
+    /// "active-controller", "leader-of:events:0", ...; see `target::TARGET_ROLES`). Every
+    /// kind needs one except `power-loss` (which takes `nodes` or `count`) and `split` with
+    /// `nodes`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// one-way-cut: the node (name or role) that stops hearing from `target`.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// split: the minority side; power-loss: the nodes that lose power (names or roles).
+    #[serde(default)]
+    pub nodes: Option<Vec<String>>,
     #[serde(default)]
     pub duration_s: Option<f64>,
     #[serde(default)]
@@ -289,6 +314,17 @@ pub struct NemesisSettings {
     /// Which nodes the nemesis may target: roles or names as in FaultStep::target.
     #[serde(default = "nemesis_targets_default")]
     pub targets: Vec<String>,
+    /// The most nodes one power loss takes down; by default one less than the broker count
+    /// (at least 1), so a replicated cluster keeps a replica with its unsynced tail.
+    #[serde(default)]
+    pub power_loss_max: Option<u32>,
+}
+
+impl NemesisSettings {
+    /// `power_loss_max`, or its default for a cluster of `brokers`.
+    pub fn power_loss_max_or_default(&self, brokers: u32) -> u32 {
+        self.power_loss_max.unwrap_or(brokers.saturating_sub(1).max(1))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

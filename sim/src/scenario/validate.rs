@@ -5,6 +5,7 @@
 
 use super::model::*;
 use super::source_map::FieldPath;
+use super::target::Target;
 
 /// One rule broken by a scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,10 +38,6 @@ pub const KNOWN_ANOMALIES: &[&str] = &[
     "raft",
 ];
 
-/// Roles a fault may target instead of a node name; the runner picks the node by seed.
-pub const TARGET_ROLES: &[&str] =
-    &["any-broker", "any-controller", "any-producer", "any-consumer", "any-node"];
-
 /// Kafka caps in-flight requests per connection at 5 when idempotence is on
 /// (max.in.flight.requests.per.connection, KIP-679).
 const IDEMPOTENT_IN_FLIGHT_MAX: u32 = 5;
@@ -63,38 +60,92 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
     problems.0
 }
 
-/// Whether `target` names a node of this scenario or a role.
+/// Whether `target` names a node of this scenario or a role it can resolve: the node
+/// exists, the role has nodes to pick from, a `leader-of`/`follower-of` partition exists.
 pub fn target_problem(scenario: &Scenario, target: &str) -> Option<String> {
-    if TARGET_ROLES.contains(&target) {
-        return None;
-    }
-    let counts = [
-        ("broker-", scenario.cluster.brokers),
-        ("controller-", scenario.cluster.controllers),
-        ("producer-", scenario.producer.count),
-        ("consumer-", scenario.consumer.count),
-    ];
-    for (prefix, count) in counts {
-        if let Some(number) = target.strip_prefix(prefix) {
-            return match number.parse::<u32>() {
-                Ok(n) if n < count && number == n.to_string() => None,
-                Ok(_) if count == 0 => Some(format!(
-                    "`{target}`: the scenario has no {}s",
-                    &prefix[..prefix.len() - 1]
-                )),
-                Ok(_) => Some(format!(
-                    "`{target}` names no node: there are {count} {}s ({prefix}0..{prefix}{})",
-                    &prefix[..prefix.len() - 1],
-                    count - 1
-                )),
-                Err(_) => Some(format!("`{target}` is not a node name (like {prefix}0)")),
+    let parsed = match Target::parse(target) {
+        Ok(parsed) => parsed,
+        Err(message) => return Some(message),
+    };
+    match parsed {
+        Target::Node(name) => node_problem(scenario, &name),
+        Target::AnyOf(prefix) => {
+            let count = role_count(scenario, prefix);
+            (count == 0).then(|| format!("`{target}`: the scenario has no {}s", role_word(prefix)))
+        }
+        Target::ActiveController => (scenario.cluster.controllers == 0)
+            .then(|| format!("`{target}`: the scenario has no controllers")),
+        Target::AnyLeader => None,
+        Target::LeaderOf { topic, partition } | Target::FollowerOf { topic, partition } => {
+            let Some(config) = scenario.topics.iter().find(|t| t.name == topic) else {
+                let names: Vec<&str> = scenario.topics.iter().map(|t| t.name.as_str()).collect();
+                return Some(format!(
+                    "`{target}`: no topic `{topic}` (topics: {})",
+                    names.join(", ")
+                ));
             };
+            if partition >= config.partitions {
+                return Some(format!(
+                    "`{target}`: topic `{topic}` has {} partitions (0..={})",
+                    config.partitions,
+                    config.partitions.saturating_sub(1)
+                ));
+            }
+            let follower = target.starts_with("follower-of:");
+            (follower && config.replication_factor < 2).then(|| {
+                format!("`{target}`: topic `{topic}` has replication_factor 1, so no followers")
+            })
         }
     }
-    Some(format!(
-        "`{target}` is neither a node name (broker-N, controller-N, producer-N, consumer-N) nor a role ({})",
-        TARGET_ROLES.join(", ")
-    ))
+}
+
+/// Brokers plus controllers: the nodes a split or bridge divides.
+pub fn server_count(scenario: &Scenario) -> u32 {
+    scenario.cluster.brokers + scenario.cluster.controllers
+}
+
+fn node_problem(scenario: &Scenario, name: &str) -> Option<String> {
+    for prefix in ["broker-", "controller-", "producer-", "consumer-"] {
+        let Some(number) = name.strip_prefix(prefix) else { continue };
+        let count = role_count(scenario, prefix);
+        let role = role_word(prefix);
+        return match number.parse::<u32>() {
+            Ok(n) if n < count => None,
+            _ if count == 0 => Some(format!("`{name}`: the scenario has no {role}s")),
+            _ => Some(format!(
+                "`{name}` names no node: there are {count} {role}s ({prefix}0..{prefix}{})",
+                count - 1
+            )),
+        };
+    }
+    Some(format!("`{name}` is not a node name"))
+}
+
+/// How many nodes have names starting with `prefix` ("" counts every node).
+fn role_count(scenario: &Scenario, prefix: &str) -> u32 {
+    match prefix {
+        "broker-" => scenario.cluster.brokers,
+        "controller-" => scenario.cluster.controllers,
+        "producer-" => scenario.producer.count,
+        "consumer-" => scenario.consumer.count,
+        _ => server_count(scenario) + scenario.producer.count + scenario.consumer.count,
+    }
+}
+
+fn role_word(prefix: &str) -> &str {
+    match prefix.strip_suffix('-') {
+        Some(word) => word,
+        None => "node",
+    }
+}
+
+/// Whether a target can only resolve to a broker or a controller.
+fn is_server(target: &Target) -> bool {
+    match target {
+        Target::Node(name) => name.starts_with("broker-") || name.starts_with("controller-"),
+        Target::AnyOf(prefix) => ["broker-", "controller-"].contains(prefix),
+        _ => true,
+    }
 }
 
 struct Problems(Vec<Problem>);
@@ -313,9 +364,7 @@ fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
             || field("at_s"),
             || format!("{} is outside the faulty phase (0..={faulty_s} s)", step.at_s),
         );
-        if let Some(message) = target_problem(scenario, &step.target) {
-            problems.push(field("target"), message);
-        }
+        validate_fault_targets(scenario, step, i, problems);
         let kind = kebab(step.kind);
         // reset-connections takes either nothing (drop every open connection once) or a
         // rate with a duration (reset that share of produce responses after the append).
@@ -374,7 +423,9 @@ fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
             }
             _ => {}
         }
-        match (needs.count, step.count) {
+        // power-loss's count (random brokers) is judged with its nodes.
+        let count = step.count.filter(|_| step.kind != FaultKind::PowerLoss);
+        match (needs.count, count) {
             (true, None) => problems.push(field("kind"), format!("`{kind}` needs `count`")),
             (true, Some(n)) if !(1..=FAULT_BIT_FLIPS_MAX).contains(&n) => {
                 problems.push(field("count"), format!("{n} is outside 1..={FAULT_BIT_FLIPS_MAX}"))
@@ -384,6 +435,160 @@ fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
             }
             _ => {}
         }
+    }
+}
+
+/// The nodes a fault step names: `target`, `peer`, `nodes`, and power-loss's `count`.
+fn validate_fault_targets(
+    scenario: &Scenario,
+    step: &FaultStep,
+    i: usize,
+    problems: &mut Problems,
+) {
+    let field = |name: &str| root().key("faults").index(i).key(name);
+    let kind = kebab(step.kind);
+    let takes_nodes = matches!(step.kind, FaultKind::Split | FaultKind::PowerLoss);
+    let target = match (step.kind, &step.target, &step.nodes) {
+        (FaultKind::PowerLoss, Some(_), _) => {
+            let message = format!("has no meaning for `{kind}`: use `nodes` or `count`");
+            problems.push(field("target"), message);
+            None
+        }
+        (FaultKind::Split, Some(_), Some(_)) => {
+            let message = format!("`{kind}` takes `target` or `nodes`, not both");
+            problems.push(field("nodes"), message);
+            None
+        }
+        (FaultKind::Split, None, None) => {
+            problems.push(field("kind"), format!("`{kind}` needs `target` or `nodes`"));
+            None
+        }
+        (FaultKind::PowerLoss | FaultKind::Split, None, _) => None,
+        (_, None, _) => {
+            problems.push(field("kind"), format!("`{kind}` needs `target`"));
+            None
+        }
+        (_, Some(text), _) => match target_problem(scenario, text) {
+            Some(message) => {
+                problems.push(field("target"), message);
+                None
+            }
+            None => Target::parse(text).ok(),
+        },
+    };
+    if let Some(target) = &target {
+        target_fits_kind(scenario, step.kind, target, || field("target"), problems);
+    }
+    match (step.kind, &step.peer) {
+        (FaultKind::OneWayCut, None) => {
+            problems.push(field("kind"), format!("`{kind}` needs `peer`"));
+        }
+        (FaultKind::OneWayCut, Some(peer)) => match target_problem(scenario, peer) {
+            Some(message) => problems.push(field("peer"), message),
+            None if step.target.as_ref() == Some(peer)
+                && matches!(Target::parse(peer), Ok(Target::Node(_))) =>
+            {
+                problems.push(field("peer"), format!("`{peer}` is also the target"));
+            }
+            None => {}
+        },
+        (_, Some(_)) => problems.push(field("peer"), format!("has no meaning for `{kind}`")),
+        (_, None) => {}
+    }
+    match &step.nodes {
+        Some(_) if !takes_nodes => {
+            problems.push(field("nodes"), format!("has no meaning for `{kind}`"));
+        }
+        Some(nodes) => validate_fault_nodes(scenario, step.kind, nodes, i, problems),
+        None => {}
+    }
+    if step.kind == FaultKind::PowerLoss {
+        let brokers = scenario.cluster.brokers;
+        match (&step.nodes, step.count) {
+            (Some(_), Some(_)) => {
+                let message = format!("`{kind}` takes `nodes` or `count`, not both");
+                problems.push(field("count"), message);
+            }
+            (None, None) => {
+                problems.push(field("kind"), format!("`{kind}` needs `nodes` or `count`"));
+            }
+            (None, Some(n)) if !(1..=brokers).contains(&n) => {
+                let message = format!("{n} is outside 1..={brokers} (random brokers)");
+                problems.push(field("count"), message);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The entries of a split's or power loss's `nodes`.
+fn validate_fault_nodes(
+    scenario: &Scenario,
+    kind: FaultKind,
+    nodes: &[String],
+    i: usize,
+    problems: &mut Problems,
+) {
+    let field = || root().key("faults").index(i).key("nodes");
+    let kind_name = kebab(kind);
+    if nodes.is_empty() {
+        problems.push(field(), "at least one node is needed");
+        return;
+    }
+    let servers = server_count(scenario) as usize;
+    if kind == FaultKind::Split && nodes.len() >= servers {
+        let message = format!(
+            "{} nodes leave no other side: there are {servers} brokers and controllers",
+            nodes.len()
+        );
+        problems.push(field(), message);
+    }
+    for (j, text) in nodes.iter().enumerate() {
+        if let Some(message) = target_problem(scenario, text) {
+            problems.push(field().index(j), message);
+            continue;
+        }
+        if nodes[..j].contains(text) && matches!(Target::parse(text), Ok(Target::Node(_))) {
+            problems.push(field().index(j), format!("`{text}` is listed twice"));
+        }
+        if Target::parse(text).is_ok_and(|target| !is_server(&target)) {
+            let message = format!("`{text}`: `{kind_name}` takes brokers and controllers only");
+            problems.push(field().index(j), message);
+        }
+    }
+}
+
+/// Kind-specific rules on a valid target, and on the cluster the kind needs.
+fn target_fits_kind(
+    scenario: &Scenario,
+    kind: FaultKind,
+    target: &Target,
+    field: impl Fn() -> FieldPath,
+    problems: &mut Problems,
+) {
+    let kind_name = kebab(kind);
+    let servers = server_count(scenario);
+    match kind {
+        FaultKind::CutBrokerLinks if !target.is_broker() => {
+            let message = format!("`{target}`: `{kind_name}` needs a broker target");
+            problems.push(field(), message);
+        }
+        FaultKind::CutBrokerLinks if scenario.cluster.brokers < 2 => {
+            problems.push(field(), format!("`{kind_name}` needs at least 2 brokers"));
+        }
+        FaultKind::Split | FaultKind::Bridge if !is_server(target) => {
+            let message = format!("`{target}`: `{kind_name}` takes a broker or a controller");
+            problems.push(field(), message);
+        }
+        FaultKind::Split if servers < 2 => {
+            problems
+                .push(field(), format!("`{kind_name}` needs at least 2 brokers and controllers"));
+        }
+        FaultKind::Bridge if servers < 3 => {
+            problems
+                .push(field(), format!("`{kind_name}` needs at least 3 brokers and controllers"));
+        }
+        _ => {}
     }
 }
 
@@ -414,6 +619,11 @@ impl FaultNeeds {
             FaultKind::IoErrors => FaultNeeds { duration: true, rate: true, ..none },
             FaultKind::BitFlips => FaultNeeds { count: true, ..none },
             FaultKind::ClockSkew => FaultNeeds { duration: true, ..none },
+            FaultKind::OneWayCut
+            | FaultKind::Split
+            | FaultKind::Bridge
+            | FaultKind::CutBrokerLinks
+            | FaultKind::PowerLoss => FaultNeeds { duration: true, ..none },
         }
     }
 }
@@ -443,6 +653,30 @@ fn validate_nemesis(scenario: &Scenario, problems: &mut Problems) {
             problems.push(field("targets").index(i), message);
         }
     }
+    let servers = server_count(scenario);
+    let nodes = servers + scenario.producer.count + scenario.consumer.count;
+    for (i, kind) in nemesis.kinds.iter().enumerate() {
+        let least = match kind {
+            FaultKind::OneWayCut => ("nodes", nodes, 2),
+            FaultKind::Split => ("brokers and controllers", servers, 2),
+            FaultKind::Bridge => ("brokers and controllers", servers, 3),
+            FaultKind::CutBrokerLinks => ("brokers", scenario.cluster.brokers, 2),
+            _ => continue,
+        };
+        let (what, have, need) = least;
+        problems.check(
+            have >= need,
+            || field("kinds").index(i),
+            || format!("`{}` needs at least {need} {what}, the scenario has {have}", kebab(*kind)),
+        );
+    }
+    if let Some(max) = nemesis.power_loss_max {
+        problems.check(
+            (1..=servers).contains(&max),
+            || field("power_loss_max"),
+            || format!("{max} is outside 1..={servers} (brokers and controllers)"),
+        );
+    }
 }
 
 fn validate_expectation(expect: &Expectation, problems: &mut Problems) {
@@ -471,3 +705,6 @@ pub fn kebab(kind: FaultKind) -> String {
         .and_then(|value| value.as_str().map(str::to_string))
         .expect("FaultKind serializes to a kebab-case string")
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,7 @@
 pub mod links;
 pub mod resolve;
 
+use crate::check::cluster::ClusterEvent;
 use crate::scenario::validate::kebab;
 use crate::scenario::{FaultKind, FaultStep, NemesisSettings};
 use crate::world::disk::{IoErrorRates, SimDisk};
@@ -276,6 +277,10 @@ impl Nemesis {
                     self.world.state().stats.crashes += 1;
                     if !is_server(node) {
                         (self.targets.on_client_crash)(node);
+                    }
+                    if let Some(index) = node.strip_prefix("broker-").and_then(|i| i.parse().ok()) {
+                        let broker = kafkasim::types::NodeId(index);
+                        self.world.report(node, ClusterEvent::BrokerStopped { broker });
                     }
                 }
             }

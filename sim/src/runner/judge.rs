@@ -96,10 +96,6 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
 /// What the scenario's configuration promises, for `promises::allowed`.
 pub fn config_facts(scenario: &Scenario) -> ConfigFacts {
     let topic = scenario.topics.first().expect("validated: at least one topic");
-    let kills = |kind: FaultKind| {
-        scenario.faults.iter().any(|f| f.kind == kind)
-            || scenario.nemesis.as_ref().is_some_and(|n| n.kinds.contains(&kind))
-    };
     ConfigFacts {
         acks: match scenario.producer.acks {
             AcksSetting::Zero => Acks::Zero,
@@ -120,8 +116,36 @@ pub fn config_facts(scenario: &Scenario) -> ConfigFacts {
         max_in_flight: scenario.producer.max_in_flight,
         assign_without_seek: true,
         flush_every_batch: scenario.topics.iter().all(|t| t.flush == FlushSetting::EveryBatch),
-        // The heal restarts every broker: with a single replica that is a loss of every
-        // replica's unsynced tail at once.
-        faults_destroy_all_replicas: topic.replication_factor == 1 || kills(FaultKind::Crash),
+        faults_destroy_all_replicas: destroys_all_replicas(scenario, topic.replication_factor),
     }
+}
+
+/// Whether the fault schedule can take down every replica of a partition at once (losing
+/// every replica's unsynced tail), which Kafka does not promise to survive. A lone broker
+/// is restarted by the heal, so with one replica that is always so. With more, only
+/// correlated crashes can: a power loss of at least RF nodes, or scripted crashes of at
+/// least RF brokers at the same instant.
+fn destroys_all_replicas(scenario: &Scenario, replication_factor: u32) -> bool {
+    if replication_factor <= 1 {
+        return true;
+    }
+    let rf = replication_factor as usize;
+    let random = scenario.nemesis.as_ref().is_some_and(|n| {
+        n.kinds.contains(&FaultKind::PowerLoss)
+            && n.power_loss_max_or_default(scenario.cluster.brokers) as usize >= rf
+    });
+    let scripted_power_loss = scenario.faults.iter().any(|f| {
+        f.kind == FaultKind::PowerLoss
+            && (f.nodes.as_ref().map_or(0, Vec::len) >= rf || f.count.unwrap_or(0) as usize >= rf)
+    });
+    let mut crashes_at: std::collections::BTreeMap<u64, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for f in scenario.faults.iter().filter(|f| f.kind == FaultKind::Crash) {
+        crashes_at
+            .entry((f.at_s * 1000.0) as u64)
+            .or_default()
+            .insert(f.target.as_deref().unwrap_or(""));
+    }
+    let simultaneous = crashes_at.values().any(|targets| targets.len() >= rf);
+    random || scripted_power_loss || simultaneous
 }

@@ -55,6 +55,8 @@ pub struct Nemesis {
     targets: Arc<Targets>,
     rng: Mutex<ChaCha8Rng>,
     clogs: Mutex<LinkClogs>,
+    /// Brokers killed and not restarted yet.
+    down: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// A fault resolved to nodes: what `apply` does and `repair` undoes.
@@ -83,6 +85,7 @@ impl Nemesis {
             targets: Arc::new(targets),
             rng: Mutex::new(rng),
             clogs: Mutex::new(LinkClogs::default()),
+            down: Mutex::new(std::collections::BTreeSet::new()),
         })
     }
 
@@ -225,7 +228,41 @@ impl Nemesis {
         if plan.nodes.is_empty() {
             return Err("the fault resolved to no node".to_string());
         }
+        let kills = matches!(fault.kind, FaultKind::Crash | FaultKind::PowerLoss);
+        let spare = self.world.scenario.nemesis.as_ref().is_some_and(|n| n.spare_last_replica);
+        if kills && spare {
+            self.check_spares_a_replica(&plan.nodes)?;
+        }
         Ok(plan)
+    }
+
+    /// Err when killing `nodes` would leave a partition with no live in-sync replica at or
+    /// above the HW its replicas reported. Only an in-sync replica can be elected with
+    /// unclean election off, so a live replica outside the ISR does not save the records:
+    /// the last ISR member leads again after its power loss (Kafka's "last replica
+    /// standing", which KIP-966 addresses).
+    fn check_spares_a_replica(&self, nodes: &[String]) -> Result<(), String> {
+        let down = self.down.lock().expect("nemesis down set").clone();
+        let state = self.world.state();
+        let replicas = &state.cluster.replicas;
+        for (tp, partition) in &state.cluster.partitions {
+            let of_tp = || replicas.iter().filter(move |((_, t), _)| t == tp);
+            let hw = of_tp().map(|(_, r)| r.high_watermark).max().unwrap_or_default();
+            let intact = of_tp().any(|((broker, _), r)| {
+                let name = format!("broker-{}", broker.0);
+                partition.isr.contains(broker)
+                    && r.log_end_offset >= hw
+                    && !down.contains(&name)
+                    && !nodes.contains(&name)
+            });
+            if !intact {
+                return Err(format!(
+                    "it would leave {tp} without a live in-sync replica holding its records up to hw {hw} (isr {:?})",
+                    partition.isr
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn id_of(&self, name: &str) -> NodeId {
@@ -275,6 +312,15 @@ impl Nemesis {
                 for node in &plan.nodes {
                     handle.kill(self.id_of(node));
                     self.world.state().stats.crashes += 1;
+                    if node.starts_with("broker-") {
+                        self.down.lock().expect("nemesis down set").insert(node.clone());
+                        // Its last report describes the log it just lost.
+                        self.world
+                            .state()
+                            .cluster
+                            .replicas
+                            .retain(|(b, _), _| format!("broker-{}", b.0) != *node);
+                    }
                     if !is_server(node) {
                         (self.targets.on_client_crash)(node);
                     }
@@ -347,6 +393,7 @@ impl Nemesis {
                     let node_id = self.id_of(node);
                     handle.kill(node_id);
                     handle.restart(node_id);
+                    self.down.lock().expect("nemesis down set").remove(node);
                 }
             }
             FaultKind::Pause => handle.resume(id),
@@ -407,6 +454,7 @@ impl Nemesis {
         // cluster keeps its live brokers: restarting every replica at once would be a power
         // loss of the whole cluster, outside what Kafka promises.
         let clustered = self.world.scenario.cluster.controllers > 0;
+        self.down.lock().expect("nemesis down set").clear();
         for (name, id) in &self.targets.nodes {
             net.unclog_node(*id);
             disk.heal(*id);

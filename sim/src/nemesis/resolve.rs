@@ -185,6 +185,7 @@ mod tests {
         let view = PartitionView {
             leader: Some(NodeId(2)),
             leader_epoch: Epoch(3),
+            partition_epoch: kafkasim::types::PartitionEpoch(5),
             replicas: vec![NodeId(0), NodeId(1), NodeId(2)],
             isr: vec![NodeId(0), NodeId(2)],
         };

@@ -7,7 +7,9 @@ pub mod target;
 pub mod validate;
 
 pub use model::*;
-pub use parse::{load, load_variant, parse, parse_variant, variants, with_variant, ScenarioError};
+pub use parse::{
+    load, load_variant, parse, parse_variant, to_toml, variants, with_variant, ScenarioError,
+};
 pub use source_map::FieldPath;
 pub use target::{Target, TARGET_ROLES};
 pub use validate::{validate, Problem, KNOWN_ANOMALIES};

@@ -318,6 +318,12 @@ pub struct NemesisSettings {
     /// (at least 1), so a replicated cluster keeps a replica with its unsynced tail.
     #[serde(default)]
     pub power_loss_max: Option<u32>,
+    /// Skip a crash or power loss that would leave some partition without a live replica
+    /// holding everything its leader exposed (its HW): with flush never, that loses acked
+    /// records by design, outside Kafka's promise. A replica that lost power counts again
+    /// once it has refetched up to the HW.
+    #[serde(default)]
+    pub spare_last_replica: bool,
 }
 
 impl NemesisSettings {

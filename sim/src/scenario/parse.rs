@@ -748,3 +748,8 @@ description = "Flush every batch, and expect a pass."
         }
     }
 }
+
+/// A scenario as a TOML file that `load` reads back (generated schedules, shrunk failures).
+pub fn to_toml(scenario: &Scenario) -> String {
+    toml::to_string(scenario).expect("every scenario field serializes to TOML")
+}

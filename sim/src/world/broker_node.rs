@@ -244,6 +244,7 @@ fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: 
                 let view = PartitionView {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
                     replicas: p.replicas.clone(),
                     isr: p.isr.clone(),
                 };

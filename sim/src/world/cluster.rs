@@ -4,7 +4,7 @@
 //! overwrite their own entries; a crashed node's reports stay until a successor replaces them,
 //! so a target may name a node that just died (the fault then hits a dead node, harmlessly).
 
-use kafkasim::types::{Epoch, NodeId, Offset, TopicPartition};
+use kafkasim::types::{Epoch, NodeId, Offset, PartitionEpoch, TopicPartition};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,6 +30,7 @@ pub struct ReplicaView {
 pub struct PartitionView {
     pub leader: Option<NodeId>,
     pub leader_epoch: Epoch,
+    pub partition_epoch: PartitionEpoch,
     pub replicas: Vec<NodeId>,
     pub isr: Vec<NodeId>,
 }
@@ -88,7 +89,9 @@ impl ClusterView {
     /// Records a partition state if it is at least as new as the one held.
     pub fn update_partition(&mut self, tp: &TopicPartition, view: PartitionView) {
         match self.partitions.get(tp) {
-            Some(held) if held.leader_epoch > view.leader_epoch => {}
+            Some(held)
+                if (held.leader_epoch, held.partition_epoch)
+                    > (view.leader_epoch, view.partition_epoch) => {}
             _ => {
                 self.partitions.insert(tp.clone(), view);
             }

@@ -396,6 +396,11 @@ fn first_visible(text: &str, start: usize, end: usize) -> usize {
     }
 }
 
+/// A scenario as a TOML file that `load` reads back (generated schedules, shrunk failures).
+pub fn to_toml(scenario: &Scenario) -> String {
+    toml::to_string(scenario).expect("every scenario field serializes to TOML")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,9 +752,4 @@ description = "Flush every batch, and expect a pass."
             let _ = variants(&text);
         }
     }
-}
-
-/// A scenario as a TOML file that `load` reads back (generated schedules, shrunk failures).
-pub fn to_toml(scenario: &Scenario) -> String {
-    toml::to_string(scenario).expect("every scenario field serializes to TOML")
 }

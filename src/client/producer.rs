@@ -150,6 +150,10 @@ pub enum SendFailure {
     NoAcks,
     /// The broker answered success without an offset (a broker bug; never an ack).
     AckWithoutOffset,
+    /// The producer id changed while the batch may already be in the log under the old
+    /// one: resending it with new sequences could append it twice, so (as Kafka's
+    /// producer does) it is completed instead.
+    SessionReset,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -473,7 +477,7 @@ impl Producer {
             (RequestKind::InitProducerId, Response::InitProducerId(body))
                 if body.error == ErrorCode::None =>
             {
-                self.on_new_producer_id(body.producer_id, body.producer_epoch);
+                self.on_new_producer_id(now, body.producer_id, body.producer_epoch);
             }
             (RequestKind::InitProducerId, _) => {
                 self.producer_id =
@@ -556,12 +560,25 @@ impl Producer {
     }
 
     /// A new producer session: every partition's sequences restart at zero, and every
-    /// batch not yet acked is stamped afresh when next drained.
-    fn on_new_producer_id(&mut self, producer_id: i64, producer_epoch: i16) {
+    /// batch not yet acked is stamped afresh when next drained — except one that may
+    /// already be in the log under the old session, which completes as indeterminate
+    /// (Kafka's producer does not retry a batch across a producer id change either).
+    fn on_new_producer_id(&mut self, now: Millis, producer_id: i64, producer_epoch: i16) {
         assert!(producer_id >= 0, "broker granted invalid producer id {producer_id}");
         tracing::info!(client = %self.client_id, producer_id, producer_epoch, "new producer id");
         self.producer_id = ProducerIdState::Ready { producer_id, producer_epoch };
         self.next_sequence.clear();
+        let stale: Vec<BatchId> = self
+            .accumulator
+            .batches_mut()
+            .filter(|b| b.stamp.is_some() && b.maybe_appended && b.in_flight.is_none())
+            .map(|b| b.id)
+            .collect();
+        for id in stale {
+            // Unstamped first, so completing it does not reset the new session.
+            self.accumulator.batch_mut(id).expect("listed").stamp = None;
+            self.finish_failed(now, id, SendFailure::SessionReset);
+        }
         for batch in self.accumulator.batches_mut() {
             assert!(
                 batch.in_flight.is_none(),

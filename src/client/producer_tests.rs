@@ -749,3 +749,32 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_batch_that_may_be_in_the_log_is_not_resent_under_a_new_producer_id() {
+    let mut p = ready_idempotent(ProducerConfig { delivery_timeout_ms: 1_500, ..idempotent() });
+    let lost = send(&mut p, 0, "a");
+    produces(&p.poll(Millis(0)));
+    let maybe = send(&mut p, 600, "b");
+    let second = produces(&p.poll(Millis(600))).remove(0);
+    // Appended, then the ISR shrank: the outcome is unknown, and a retry would be deduped
+    // only within this producer session.
+    let error = ErrorCode::NotEnoughReplicasAfterAppend;
+    p.on_response(Millis(601), NodeId(1), second.1, answer(tp0(), error, None));
+    // "a" never answers and expires: the session is abandoned.
+    p.poll(Millis(1_000));
+    p.poll(Millis(1_100));
+    p.poll(Millis(1_500));
+    assert_eq!(p.producer_id(), None);
+    p.on_disconnect(Millis(1_501), NodeId(1));
+    let init = sends(&p.poll(Millis(1_501))).remove(0);
+    p.on_response(Millis(1_502), init.0, init.1.correlation_id, init_ok(43, 0));
+    let actions = p.poll(Millis(1_502));
+    let reason = SendFailure::SessionReset;
+    assert!(
+        completions(&actions).contains(&(maybe, SendResult::Indeterminate { reason })),
+        "{actions:?}"
+    );
+    assert!(produces(&actions).is_empty(), "not resent under producer id 43");
+    let _ = lost;
+}

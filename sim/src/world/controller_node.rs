@@ -188,7 +188,9 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                 };
                 world.report(&name, event);
                 if let EntryPayload::Data(bytes) = &entry.payload {
-                    report_records(&world, &name, index, controller.committed_image(), bytes);
+                    let image = controller.committed_image();
+                    let active = controller.is_active();
+                    report_records(&world, &name, index, image, bytes, active);
                 }
             }
             for reply in ready.replies {
@@ -252,7 +254,16 @@ fn answer_metadata_fetches(
 }
 
 /// Reports the partition changes of one committed batch (after it was applied).
-fn report_records(world: &WorldRef, name: &str, index: u32, image: &MetadataImage, bytes: &[u8]) {
+/// The active controller also logs each change as an event (the others only report it to
+/// the checker), so the event log shows every leader and ISR change once.
+fn report_records(
+    world: &WorldRef,
+    name: &str,
+    index: u32,
+    image: &MetadataImage,
+    bytes: &[u8],
+    active: bool,
+) {
     let Ok(records) = decode_batch(bytes) else {
         warn!(node = %name, "committed batch does not decode");
         return;
@@ -274,6 +285,16 @@ fn report_records(world: &WorldRef, name: &str, index: u32, image: &MetadataImag
                     let fields = [("tp", tp.to_string()), ("leader", format!("{leader:?}"))];
                     world.event(name, "unclean-election", &fields);
                 }
+                if active {
+                    let fields = [
+                        ("tp", tp.to_string()),
+                        ("leader", leader.map_or("none".to_string(), |l| l.to_string())),
+                        ("epoch", leader_epoch.to_string()),
+                        ("partition_epoch", partition_epoch.to_string()),
+                        ("isr", format!("{isr:?}")),
+                    ];
+                    world.event(name, "partition-changed", &fields);
+                }
                 world.report(
                     name,
                     ClusterEvent::PartitionChanged {
@@ -287,6 +308,16 @@ fn report_records(world: &WorldRef, name: &str, index: u32, image: &MetadataImag
                         unclean_allowed,
                     },
                 );
+            }
+            MetadataRecord::FenceBroker { broker_id, broker_epoch } if active => {
+                let fields =
+                    [("broker", broker_id.to_string()), ("epoch", broker_epoch.to_string())];
+                world.event(name, "broker-fenced", &fields);
+            }
+            MetadataRecord::UnfenceBroker { broker_id, broker_epoch } if active => {
+                let fields =
+                    [("broker", broker_id.to_string()), ("epoch", broker_epoch.to_string())];
+                world.event(name, "broker-unfenced", &fields);
             }
             MetadataRecord::CreateTopic {
                 name: topic,

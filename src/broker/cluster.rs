@@ -417,10 +417,11 @@ impl Broker {
                     !self.cluster.as_ref().expect("cluster").image.topics.contains_key(&t.name)
                 })
                 .map(|t| {
-                    (t.name.clone(), t.partitions, t.replication_factor, t.unclean_leader_election)
+                    let settings = (t.unclean_leader_election, t.min_insync_replicas as u16);
+                    (t.name.clone(), t.partitions, t.replication_factor, settings)
                 })
                 .collect();
-            for (name, partitions, replication_factor, unclean) in missing {
+            for (name, partitions, replication_factor, (unclean, min_insync)) in missing {
                 let kind = ControlKind::CreateTopic(name.clone());
                 if self.session().in_flight(&kind) {
                     continue;
@@ -430,6 +431,7 @@ impl Broker {
                     partitions,
                     replication_factor,
                     unclean_leader_election: unclean,
+                    min_insync_replicas: min_insync,
                 });
                 self.send_control(now, kind, body, 0);
             }

@@ -40,7 +40,7 @@ pub enum MetadataViolation {
 /// The shape every partition state must have.
 pub fn check_partition(tp: &TopicPartition, p: &PartitionState) -> Result<(), MetadataViolation> {
     let unique: BTreeSet<NodeId> = p.isr.iter().copied().collect();
-    if p.isr.is_empty()
+    if (p.isr.is_empty() && p.leader.is_some())
         || unique.len() != p.isr.len()
         || !p.isr.iter().all(|r| p.replicas.contains(r))
     {

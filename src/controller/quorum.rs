@@ -58,6 +58,7 @@ pub enum ControllerRequest {
         partitions: u32,
         replication_factor: u16,
         unclean_leader_election: bool,
+        min_insync_replicas: u16,
     },
 }
 
@@ -208,7 +209,7 @@ impl QuorumController {
             .collect();
         for broker_id in expired {
             tracing::info!(broker = %broker_id, %now, "broker session expired: fencing");
-            let batch = self.fence_batch(broker_id);
+            let batch = self.fence_batch(broker_id, false);
             let _ = self.propose(batch);
         }
     }
@@ -240,7 +241,13 @@ impl QuorumController {
                 partitions,
                 replication_factor,
                 unclean_leader_election,
-            } => self.create_topic(name, partitions, replication_factor, unclean_leader_election),
+                min_insync_replicas,
+            } => self.create_topic(
+                name,
+                partitions,
+                replication_factor,
+                (unclean_leader_election, min_insync_replicas),
+            ),
         };
         match result {
             Outcome::Now(response) => {
@@ -348,11 +355,12 @@ impl QuorumController {
         }
         // KRaft's broker epoch: the log index of the registration record.
         let broker_epoch = BrokerEpoch(self.raft.last_index() + 1);
-        let mut batch = Vec::new();
-        if self.pending.is_live(broker_id) {
-            // A live broker re-registering lost its state: treat the old incarnation as gone.
-            batch = self.fence_batch(broker_id);
-        }
+        // A live broker re-registering lost its state: treat the old incarnation as gone.
+        let mut batch = if self.pending.is_live(broker_id) {
+            self.fence_batch(broker_id, true)
+        } else {
+            self.unclean_shutdown_batch(broker_id)
+        };
         batch.insert(0, MetadataRecord::RegisterBroker { broker_id, broker_epoch });
         // RegisterBroker first leaves the broker fenced, so the fence records that follow
         // must not fence it again: drop them and keep only the partition changes.
@@ -475,8 +483,10 @@ impl QuorumController {
         if let Some(&broker) = new_isr.iter().find(|&&r| !self.pending.is_live(r)) {
             return Err(ControllerError::IneligibleReplica { tp: tp.clone(), broker });
         }
+        let elr = current.elr.iter().copied().filter(|r| !new_isr.contains(r)).collect();
         Ok(PartitionState {
             isr: new_isr,
+            elr,
             partition_epoch: PartitionEpoch(current.partition_epoch.0 + 1),
             unclean: false,
             ..current.clone()
@@ -488,7 +498,7 @@ impl QuorumController {
         name: String,
         partitions: u32,
         replication_factor: u16,
-        unclean: bool,
+        (unclean, min_insync_replicas): (bool, u16),
     ) -> Outcome {
         let wrap = ControllerResponse::CreateTopics;
         if self.active_term.is_none() {
@@ -528,6 +538,7 @@ impl QuorumController {
             replication_factor,
             assignments: assignments.clone(),
             unclean_leader_election: unclean,
+            min_insync_replicas,
         };
         match self.propose(vec![record]) {
             Ok(index) => Outcome::OnCommit(index, wrap(Ok(assignments))),
@@ -536,9 +547,15 @@ impl QuorumController {
     }
 
     /// FenceBroker, then for every partition holding the broker: out of the ISR (unless it
-    /// is the last member) and, if it led, a new leader from the live ISR, else (unclean
-    /// election enabled) any live replica flagged unclean, else no leader.
-    fn fence_batch(&self, broker_id: NodeId) -> Vec<MetadataRecord> {
+    /// is the last member) and, if it led, a new leader from the live ISR, else from the
+    /// live eligible leader replicas, else (unclean election enabled) any live replica
+    /// flagged unclean, else no leader.
+    ///
+    /// Eligible leader replicas (KIP-966): a broker fenced out of an ISR that thereby falls
+    /// below min.insync.replicas had every committed record (nothing commits below
+    /// min.insync), so it stays electable in the ELR. A broker that restarted
+    /// (`unclean_shutdown`: it may have lost its unsynced tail) never is.
+    fn fence_batch(&self, broker_id: NodeId, unclean_shutdown: bool) -> Vec<MetadataRecord> {
         let broker_epoch =
             self.pending.broker(broker_id).expect("fencing a registered broker").broker_epoch;
         let mut after = self.pending.clone();
@@ -549,26 +566,44 @@ impl QuorumController {
             if !p.isr.contains(&broker_id) && p.leader != Some(broker_id) {
                 continue;
             }
-            let unclean_allowed =
-                after.topic(&tp.topic).expect("partition's topic").unclean_leader_election;
+            let topic = after.topic(&tp.topic).expect("partition's topic");
+            let unclean_allowed = topic.unclean_leader_election;
+            let min_insync = usize::from(topic.min_insync_replicas.max(1));
             let mut isr: Vec<NodeId> = p.isr.iter().copied().filter(|&r| r != broker_id).collect();
+            let mut elr: Vec<NodeId> = p.elr.iter().copied().filter(|&r| r != broker_id).collect();
+            let removed = isr.len() < p.isr.len();
             if isr.is_empty() {
                 isr = p.isr.clone();
+            } else if removed && isr.len() < min_insync && !unclean_shutdown {
+                elr.push(broker_id);
+            }
+            if unclean_shutdown && isr == [broker_id] && !elr.is_empty() {
+                // Its log may have lost committed records another eligible replica holds.
+                isr.clear();
             }
             let mut next = PartitionState {
                 isr,
+                elr,
                 partition_epoch: PartitionEpoch(p.partition_epoch.0 + 1),
                 ..p.clone()
             };
-            if p.leader == Some(broker_id) {
+            if p.leader == Some(broker_id) || next.isr.is_empty() {
                 next.leader_epoch = Epoch(p.leader_epoch.0 + 1);
                 next.unclean = false;
                 let clean =
                     p.replicas.iter().copied().find(|r| next.isr.contains(r) && after.is_live(*r));
+                let eligible =
+                    p.replicas.iter().copied().find(|r| next.elr.contains(r) && after.is_live(*r));
                 let unclean = p.replicas.iter().copied().find(|&r| after.is_live(r));
-                match (clean, unclean) {
-                    (Some(leader), _) => next.leader = Some(leader),
-                    (None, Some(leader)) if unclean_allowed => {
+                match (clean, eligible, unclean) {
+                    (Some(leader), _, _) => next.leader = Some(leader),
+                    (None, Some(leader), _) => {
+                        tracing::info!(%tp, %leader, "leader elected from the eligible leader replicas");
+                        next.leader = Some(leader);
+                        next.isr = vec![leader];
+                        next.elr.retain(|r| *r != leader);
+                    }
+                    (None, None, Some(leader)) if unclean_allowed => {
                         tracing::warn!(%tp, %leader, "unclean leader election");
                         next.leader = Some(leader);
                         next.isr = vec![leader];
@@ -580,6 +615,29 @@ impl QuorumController {
                     }
                 }
             }
+            batch.push(change_record(&tp, &next));
+        }
+        batch
+    }
+
+    /// A fenced broker registers again after a restart (an unclean shutdown: its unsynced
+    /// tail may be gone): it leaves every ELR, and an ISR it is the last member of when an
+    /// eligible leader replica can take over.
+    fn unclean_shutdown_batch(&self, broker_id: NodeId) -> Vec<MetadataRecord> {
+        let mut batch = Vec::new();
+        for (tp, p) in self.pending.partitions() {
+            let in_elr = p.elr.contains(&broker_id);
+            let elr: Vec<NodeId> = p.elr.iter().copied().filter(|&r| r != broker_id).collect();
+            let sole = p.isr == [broker_id] && !elr.is_empty() && p.leader.is_none();
+            if !in_elr && !sole {
+                continue;
+            }
+            let next = PartitionState {
+                isr: if sole { Vec::new() } else { p.isr.clone() },
+                elr,
+                partition_epoch: PartitionEpoch(p.partition_epoch.0 + 1),
+                ..p.clone()
+            };
             batch.push(change_record(&tp, &next));
         }
         batch
@@ -597,16 +655,18 @@ impl QuorumController {
             }
             let unclean_allowed =
                 self.pending.topic(&tp.topic).expect("partition's topic").unclean_leader_election;
-            let clean = p.isr.contains(&broker_id);
-            if !clean && !unclean_allowed {
+            let in_isr = p.isr.contains(&broker_id);
+            let eligible = p.elr.contains(&broker_id);
+            if !in_isr && !eligible && !unclean_allowed {
                 continue;
             }
             let next = PartitionState {
                 leader: Some(broker_id),
                 leader_epoch: Epoch(p.leader_epoch.0 + 1),
                 partition_epoch: PartitionEpoch(p.partition_epoch.0 + 1),
-                isr: if clean { p.isr.clone() } else { vec![broker_id] },
-                unclean: !clean,
+                isr: if in_isr { p.isr.clone() } else { vec![broker_id] },
+                elr: p.elr.iter().copied().filter(|&r| r != broker_id).collect(),
+                unclean: !in_isr && !eligible,
                 replicas: p.replicas.clone(),
             };
             batch.push(change_record(&tp, &next));
@@ -627,6 +687,7 @@ fn change_record(tp: &TopicPartition, next: &PartitionState) -> MetadataRecord {
         leader_epoch: next.leader_epoch,
         partition_epoch: next.partition_epoch,
         isr: next.isr.clone(),
+        elr: next.elr.clone(),
         unclean: next.unclean,
     }
 }

@@ -37,6 +37,7 @@ pub enum MetadataRecord {
         replication_factor: u16,
         assignments: Vec<Vec<NodeId>>,
         unclean_leader_election: bool,
+        min_insync_replicas: u16,
     },
     PartitionChange {
         tp: TopicPartition,
@@ -44,6 +45,9 @@ pub enum MetadataRecord {
         leader_epoch: Epoch,
         partition_epoch: PartitionEpoch,
         isr: Vec<NodeId>,
+        /// Eligible leader replicas (KIP-966): fenced out of an ISR below min.insync, with
+        /// every committed record, and electable cleanly once unfenced.
+        elr: Vec<NodeId>,
         /// The leader was chosen outside the ISR (unclean election): data may be lost.
         unclean: bool,
     },
@@ -78,7 +82,11 @@ pub struct BrokerState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     pub replicas: Vec<NodeId>,
+    /// Empty only while the partition has no leader (its last member restarted uncleanly
+    /// and an eligible leader replica can take over).
     pub isr: Vec<NodeId>,
+    /// Eligible leader replicas (KIP-966).
+    pub elr: Vec<NodeId>,
     pub leader: Option<NodeId>,
     pub leader_epoch: Epoch,
     pub partition_epoch: PartitionEpoch,
@@ -89,6 +97,7 @@ pub struct PartitionState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicState {
     pub unclean_leader_election: bool,
+    pub min_insync_replicas: u16,
     pub partitions: Vec<PartitionState>,
 }
 
@@ -179,13 +188,14 @@ impl MetadataImage {
                 replication_factor,
                 assignments,
                 unclean_leader_election,
+                min_insync_replicas,
             } => {
                 self.create_topic(
                     name,
                     *partitions,
                     *replication_factor,
                     assignments,
-                    *unclean_leader_election,
+                    (*unclean_leader_election, *min_insync_replicas),
                 )?;
             }
             MetadataRecord::PartitionChange {
@@ -194,6 +204,7 @@ impl MetadataImage {
                 leader_epoch,
                 partition_epoch,
                 isr,
+                elr,
                 unclean,
             } => {
                 let current = self
@@ -202,6 +213,7 @@ impl MetadataImage {
                 let next = PartitionState {
                     replicas: current.replicas.clone(),
                     isr: isr.clone(),
+                    elr: elr.clone(),
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
@@ -238,7 +250,7 @@ impl MetadataImage {
         partitions: u32,
         replication_factor: u16,
         assignments: &[Vec<NodeId>],
-        unclean_leader_election: bool,
+        (unclean_leader_election, min_insync_replicas): (bool, u16),
     ) -> Result<(), MetadataError> {
         let bad = |what| MetadataError::BadAssignment { name: name.to_string(), what };
         if self.topics.contains_key(name) {
@@ -259,13 +271,14 @@ impl MetadataImage {
             states.push(PartitionState {
                 replicas: replicas.clone(),
                 isr: replicas.clone(),
+                elr: Vec::new(),
                 leader: replicas.first().copied(),
                 leader_epoch: Epoch(0),
                 partition_epoch: PartitionEpoch(0),
                 unclean: false,
             });
         }
-        let topic = TopicState { unclean_leader_election, partitions: states };
+        let topic = TopicState { unclean_leader_election, min_insync_replicas, partitions: states };
         self.topics.insert(name.to_string(), topic);
         Ok(())
     }
@@ -321,6 +334,7 @@ mod tests {
             replication_factor: 3,
             assignments: vec![vec![NodeId(1), NodeId(2), NodeId(3)]],
             unclean_leader_election: false,
+            min_insync_replicas: 2,
         };
         image.apply(&create).expect("create");
         let tp = TopicPartition::new("t", 0);
@@ -331,6 +345,7 @@ mod tests {
                 leader_epoch: Epoch(le),
                 partition_epoch: PartitionEpoch(pe),
                 isr: isr.iter().copied().map(NodeId).collect(),
+                elr: Vec::new(),
                 unclean,
             };
         // A new leader without a leader epoch bump.

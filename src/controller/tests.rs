@@ -104,6 +104,7 @@ impl Harness {
             partitions,
             replication_factor: rf,
             unclean_leader_election: unclean,
+            min_insync_replicas: 1,
         };
         self.request(1, req)
     }
@@ -392,4 +393,43 @@ fn three_controllers_converge_on_one_image() {
         assert_eq!(n.committed_image(), nodes[a].committed_image());
         assert!(n.committed_image().broker(NodeId(10)).is_some());
     }
+}
+
+/// KIP-966, as seen by replicated-safe seed 134: the ISR shrinks by fencing to a broker
+/// that then restarts with its unsynced tail gone. The broker fenced out of the ISR below
+/// min.insync is an eligible leader replica and leads once back; the restarted one does not.
+#[test]
+fn an_eligible_leader_replica_leads_instead_of_the_last_isr_member_after_its_restart() {
+    let mut h = Harness::new();
+    let epochs = h.brokers(3);
+    let req = ControllerRequest::CreateTopics {
+        name: "t".into(),
+        partitions: 1,
+        replication_factor: 3,
+        unclean_leader_election: false,
+        min_insync_replicas: 2,
+    };
+    h.request(1, req);
+    // Broker 3 stops heartbeating first, then broker 2: the ISR shrinks to {1}; 2 left it
+    // below min.insync with every committed record, so it is eligible.
+    h.keep_alive(&[(1, epochs[0]), (2, epochs[1])], 11_000);
+    h.keep_alive(&[(1, epochs[0])], 11_000);
+    let p = h.partition("t", 0);
+    assert_eq!(p.isr, vec![NodeId(1)]);
+    assert_eq!(p.elr, vec![NodeId(2)], "fenced out below min.insync: eligible");
+    // Broker 1 loses power; its session expires; then it registers again (unclean).
+    h.advance(11_000);
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (None, vec![NodeId(1)]), "last member, offline");
+    let e1 = h.register(1);
+    let p = h.partition("t", 0);
+    assert!(p.isr.is_empty(), "a restarted last member is not trusted over the elr: {p:?}");
+    h.heartbeat(1, e1);
+    assert_eq!(h.partition("t", 0).leader, None, "the restarted broker does not lead");
+    // Broker 2 comes back and catches up: elected cleanly from the ELR.
+    h.heartbeat(2, epochs[1]);
+    let p = h.partition("t", 0);
+    assert_eq!(p.leader, Some(NodeId(2)));
+    assert_eq!(p.isr, vec![NodeId(2)]);
+    assert!(p.elr.is_empty() && !p.unclean);
 }

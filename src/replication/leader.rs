@@ -467,8 +467,13 @@ impl PartitionLeader {
     }
 
     /// HW = min LEO over the maximal ISR, never backwards; a member that has not fetched
-    /// from this leader yet holds it where it is.
+    /// from this leader yet holds it where it is. Below min.insync the HW stands still
+    /// (KIP-966): then nothing is committed that a replica fenced out of the ISR (an
+    /// eligible leader replica, electable later) could lack.
     fn maybe_advance_hw(&mut self, log: &PartitionLog) {
+        if self.isr.committed().len() < self.config.min_insync_replicas {
+            return;
+        }
         let leo = log.log_end_offset();
         let mut candidate = leo;
         for member in self.isr.maximal().into_iter().filter(|m| *m != self.node) {
@@ -485,12 +490,16 @@ impl PartitionLeader {
         assert!(self.high_watermark <= leo, "{}: hw {} > leo {leo}", self.tp, self.high_watermark);
     }
 
+    /// Acks what the HW passed. Below min.insync the HW stands still, so every waiting
+    /// produce ends at once with NotEnoughReplicasAfterAppend (indeterminate: the record
+    /// is in the leader's log and may yet be committed).
     fn complete_waiting(&mut self) {
         let hw = self.high_watermark;
-        let (done, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.waiting).into_iter().partition(|w| w.last_offset < hw);
-        self.waiting = waiting;
         let enough = self.isr.committed().len() >= self.config.min_insync_replicas;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| w.last_offset < hw || !enough);
+        self.waiting = waiting;
         for w in done {
             let error =
                 if enough { ErrorCode::None } else { ErrorCode::NotEnoughReplicasAfterAppend };

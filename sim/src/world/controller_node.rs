@@ -277,6 +277,7 @@ fn report_records(
                 leader_epoch,
                 partition_epoch,
                 isr,
+                elr,
                 unclean,
             } => {
                 let unclean_allowed =
@@ -292,6 +293,7 @@ fn report_records(
                         ("epoch", leader_epoch.to_string()),
                         ("partition_epoch", partition_epoch.to_string()),
                         ("isr", format!("{isr:?}")),
+                        ("elr", format!("{elr:?}")),
                     ];
                     world.event(name, "partition-changed", &fields);
                 }

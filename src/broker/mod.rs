@@ -223,6 +223,11 @@ impl Broker {
         self.partitions.get(tp).is_some_and(|p| p.offline)
     }
 
+    /// A disk error took some partition offline (until a restart).
+    pub fn has_offline_partitions(&self) -> bool {
+        self.partitions.values().any(|p| p.offline)
+    }
+
     pub fn on_request(&mut self, now: Millis, conn: ConnId, frame: RequestFrame) {
         let correlation_id = frame.correlation_id;
         let body = match frame.body {

@@ -459,7 +459,14 @@ impl Nemesis {
             net.unclog_node(*id);
             disk.heal(*id);
             handle.resume(*id);
-            if name.starts_with("broker-") && !clustered {
+            let storage_failed = self.world.state().storage_failed.contains(name);
+            if clustered && storage_failed {
+                // A process restart, not a power loss: the page cache is written back.
+                disk.write_back(*id);
+                handle.kill(*id);
+                handle.restart(*id);
+                self.world.event(name, "restart-after-disk-failure", &[]);
+            } else if name.starts_with("broker-") && !clustered {
                 handle.kill(*id);
                 handle.restart(*id);
             } else if handle.is_exit(*id) {

@@ -56,6 +56,7 @@ pub async fn broker_main(world: WorldRef, index: u32) {
     let now = world.clock_ms(&name);
     let mut broker = Broker::new(config, incarnation, recovered, &high_watermarks, now);
     world.event(&name, "broker-started", &[("incarnation", incarnation.to_string())]);
+    world.state().storage_failed.remove(&name);
     let (mut peers, mut peer_rx) =
         Outbound::new(world.clone(), name.clone(), Role::Broker, BROKER_PORT);
     let (mut controllers, mut controller_rx) =
@@ -82,6 +83,9 @@ pub async fn broker_main(world: WorldRef, index: u32) {
             Some((id, sender)) = accept_rx.recv() => { conns.insert(id, sender); }
             Some((token, result)) = done_rx.recv() => {
                 broker.on_disk_done(world.clock_ms(&name), token, result);
+                if broker.has_offline_partitions() {
+                    world.state().storage_failed.insert(name.clone());
+                }
             }
             Some((id, event)) = conn_rx.recv() => match event {
                 ConnEvent::Frame(Frame::Request(request)) => {
@@ -448,7 +452,11 @@ async fn apply(disk: &Arc<SimDisk>, op: DiskOp) -> Result<(), super::disk::DiskE
     match op {
         DiskOp::Write { path, offset, data } => disk.write(&path, offset, data).await,
         DiskOp::Sync { path } => disk.sync(&path).await,
-        DiskOp::Truncate { path, len } => disk.truncate(&path, len).await,
+        // An index the log never wrote has nothing to cut.
+        DiskOp::Truncate { path, len } => match disk.truncate(&path, len).await {
+            Err(super::disk::DiskError::NotFound { .. }) => Ok(()),
+            other => other,
+        },
         DiskOp::Delete { path } => match disk.delete(&path).await {
             Err(super::disk::DiskError::NotFound { .. }) => Ok(()),
             other => other,

@@ -82,6 +82,9 @@ pub struct WorldState {
     pub cluster: cluster::ClusterView,
     /// The inside-cluster invariants, fed by every node's reports.
     pub cluster_checker: crate::check::cluster::ClusterChecker,
+    /// Brokers whose disk failed (a partition offline until restart): the heal restarts
+    /// them as a process restart, in cluster mode too.
+    pub storage_failed: std::collections::BTreeSet<String>,
     /// Invariant violations seen so far, in order.
     pub violations: Vec<crate::check::cluster::Violation>,
 }
@@ -188,6 +191,7 @@ impl World {
             cluster: cluster::ClusterView::default(),
             cluster_checker: crate::check::cluster::ClusterChecker::new(),
             violations: Vec::new(),
+            storage_failed: std::collections::BTreeSet::new(),
         };
         World {
             scenario,

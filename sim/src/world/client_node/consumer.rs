@@ -80,7 +80,15 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
         let now = world.clock_ms(&shell.name);
         let phase = world.phase();
         let ask = match catch_up {
-            CatchUp::NotStarted => phase == Phase::Quiet && world.state().sends_outstanding() == 0,
+            // End offsets are taken once nothing is in flight and (with replication) the
+            // cluster has converged: a new leader's HW lags records already committed.
+            CatchUp::NotStarted => {
+                let state = world.state();
+                let clustered = world.scenario.cluster.controllers > 0;
+                phase == Phase::Quiet
+                    && state.sends_outstanding() == 0
+                    && (!clustered || state.cluster.not_converged().is_empty())
+            }
             CatchUp::Asking { retry_at } => now.0 >= retry_at,
             _ => false,
         };

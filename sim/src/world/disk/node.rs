@@ -237,6 +237,14 @@ impl NodeDisk {
         }
     }
 
+    /// A process exit (not a power loss): the OS keeps the page cache and writes it back,
+    /// so every pending write becomes durable, in issue order.
+    pub(super) fn write_back(&mut self) {
+        for file in self.files.values_mut() {
+            file.sync_before(u64::MAX);
+        }
+    }
+
     /// Power loss: every pending write of every file, in path then issue order, is dropped,
     /// kept or torn at a sector boundary as the crash policy and the crash stream decide.
     pub(super) fn crash(&mut self) {

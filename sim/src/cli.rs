@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 /// The embedded default scenario of `kafkasim run`.
 pub const QUICKSTART_TOML: &str = include_str!("../../scenarios/quickstart.toml");
+/// The replicated benchmark scenario, embedded so `kafkasim bench` needs no files.
+const REPLICATED_SAFE_TOML: &str = include_str!("../../scenarios/replicated-safe.toml");
 const QUICKSTART_ORIGIN: &str = "embedded scenarios/quickstart.toml";
 /// A sweep larger than this is a typo, not a plan.
 const SWEEP_SEEDS_MAX: u64 = 100_000_000;
@@ -113,7 +115,8 @@ pub struct BenchArgs {
     /// Seeds per scenario (1..=N).
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
-    /// Benchmark scenario files (repeatable); the embedded quickstart when none.
+    /// Benchmark scenario files (repeatable); the embedded quickstart and replicated-safe
+    /// when none.
     #[arg(long = "scenario")]
     pub scenarios: Vec<PathBuf>,
     #[arg(long, default_value = "reports")]
@@ -725,7 +728,11 @@ fn cmd_scenarios(dir: &Path) -> i32 {
 
 fn cmd_bench(args: &BenchArgs) -> i32 {
     let loaded: Result<Vec<Scenario>, ScenarioError> = match args.scenarios.is_empty() {
-        true => load_scenario(None, None).map(|s| vec![s]),
+        true => load_scenario(None, None).and_then(|quickstart| {
+            let replicated =
+                scenario::parse(REPLICATED_SAFE_TOML, "scenarios/replicated-safe.toml")?;
+            Ok(vec![quickstart, replicated])
+        }),
         false => args.scenarios.iter().map(|path| scenario::load(path)).collect(),
     };
     let scenarios = match loaded {

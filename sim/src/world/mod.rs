@@ -256,10 +256,11 @@ impl World {
         let violations = self.state().cluster_checker.observe(&event);
         for violation in violations {
             tracing::error!(node, kind = ?violation.kind, detail = %violation.detail, "invariant violated");
-            let fields = [
-                ("invariant", format!("{:?}", violation.kind)),
-                ("detail", violation.detail.clone()),
-            ];
+            let name = serde_json::to_value(violation.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{:?}", violation.kind));
+            let fields = [("invariant", name), ("detail", violation.detail.clone())];
             self.event(node, "invariant-violated", &fields);
             self.state().violations.push(violation);
         }

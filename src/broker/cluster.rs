@@ -733,8 +733,10 @@ impl Broker {
         let Some(request) = follower.poll(&partition.log) else { return };
         let (leader, body, wait) = match request {
             FollowerRequest::Fetch { leader, partition } => {
+                let replica_epoch = self.cluster.as_ref().and_then(|s| s.broker_epoch);
                 let body = Request::Fetch(FetchRequest {
                     replica_id: Some(me),
+                    replica_epoch,
                     max_wait_ms: wait as u32,
                     min_bytes: 1,
                     max_bytes: partition.partition_max_bytes,

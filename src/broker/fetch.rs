@@ -155,6 +155,14 @@ impl Broker {
     /// progress, consumers below the HW), or NotLeaderOrFollower.
     fn read_as_leader(&mut self, now: Millis, request: &FetchRequest) -> FetchResponse {
         let mut budget = request.max_bytes as usize;
+        // A replica's fetch from an incarnation older than the one the metadata knows.
+        let stale = match (request.replica_id, request.replica_epoch, self.metadata_image()) {
+            (Some(replica), Some(epoch), Some((_, image))) => {
+                image.broker(replica).is_some_and(|b| b.broker_epoch > epoch)
+            }
+            (Some(_), None, _) => true,
+            _ => false,
+        };
         let mut partitions = Vec::with_capacity(request.partitions.len());
         for wanted in &request.partitions {
             let refuse = |error| FetchPartitionResponse {
@@ -165,6 +173,7 @@ impl Broker {
                 records: Bytes::new(),
             };
             let out = match self.partitions.get_mut(&wanted.tp) {
+                _ if stale => refuse(ErrorCode::StaleBrokerEpoch),
                 None => refuse(ErrorCode::NotLeaderOrFollower),
                 Some(p) if p.offline => refuse(ErrorCode::KafkaStorageError),
                 Some(p) => match &mut p.role {

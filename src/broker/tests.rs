@@ -165,6 +165,7 @@ fn an_empty_fetch_parks_until_data_arrives_or_it_expires() {
         client_id: NodeId(9),
         body: Request::Fetch(FetchRequest {
             replica_id: None,
+            replica_epoch: None,
             max_wait_ms: 300,
             min_bytes: 1,
             max_bytes: 1 << 20,
@@ -203,6 +204,7 @@ fn fetch_beyond_the_log_end_is_out_of_range() {
         client_id: NodeId(9),
         body: Request::Fetch(FetchRequest {
             replica_id: None,
+            replica_epoch: None,
             max_wait_ms: 0,
             min_bytes: 1,
             max_bytes: 1 << 20,
@@ -228,4 +230,98 @@ fn producer_ids_differ_across_incarnations() {
     let config = first.config.clone();
     let mut second = Broker::new(config, 2, BTreeMap::new(), &BTreeMap::new(), Millis(0));
     assert_ne!(first.init_producer_id().producer_id, second.init_producer_id().producer_id);
+}
+
+/// Cluster mode: broker 0, registered with epoch 1, leads t-0 with broker 1 (epoch 5) as
+/// its follower.
+fn cluster_leader() -> Broker {
+    use crate::controller::{ControllerResponse, MetadataImage, MetadataRecord};
+    use crate::types::BrokerEpoch;
+    let config = BrokerConfig {
+        node_id: NodeId(0),
+        topics: vec![TopicSpec {
+            name: "t".into(),
+            partitions: 1,
+            log: LogConfig::default(),
+            replication_factor: 2,
+            min_insync_replicas: 1,
+            unclean_leader_election: false,
+        }],
+        fetch_max_wait_ms: 500,
+        cluster: Some(ClusterSettings::default()),
+    };
+    let mut b = Broker::new(config, 1, BTreeMap::new(), &BTreeMap::new(), Millis(0));
+    b.tick(Millis(0));
+    let register = b
+        .take_outputs()
+        .into_iter()
+        .find_map(|o| match o {
+            BrokerOutput::ToController { frame, .. }
+                if matches!(frame.body, Request::Controller(_)) =>
+            {
+                Some(frame.correlation_id)
+            }
+            _ => None,
+        })
+        .expect("registration sent");
+    let reply = ControllerResponse::BrokerRegistration(Ok(BrokerEpoch(1)));
+    let frame = ResponseFrame { correlation_id: register, body: Response::Controller(reply) };
+    b.on_controller_response(Millis(1), 0, frame);
+    let mut image = MetadataImage::default();
+    for (id, epoch) in [(0, 1), (1, 5)] {
+        let record = MetadataRecord::RegisterBroker {
+            broker_id: NodeId(id),
+            broker_epoch: BrokerEpoch(epoch),
+        };
+        image.apply(&record).expect("register");
+    }
+    let create = MetadataRecord::CreateTopic {
+        name: "t".into(),
+        partitions: 1,
+        replication_factor: 2,
+        assignments: vec![vec![NodeId(0), NodeId(1)]],
+        unclean_leader_election: false,
+        min_insync_replicas: 1,
+    };
+    image.apply(&create).expect("create");
+    b.apply_metadata(Millis(2), 10, image);
+    b.take_outputs();
+    b
+}
+
+fn replica_fetch(epoch: u64) -> RequestFrame {
+    RequestFrame {
+        correlation_id: 3,
+        client_id: NodeId(1),
+        body: Request::Fetch(FetchRequest {
+            replica_id: Some(NodeId(1)),
+            replica_epoch: Some(crate::types::BrokerEpoch(epoch)),
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                tp: TopicPartition::new("t", 0),
+                fetch_offset: Offset(0),
+                partition_max_bytes: 1 << 20,
+                current_leader_epoch: Some(Epoch(0)),
+            }],
+        }),
+    }
+}
+
+#[test]
+fn a_fetch_from_an_earlier_incarnation_of_a_replica_is_refused() {
+    let mut b = cluster_leader();
+    b.on_request(Millis(3), ConnId(1), replica_fetch(4));
+    let out = b.take_outputs();
+    match &responses(&out)[0].body {
+        Response::Fetch(r) => assert_eq!(r.partitions[0].error, ErrorCode::StaleBrokerEpoch),
+        other => panic!("{other:?}"),
+    }
+    b.on_request(Millis(4), ConnId(1), replica_fetch(5));
+    let out = b.take_outputs();
+    match &responses(&out)[0].body {
+        Response::Fetch(r) => assert_eq!(r.partitions[0].error, ErrorCode::None),
+        other => panic!("{other:?}"),
+    }
 }

@@ -508,6 +508,7 @@ impl Consumer {
             }
             let body = Request::Fetch(FetchRequest {
                 replica_id: None,
+                replica_epoch: None,
                 max_wait_ms: self.config.fetch_max_wait_ms,
                 min_bytes: self.config.fetch_min_bytes,
                 max_bytes: self.config.fetch_max_bytes,

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     FencedLeaderEpoch,
     UnknownLeaderEpoch,
     InvalidRequest,
+    /// A request from an earlier incarnation of a broker (its broker epoch is stale).
+    StaleBrokerEpoch,
     CoordinatorLoadInProgress,
     CoordinatorNotAvailable,
     NotCoordinator,
@@ -98,6 +100,7 @@ impl ErrorCode {
             | ErrorCode::InvalidRecord
             | ErrorCode::UnknownLeaderEpoch
             | ErrorCode::InvalidRequest
+            | ErrorCode::StaleBrokerEpoch
             // Group errors never answer a produce; a group request refused is not applied.
             | ErrorCode::CoordinatorLoadInProgress
             | ErrorCode::CoordinatorNotAvailable

@@ -89,6 +89,7 @@ mod tests {
             client_id: NodeId(3),
             body: Request::Fetch(FetchRequest {
                 replica_id: None,
+                replica_epoch: None,
                 max_wait_ms: 500,
                 min_bytes: 1,
                 max_bytes: 1 << 20,

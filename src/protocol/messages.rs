@@ -4,7 +4,7 @@
 use super::ErrorCode;
 use crate::controller::raft::RaftMessage;
 use crate::controller::{ControllerError, ControllerRequest, ControllerResponse, MetadataImage};
-use crate::types::{Epoch, NodeId, Offset, TopicPartition};
+use crate::types::{BrokerEpoch, Epoch, NodeId, Offset, TopicPartition};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +120,9 @@ pub struct ProducePartitionResponse {
 pub struct FetchRequest {
     /// Set when a follower replica fetches (replication); None for consumers.
     pub replica_id: Option<NodeId>,
+    /// The fetching replica's broker epoch (KIP-903): a fetch from an earlier incarnation
+    /// of the replica, arriving late, is refused instead of counted as its progress.
+    pub replica_epoch: Option<BrokerEpoch>,
     pub max_wait_ms: u32,
     pub min_bytes: u32,
     pub max_bytes: u32,

@@ -249,6 +249,13 @@ impl Broker {
                 warn!(node = %self.node_id(), "controller request sent to a broker");
                 Response::Error(ErrorCode::InvalidRequest)
             }
+            Request::FindCoordinator(_)
+            | Request::JoinGroup(_)
+            | Request::SyncGroup(_)
+            | Request::Heartbeat(_)
+            | Request::LeaveGroup(_)
+            | Request::OffsetCommit(_)
+            | Request::OffsetFetch(_) => Response::Error(ErrorCode::CoordinatorNotAvailable),
         };
         self.respond(conn, correlation_id, body);
     }

@@ -55,6 +55,15 @@ pub enum Request {
     MetadataFetch(MetadataFetchRequest),
     /// Controller to controller: one Raft message; never answered by a response frame.
     Raft(RaftMessage),
+    /// Client to any broker: which broker coordinates a group.
+    FindCoordinator(FindCoordinatorRequest),
+    /// Client to the group's coordinator (the leader of its offsets partition).
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +93,13 @@ pub enum Response {
     OffsetsForLeaderEpoch(OffsetsForLeaderEpochResponse),
     Controller(ControllerResponse),
     MetadataFetch(MetadataFetchResponse),
+    FindCoordinator(FindCoordinatorResponse),
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
     /// The broker could not decode or route the request.
     Error(ErrorCode),
 }
@@ -249,8 +265,7 @@ pub struct EpochEndOffset {
 }
 
 // ---------------------------------------------------------------------------------------
-// Consumer groups (src/group). Not yet routed through `Request`/`Response`: the broker's
-// dispatch will add the variants when it hosts the group coordinator.
+// Consumer groups (src/group): answered by the broker hosting the group's coordinator.
 // ---------------------------------------------------------------------------------------
 
 /// Kafka's "no generation" (a standalone consumer's commit, or a member before its first

@@ -30,6 +30,9 @@ pub struct Scenario {
     pub faults: Vec<FaultStep>,
     #[serde(default)]
     pub nemesis: Option<NemesisSettings>,
+    /// The group coordinator's settings (used when `consumer.mode = "subscribe"`).
+    #[serde(default)]
+    pub group: GroupSettings,
     pub expect: Expectation,
 }
 
@@ -152,7 +155,37 @@ pub struct ProducerSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsumerMode {
+    /// Each consumer assigns itself every partition (no group).
     Assign,
+    /// The consumers are members of one consumer group (`group_id`) and share the
+    /// partitions the group leader assigns.
+    Subscribe,
+}
+
+/// When a group member commits what it polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitSetting {
+    /// Process, then commit: at-least-once.
+    AfterProcess,
+    /// Commit, then process: at-most-once (a crash in between loses the records).
+    BeforeProcess,
+}
+
+/// The group coordinator (broker side).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// Reject commits from stale generations and unknown members. `false` only to show
+    /// the zombie commit (CORRECTNESS.md).
+    pub generation_check: bool,
+    /// group.initial.rebalance.delay.ms
+    pub initial_rebalance_delay_ms: u64,
+    /// group.min.session.timeout.ms / group.max.session.timeout.ms
+    pub min_session_timeout_ms: u64,
+    pub max_session_timeout_ms: u64,
+    /// Partitions of the internal offsets topic (offsets.topic.num.partitions).
+    pub offsets_partitions: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +212,34 @@ pub struct ConsumerSettings {
     pub fetch_max_wait_ms: u64,
     #[serde(default = "max_poll_records_default")]
     pub max_poll_records: u32,
+    /// Subscribe mode: the group every consumer joins.
+    #[serde(default = "group_id_default")]
+    pub group_id: String,
+    /// Subscribe mode: partition.assignment.strategy ("range", "round-robin", "sticky").
+    #[serde(default = "assignor_default")]
+    pub assignor: String,
+    #[serde(default = "session_timeout_default")]
+    pub session_timeout_ms: u64,
+    #[serde(default = "heartbeat_interval_default")]
+    pub heartbeat_interval_ms: u64,
+    #[serde(default = "max_poll_interval_default")]
+    pub max_poll_interval_ms: u64,
+    /// Subscribe mode: commit after processing (at-least-once) or before (at-most-once).
+    #[serde(default = "commit_default")]
+    pub commit: CommitSetting,
+    /// enable.auto.commit: commit consumed positions every `auto_commit_interval_ms`
+    /// (and on revocation) instead of after each processed poll.
+    #[serde(default)]
+    pub auto_commit: bool,
+    #[serde(default = "auto_commit_interval_default")]
+    pub auto_commit_interval_ms: u64,
+    /// group.instance.id = the consumer's name: a restart within the session timeout
+    /// rejoins without a rebalance.
+    #[serde(default)]
+    pub static_membership: bool,
+    /// Simulated time spent processing each poll's records (a crash in it loses them).
+    #[serde(default)]
+    pub process_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -373,6 +434,19 @@ impl Default for BrokerSettings {
     }
 }
 
+impl Default for GroupSettings {
+    /// Kafka's defaults, except 3 offsets partitions (Kafka: 50).
+    fn default() -> Self {
+        GroupSettings {
+            generation_check: true,
+            initial_rebalance_delay_ms: 3_000,
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            offsets_partitions: 3,
+        }
+    }
+}
+
 impl Default for WorkloadSettings {
     fn default() -> Self {
         WorkloadSettings {
@@ -465,6 +539,29 @@ fn fetch_max_wait_default() -> u64 {
 }
 fn max_poll_records_default() -> u32 {
     500
+}
+fn group_id_default() -> String {
+    "group-1".to_string()
+}
+fn assignor_default() -> String {
+    "range".to_string()
+}
+fn session_timeout_default() -> u64 {
+    // Kafka 3's default is 45 s; shorter here so a seed sees several expiries.
+    10_000
+}
+fn heartbeat_interval_default() -> u64 {
+    3_000
+}
+fn max_poll_interval_default() -> u64 {
+    // Kafka: 300 s.
+    30_000
+}
+fn commit_default() -> CommitSetting {
+    CommitSetting::AfterProcess
+}
+fn auto_commit_interval_default() -> u64 {
+    5_000
 }
 fn seed_budget_default() -> u64 {
     20

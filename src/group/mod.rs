@@ -28,3 +28,6 @@ pub use partitioner::{find_coordinator, java_string_hash, partition_for_group};
 pub use records::{GroupRecord, GroupRecordError, MemberRecord};
 #[cfg(test)]
 mod tests_coordinator;
+
+/// The internal topic the coordinators keep group state and committed offsets in.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -166,7 +166,8 @@ impl Nemesis {
     fn plan(&self, fault: &Fault) -> Result<Plan, String> {
         let names: Vec<String> = self.targets.nodes.keys().cloned().collect();
         let cluster = self.world.state().cluster.clone();
-        let resolver = Resolver { names: &names, cluster: &cluster };
+        let coordinator = self.world.scenario.coordinator_partition();
+        let resolver = Resolver { names: &names, cluster: &cluster, coordinator };
         let mut rng = self.rng.lock().expect("nemesis rng");
         let target = match &fault.target {
             Some(text) => Some(resolver.one(text, &mut *rng)?),
@@ -181,7 +182,7 @@ impl Nemesis {
                     None => {
                         let others: Vec<String> =
                             names.iter().filter(|n| **n != from).cloned().collect();
-                        let sub = Resolver { names: &others, cluster: &cluster };
+                        let sub = Resolver { names: &others, cluster: &cluster, coordinator: None };
                         sub.one("any-node", &mut *rng)?
                     }
                 };

@@ -15,6 +15,8 @@ pub struct Resolver<'a> {
     /// Every node's name, in name order.
     pub names: &'a [String],
     pub cluster: &'a ClusterView,
+    /// The group's partition of the offsets topic, in subscribe mode.
+    pub coordinator: Option<TopicPartition>,
 }
 
 impl Resolver<'_> {
@@ -50,6 +52,13 @@ impl Resolver<'_> {
                 match self.cluster.leader_of(&tp) {
                     Some(leader) => format!("broker-{}", leader.0),
                     None => return Err(format!("{tp} has no known leader")),
+                }
+            }
+            Target::Coordinator => {
+                let tp = self.coordinator.as_ref().ok_or("the scenario has no consumer group")?;
+                match self.cluster.leader_of(tp) {
+                    Some(leader) => format!("broker-{}", leader.0),
+                    None => return Err(format!("the coordinator's {tp} has no known leader")),
                 }
             }
             Target::FollowerOf { topic, partition } => {
@@ -196,7 +205,7 @@ mod tests {
     #[test]
     fn cluster_roles_resolve_against_the_view() {
         let (names, cluster) = (names(), cluster());
-        let resolver = Resolver { names: &names, cluster: &cluster };
+        let resolver = Resolver { names: &names, cluster: &cluster, coordinator: None };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         assert_eq!(resolver.one("active-controller", &mut rng), Ok("controller-1".into()));
         assert_eq!(resolver.one("leader-of:events:0", &mut rng), Ok("broker-2".into()));
@@ -213,7 +222,7 @@ mod tests {
     fn unresolvable_roles_are_errors_not_panics() {
         let names = names();
         let empty = ClusterView::default();
-        let resolver = Resolver { names: &names, cluster: &empty };
+        let resolver = Resolver { names: &names, cluster: &empty, coordinator: None };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         for text in [
             "active-controller",
@@ -231,7 +240,7 @@ mod tests {
     #[test]
     fn many_dedupes_and_random_brokers_are_distinct() {
         let (names, cluster) = (names(), cluster());
-        let resolver = Resolver { names: &names, cluster: &cluster };
+        let resolver = Resolver { names: &names, cluster: &cluster, coordinator: None };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let texts = ["broker-2".to_string(), "leader-of:events:0".to_string()];
         assert_eq!(resolver.many(&texts, &mut rng), Ok(vec!["broker-2".to_string()]));

@@ -1,7 +1,10 @@
 //! From scenario settings to the configurations of the state machines and the world.
 
-use crate::scenario::{CleanupSetting, DiskSettings, FlushSetting, NetworkSettings, TopicConfig};
+use crate::scenario::{
+    CleanupSetting, DiskSettings, FlushSetting, NetworkSettings, Scenario, TopicConfig,
+};
 use crate::world::disk::{CrashPolicy, DiskConfig};
+use kafkasim::broker::TopicSpec;
 use kafkasim::log::{CleanupPolicy, FlushPolicy, LogConfig};
 use std::ops::Range;
 use std::time::Duration;
@@ -23,6 +26,27 @@ pub fn log_config(topic: &TopicConfig) -> LogConfig {
             CleanupSetting::Compact => CleanupPolicy::Compact,
         },
         ..defaults
+    }
+}
+
+/// The internal offsets topic as Kafka creates it: compacted, replicated to
+/// min(3, brokers) (offsets.topic.replication.factor), min.insync 2 where it can be, unclean
+/// election off, flushed never.
+pub fn offsets_topic(scenario: &Scenario) -> TopicSpec {
+    let replication_factor = scenario.cluster.brokers.min(3) as u16;
+    TopicSpec {
+        name: kafkasim::group::OFFSETS_TOPIC.to_string(),
+        partitions: scenario.group.offsets_partitions,
+        log: LogConfig {
+            cleanup: CleanupPolicy::Compact,
+            flush: FlushPolicy::Never,
+            // Small segments, so the cleaner compacts within a run.
+            segment_bytes: 64 * 1024,
+            ..LogConfig::default()
+        },
+        replication_factor,
+        min_insync_replicas: usize::from(replication_factor.min(2)),
+        unclean_leader_election: false,
     }
 }
 

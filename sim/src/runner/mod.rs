@@ -15,6 +15,7 @@ use crate::world::disk::SimDisk;
 use crate::world::{
     broker_node, client_node, node_ip, node_name, now_duration, Phase, Role, World, WorldRef,
 };
+use kafkasim::types::{Offset, TopicPartition};
 use madsim::runtime::{Handle, Runtime};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -188,19 +189,65 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
     }
 }
 
+/// Subscribe mode: each partition whose committed offset is below its leader's HW (or
+/// whose HW is unknown), as "tp committed c of hw".
+fn group_lag(world: &WorldRef) -> Vec<String> {
+    let state = world.state();
+    let mut lag = Vec::new();
+    for topic in &world.scenario.topics {
+        for partition in 0..topic.partitions {
+            let tp = TopicPartition::new(topic.name.clone(), partition);
+            let committed = state.group_committed.get(&tp).copied();
+            match state.cluster.leader_high_watermark(&tp) {
+                Some(hw) if committed.unwrap_or(Offset::ZERO) >= hw => {}
+                Some(hw) => lag.push(match committed {
+                    Some(c) => format!("{tp} committed {c} of hw {hw}"),
+                    None => format!("{tp} has no commit (hw {hw})"),
+                }),
+                None => lag.push(format!("{tp} has no known leader HW")),
+            }
+        }
+    }
+    lag
+}
+
 /// Waits until every consumer has read every partition to its end, or the quiet phase
 /// runs out; returns the liveness problems.
 async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
     let deadline = now_duration() + Duration::from_secs(quiet_s);
     let consumers = world.scenario.consumer.count as usize;
     let clustered = world.scenario.cluster.controllers > 0;
+    let subscribe = world.scenario.consumer.mode == crate::scenario::ConsumerMode::Subscribe;
     loop {
         let done = world.state().caught_up.values().filter(|done| **done).count();
         let converged = !clustered || world.state().cluster.not_converged().is_empty();
-        if done >= consumers && converged {
+        let group_lag = match subscribe {
+            true => group_lag(world),
+            false => Vec::new(),
+        };
+        let caught_up = match subscribe {
+            true => group_lag.is_empty() && world.state().sends_outstanding() == 0,
+            false => done >= consumers,
+        };
+        if caught_up && converged {
             return Vec::new();
         }
         if now_duration() >= deadline {
+            if subscribe {
+                let mut problems: Vec<String> = group_lag
+                    .iter()
+                    .map(|lag| format!("group lag {quiet_s} s after the heal: {lag}"))
+                    .collect();
+                let state = world.state();
+                let outstanding = state.sends_outstanding();
+                if outstanding > 0 {
+                    problems.push(format!("{outstanding} send ops never completed after the heal"));
+                }
+                for problem in state.cluster.not_converged() {
+                    problems.push(format!("not converged {quiet_s} s after the heal: {problem}"));
+                }
+                return problems;
+            }
             let state = world.state();
             let behind: Vec<String> = (0..world.scenario.consumer.count)
                 .map(|i| node_name(Role::Consumer, i))

@@ -434,6 +434,20 @@ impl Default for BrokerSettings {
     }
 }
 
+impl Scenario {
+    /// The group's partition of the offsets topic (its coordinator leads it), in
+    /// subscribe mode.
+    pub fn coordinator_partition(&self) -> Option<kafkasim::types::TopicPartition> {
+        (self.consumer.mode == ConsumerMode::Subscribe).then(|| {
+            let partition = kafkasim::group::partition_for_group(
+                &self.consumer.group_id,
+                self.group.offsets_partitions,
+            );
+            kafkasim::types::TopicPartition::new(kafkasim::group::OFFSETS_TOPIC, partition)
+        })
+    }
+}
+
 impl Default for GroupSettings {
     /// Kafka's defaults, except 3 offsets partitions (Kafka: 50).
     fn default() -> Self {

@@ -17,6 +17,7 @@ pub const TARGET_ROLES: &[&str] = &[
     "any-leader",
     "leader-of:<topic>:<partition>",
     "follower-of:<topic>:<partition>",
+    "coordinator",
 ];
 
 /// A parsed target: what a `target`, `peer` or `nodes` entry names.
@@ -34,6 +35,9 @@ pub enum Target {
     LeaderOf { topic: String, partition: u32 },
     /// A random follower (replica other than the leader) of one partition.
     FollowerOf { topic: String, partition: u32 },
+    /// The coordinator of the scenario's consumer group: the leader of the group's
+    /// partition of the offsets topic.
+    Coordinator,
 }
 
 impl Target {
@@ -54,6 +58,7 @@ impl Target {
         match text {
             "active-controller" => return Ok(Target::ActiveController),
             "any-leader" => return Ok(Target::AnyLeader),
+            "coordinator" => return Ok(Target::Coordinator),
             _ => {}
         }
         for (role, leader) in [("leader-of:", true), ("follower-of:", false)] {
@@ -88,7 +93,10 @@ impl Target {
             Target::Node(name) => name.starts_with("broker-"),
             Target::AnyOf(prefix) => *prefix == "broker-",
             Target::ActiveController => false,
-            Target::AnyLeader | Target::LeaderOf { .. } | Target::FollowerOf { .. } => true,
+            Target::AnyLeader
+            | Target::LeaderOf { .. }
+            | Target::FollowerOf { .. }
+            | Target::Coordinator => true,
         }
     }
 }
@@ -105,6 +113,7 @@ impl fmt::Display for Target {
             Target::FollowerOf { topic, partition } => {
                 write!(f, "follower-of:{topic}:{partition}")
             }
+            Target::Coordinator => write!(f, "coordinator"),
         }
     }
 }

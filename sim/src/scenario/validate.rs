@@ -52,6 +52,7 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
     validate_cluster(scenario, &mut problems);
     validate_topics(scenario, &mut problems);
     validate_clients(scenario, &mut problems);
+    validate_group(scenario, &mut problems);
     validate_io(scenario, &mut problems);
     validate_phases(scenario, &mut problems);
     validate_faults(scenario, &mut problems);
@@ -76,6 +77,8 @@ pub fn target_problem(scenario: &Scenario, target: &str) -> Option<String> {
         Target::ActiveController => (scenario.cluster.controllers == 0)
             .then(|| format!("`{target}`: the scenario has no controllers")),
         Target::AnyLeader => None,
+        Target::Coordinator => (scenario.consumer.mode != ConsumerMode::Subscribe)
+            .then(|| format!("`{target}`: only a subscribe-mode scenario has a group coordinator")),
         Target::LeaderOf { topic, partition } | Target::FollowerOf { topic, partition } => {
             let Some(config) = scenario.topics.iter().find(|t| t.name == topic) else {
                 let names: Vec<&str> = scenario.topics.iter().map(|t| t.name.as_str()).collect();
@@ -328,6 +331,87 @@ fn validate_clients(scenario: &Scenario, problems: &mut Problems) {
     let b = |name: &str| root().key("broker").key(name);
     problems.positive(broker.request_timeout_ms, b("request_timeout_ms"), "a timeout");
     problems.positive(broker.replica_lag_time_max_ms, b("replica_lag_time_max_ms"), "a lag bound");
+}
+
+/// Subscribe mode's member settings and the coordinator's `[group]` table.
+fn validate_group(scenario: &Scenario, problems: &mut Problems) {
+    let consumer = &scenario.consumer;
+    let group = &scenario.group;
+    let c = |name: &str| root().key("consumer").key(name);
+    let g = |name: &str| root().key("group").key(name);
+    problems.positive(u64::from(group.offsets_partitions), g("offsets_partitions"), "partitions");
+    problems.check(
+        group.min_session_timeout_ms <= group.max_session_timeout_ms,
+        || g("min_session_timeout_ms"),
+        || {
+            format!(
+                "{} is above max_session_timeout_ms ({})",
+                group.min_session_timeout_ms, group.max_session_timeout_ms
+            )
+        },
+    );
+    if consumer.mode != ConsumerMode::Subscribe {
+        return;
+    }
+    problems.check(
+        scenario.cluster.controllers > 0,
+        || root().key("consumer").key("mode"),
+        || {
+            "subscribe mode needs the group coordinator, which lives on the replicated offsets \
+             topic: set cluster.controllers to 1, 3 or 5"
+                .into()
+        },
+    );
+    problems.check(
+        !consumer.group_id.is_empty() && consumer.group_id.len() <= 249,
+        || c("group_id"),
+        || "must be 1 to 249 bytes".into(),
+    );
+    problems.check(
+        kafkasim::group::AssignorKind::from_name(&consumer.assignor).is_some(),
+        || c("assignor"),
+        || {
+            format!(
+                "`{}` is not an assignor: use \"range\", \"round-robin\" or \"sticky\"",
+                consumer.assignor
+            )
+        },
+    );
+    problems.positive(consumer.heartbeat_interval_ms, c("heartbeat_interval_ms"), "an interval");
+    problems.positive(consumer.max_poll_interval_ms, c("max_poll_interval_ms"), "a timeout");
+    problems.check(
+        consumer.session_timeout_ms > consumer.heartbeat_interval_ms,
+        || c("session_timeout_ms"),
+        || {
+            format!(
+                "{} ms is not longer than heartbeat_interval_ms ({} ms): every session would expire",
+                consumer.session_timeout_ms, consumer.heartbeat_interval_ms
+            )
+        },
+    );
+    problems.check(
+        (group.min_session_timeout_ms..=group.max_session_timeout_ms)
+            .contains(&consumer.session_timeout_ms),
+        || c("session_timeout_ms"),
+        || {
+            format!(
+                "{} ms is outside the coordinator's [{}, {}] ms (group.min/max_session_timeout_ms)",
+                consumer.session_timeout_ms,
+                group.min_session_timeout_ms,
+                group.max_session_timeout_ms
+            )
+        },
+    );
+    problems.check(
+        !consumer.auto_commit || consumer.auto_commit_interval_ms > 0,
+        || c("auto_commit_interval_ms"),
+        || "must be greater than 0 when auto_commit is on".into(),
+    );
+    problems.check(
+        !(consumer.auto_commit && consumer.commit == CommitSetting::BeforeProcess),
+        || c("auto_commit"),
+        || "auto_commit commits on its own schedule; it cannot be combined with commit = \"before-process\"".into(),
+    );
 }
 
 fn validate_io(scenario: &Scenario, problems: &mut Problems) {

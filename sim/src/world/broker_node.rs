@@ -278,7 +278,7 @@ fn digests(log: &PartitionLog) -> Vec<BatchDigest> {
 
 fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
     let scenario = &world.scenario;
-    let topics = scenario
+    let mut topics: Vec<TopicSpec> = scenario
         .topics
         .iter()
         .map(|topic| TopicSpec {
@@ -290,6 +290,9 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
             unclean_leader_election: topic.unclean_leader_election,
         })
         .collect();
+    if scenario.coordinator_partition().is_some() {
+        topics.push(crate::runner::config::offsets_topic(scenario));
+    }
     let settings = &scenario.broker;
     let cluster = (scenario.cluster.controllers > 0).then(|| ClusterSettings {
         controllers: scenario.cluster.controllers,

@@ -74,6 +74,12 @@ impl ClusterView {
         problems
     }
 
+    /// The high watermark `tp`'s leader last reported.
+    pub fn leader_high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
+        let leader = self.leader_of(tp)?;
+        self.replicas.get(&(leader, tp.clone())).map(|r| r.high_watermark)
+    }
+
     /// The leader of `tp`, if one is known.
     pub fn leader_of(&self, tp: &TopicPartition) -> Option<NodeId> {
         self.partitions.get(tp).and_then(|p| p.leader)

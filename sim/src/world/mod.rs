@@ -87,6 +87,9 @@ pub struct WorldState {
     pub storage_failed: std::collections::BTreeSet<String>,
     /// Invariant violations seen so far, in order.
     pub violations: Vec<crate::check::cluster::Violation>,
+    /// Subscribe mode: the highest offset per partition a commit of the group was
+    /// acknowledged for (the quiet phase ends when it reaches every end offset).
+    pub group_committed: BTreeMap<kafkasim::types::TopicPartition, kafkasim::types::Offset>,
 }
 
 impl WorldState {
@@ -192,6 +195,7 @@ impl World {
             cluster_checker: crate::check::cluster::ClusterChecker::new(),
             violations: Vec::new(),
             storage_failed: std::collections::BTreeSet::new(),
+            group_committed: BTreeMap::new(),
         };
         World {
             scenario,

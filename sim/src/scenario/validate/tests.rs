@@ -227,3 +227,45 @@ fn the_readme_example_of_replication_faults_parses() {
     assert_eq!(scenario.faults.len(), 6);
     assert_eq!(scenario.nemesis.and_then(|n| n.power_loss_max), Some(1));
 }
+
+/// BASE as a subscribe-mode scenario: `member` lines go after `count = 1` (line 17), so the
+/// first of them is line 18.
+fn with_member(member: &str) -> Result<crate::scenario::Scenario, ScenarioError> {
+    let text = BASE.replace("[consumer]\ncount = 1\n", &format!("[consumer]\ncount = 1\n{member}"));
+    parse(&text, "scenarios/faults.toml")
+}
+
+#[test]
+fn group_settings_name_their_line_and_field() {
+    let ok = with_member("mode = \"subscribe\"\nassignor = \"sticky\"\n").expect("valid group");
+    assert_eq!(ok.consumer.assignor, "sticky");
+    let error = with_member("mode = \"subscribe\"\nassignor = \"fastest\"\n").unwrap_err();
+    assert_at(&error, 19, "consumer.assignor", "not an assignor");
+    let error = with_member(
+        "mode = \"subscribe\"\nsession_timeout_ms = 7000\nheartbeat_interval_ms = 7000\n",
+    )
+    .unwrap_err();
+    assert_at(&error, 19, "consumer.session_timeout_ms", "not longer than heartbeat_interval_ms");
+    let error = with_member(
+        "mode = \"subscribe\"\nsession_timeout_ms = 1000\nheartbeat_interval_ms = 500\n",
+    )
+    .unwrap_err();
+    assert_at(&error, 19, "consumer.session_timeout_ms", "outside the coordinator's");
+    let error = with_member("mode = \"subscribe\"\nsession_timeout_ms = -5\n").unwrap_err();
+    assert_eq!(error.line, Some(19), "{error}");
+    let error = with_member("mode = \"subscribe\"\ngroup_id = \"\"\n").unwrap_err();
+    assert_at(&error, 19, "consumer.group_id", "1 to 249 bytes");
+    let error =
+        with_member("mode = \"subscribe\"\ncommit = \"before-process\"\nauto_commit = true\n")
+            .unwrap_err();
+    assert_at(&error, 20, "consumer.auto_commit", "cannot be combined");
+}
+
+#[test]
+fn the_coordinator_target_needs_a_group() {
+    assert_at(&with_target("coordinator"), 21, "faults[0].target", "only a subscribe-mode");
+    let text = BASE
+        .replace("target = \"broker-1\"", "target = \"coordinator\"")
+        .replace("[consumer]\ncount = 1\n", "[consumer]\ncount = 1\nmode = \"subscribe\"\n");
+    parse(&text, "scenarios/faults.toml").expect("a group has a coordinator");
+}

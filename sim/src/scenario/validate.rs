@@ -403,6 +403,17 @@ fn validate_group(scenario: &Scenario, problems: &mut Problems) {
         },
     );
     problems.check(
+        consumer.process_ms + consumer.poll_interval_ms < consumer.max_poll_interval_ms,
+        || c("process_ms"),
+        || {
+            format!(
+                "{} ms of processing plus the {} ms poll interval reach max_poll_interval_ms ({} ms): \
+                 every member would leave the group after each poll",
+                consumer.process_ms, consumer.poll_interval_ms, consumer.max_poll_interval_ms
+            )
+        },
+    );
+    problems.check(
         !consumer.auto_commit || consumer.auto_commit_interval_ms > 0,
         || c("auto_commit_interval_ms"),
         || "must be greater than 0 when auto_commit is on".into(),

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 pub const QUICKSTART_TOML: &str = include_str!("../../scenarios/quickstart.toml");
 /// The replicated benchmark scenario, embedded so `kafkasim bench` needs no files.
 const REPLICATED_SAFE_TOML: &str = include_str!("../../scenarios/replicated-safe.toml");
+/// The consumer-group benchmark scenario, embedded likewise.
+const GROUP_SAFE_TOML: &str = include_str!("../../scenarios/group-safe.toml");
 const QUICKSTART_ORIGIN: &str = "embedded scenarios/quickstart.toml";
 /// A sweep larger than this is a typo, not a plan.
 const SWEEP_SEEDS_MAX: u64 = 100_000_000;
@@ -115,8 +117,8 @@ pub struct BenchArgs {
     /// Seeds per scenario (1..=N).
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
-    /// Benchmark scenario files (repeatable); the embedded quickstart and replicated-safe
-    /// when none.
+    /// Benchmark scenario files (repeatable); the embedded quickstart, replicated-safe and
+    /// group-safe when none.
     #[arg(long = "scenario")]
     pub scenarios: Vec<PathBuf>,
     #[arg(long, default_value = "reports")]
@@ -731,7 +733,8 @@ fn cmd_bench(args: &BenchArgs) -> i32 {
         true => load_scenario(None, None).and_then(|quickstart| {
             let replicated =
                 scenario::parse(REPLICATED_SAFE_TOML, "scenarios/replicated-safe.toml")?;
-            Ok(vec![quickstart, replicated])
+            let group = scenario::parse(GROUP_SAFE_TOML, "scenarios/group-safe.toml")?;
+            Ok(vec![quickstart, replicated, group])
         }),
         false => args.scenarios.iter().map(|path| scenario::load(path)).collect(),
     };

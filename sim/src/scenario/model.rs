@@ -418,6 +418,10 @@ pub struct Expectation {
     /// Seeds known to show `must_find` (documentation; tests replay them).
     #[serde(default)]
     pub known_seeds: Vec<u64>,
+    /// Subscribe mode: the most rebalances (generations after the group's first) a run
+    /// may show; static membership promises none for restarts within the session.
+    #[serde(default)]
+    pub max_rebalances: Option<u32>,
 }
 
 impl Default for BrokerSettings {

@@ -115,6 +115,8 @@ pub enum Fact {
     Registered {
         broker_epoch: BrokerEpoch,
     },
+    /// What a group coordinator hosted here did (generations, assignments, commits).
+    Group(crate::group::GroupEvent),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,6 +313,7 @@ impl Broker {
                 warn!(node = %self.node_id(), ?kind, ?body, "controller answered with the wrong response type");
             }
         }
+        self.pump_groups(now);
     }
 
     fn controller_error(&mut self, error: &ControllerError) {
@@ -337,6 +340,7 @@ impl Broker {
         if self.session().target == controller {
             self.session().retarget(None);
         }
+        self.pump_groups(now);
     }
 
     fn fail_control_request(&mut self, now: Millis, id: u32) {
@@ -448,6 +452,7 @@ impl Broker {
         session.image = image;
         self.outputs.push(BrokerOutput::Fact(Fact::MetadataApplied { index }));
         self.apply_roles(now);
+        self.pump_groups(now);
     }
 
     /// Takes the roles the image names, once it includes this incarnation's registration.

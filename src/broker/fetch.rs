@@ -104,6 +104,7 @@ impl Broker {
     pub fn on_connection_closed(&mut self, conn: ConnId) {
         self.parked.retain(|f| f.conn != conn);
         self.produces.retain(|p| p.conn != conn);
+        self.forget_group_replies(conn);
     }
 
     fn read_partitions(&mut self, now: Millis, request: &FetchRequest) -> FetchResponse {

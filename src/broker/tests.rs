@@ -19,6 +19,7 @@ fn broker(flush: FlushPolicy) -> Broker {
         }],
         fetch_max_wait_ms: 500,
         cluster: None,
+        groups: None,
     };
     Broker::new(config, 1, BTreeMap::new(), &BTreeMap::new(), Millis(0))
 }
@@ -235,8 +236,6 @@ fn producer_ids_differ_across_incarnations() {
 /// Cluster mode: broker 0, registered with epoch 1, leads t-0 with broker 1 (epoch 5) as
 /// its follower.
 fn cluster_leader() -> Broker {
-    use crate::controller::{ControllerResponse, MetadataImage, MetadataRecord};
-    use crate::types::BrokerEpoch;
     let config = BrokerConfig {
         node_id: NodeId(0),
         topics: vec![TopicSpec {
@@ -249,7 +248,28 @@ fn cluster_leader() -> Broker {
         }],
         fetch_max_wait_ms: 500,
         cluster: Some(ClusterSettings::default()),
+        groups: None,
     };
+    let create = crate::controller::MetadataRecord::CreateTopic {
+        name: "t".into(),
+        partitions: 1,
+        replication_factor: 2,
+        assignments: vec![vec![NodeId(0), NodeId(1)]],
+        unclean_leader_election: false,
+        min_insync_replicas: 1,
+    };
+    registered_broker(config, create)
+}
+
+/// Cluster mode: broker 0 built from `config` and registered with epoch 1, after applying
+/// an image (index 10) where brokers 0 (epoch 1) and 1 (epoch 5) are registered and
+/// `create` made a topic.
+pub(super) fn registered_broker(
+    config: BrokerConfig,
+    create: crate::controller::MetadataRecord,
+) -> Broker {
+    use crate::controller::{ControllerResponse, MetadataImage, MetadataRecord};
+    use crate::types::BrokerEpoch;
     let mut b = Broker::new(config, 1, BTreeMap::new(), &BTreeMap::new(), Millis(0));
     b.tick(Millis(0));
     let register = b
@@ -275,14 +295,6 @@ fn cluster_leader() -> Broker {
         };
         image.apply(&record).expect("register");
     }
-    let create = MetadataRecord::CreateTopic {
-        name: "t".into(),
-        partitions: 1,
-        replication_factor: 2,
-        assignments: vec![vec![NodeId(0), NodeId(1)]],
-        unclean_leader_election: false,
-        min_insync_replicas: 1,
-    };
     image.apply(&create).expect("create");
     b.apply_metadata(Millis(2), 10, image);
     b.take_outputs();

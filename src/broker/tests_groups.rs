@@ -403,7 +403,7 @@ fn a_cluster_commit_waits_for_the_hw_and_survives_leadership_moving_away_and_bac
     let out = send(&mut b, 3, 1, 10, commit(LED_GROUP, "", NO_GENERATION_ID, 42));
     assert!(answers(&out).is_empty(), "acknowledged before the follower copied it");
     let out = follower_fetch(&mut b, 4, 0);
-    assert!(answers(&out).get(&10).is_none(), "acknowledged before the follower's LEO passed it");
+    assert!(!answers(&out).contains_key(&10), "acknowledged before the follower's LEO passed it");
     let out = follower_fetch(&mut b, 5, 1);
     assert_eq!(commit_error(&answers(&out)[&10]), ErrorCode::None);
     assert_eq!(fetched(&mut b, 5, LED_GROUP), Ok(Some(Offset(42))));

@@ -424,3 +424,15 @@ fn a_commit_waiting_for_replication_fails_when_leadership_moves() {
     let out = answers(&move_leader(&mut b, 11, 1, 1));
     assert_eq!(commit_error(&out[&10]), ErrorCode::NotCoordinator);
 }
+
+#[test]
+fn a_commit_the_follower_never_copies_times_out_as_coordinator_not_available() {
+    let mut b = cluster_broker();
+    let out = send(&mut b, 3, 1, 10, commit(LED_GROUP, "", NO_GENERATION_ID, 42));
+    assert!(answers(&out).is_empty());
+    let timeout_ms = GroupSettings::default().offsets_commit_timeout_ms;
+    b.tick(Millis(3 + timeout_ms));
+    let out = answers(&b.take_outputs());
+    assert_eq!(commit_error(&out[&10]), ErrorCode::CoordinatorNotAvailable);
+    assert!(b.coordinates(LED_GROUP), "a timed-out append does not end the coordinator");
+}

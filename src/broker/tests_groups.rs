@@ -436,3 +436,22 @@ fn a_commit_the_follower_never_copies_times_out_as_coordinator_not_available() {
     assert_eq!(commit_error(&out[&10]), ErrorCode::CoordinatorNotAvailable);
     assert!(b.coordinates(LED_GROUP), "a timed-out append does not end the coordinator");
 }
+
+#[test]
+fn a_new_leader_loads_only_once_the_records_it_inherited_are_committed() {
+    let mut b = cluster_broker();
+    send(&mut b, 3, 1, 10, commit(LED_GROUP, "", NO_GENERATION_ID, 42));
+    follower_fetch(&mut b, 4, 0); // copied by broker 1, HW still 0
+    let tp = TopicPartition::new(OFFSETS_TOPIC, 0);
+    assert_eq!((b.high_watermark(&tp), b.log_end_offset(&tp)), (Some(Offset(0)), Some(Offset(1))));
+    move_leader(&mut b, 11, 1, 1);
+    move_leader(&mut b, 12, 0, 2);
+    assert_eq!(fetched(&mut b, 5, LED_GROUP), Err(ErrorCode::CoordinatorLoadInProgress));
+    let out = answers(&send(&mut b, 5, 1, 11, join(LED_GROUP, "")));
+    assert!(
+        matches!(&out[&11], Response::JoinGroup(r) if r.error == ErrorCode::CoordinatorLoadInProgress)
+    );
+    follower_fetch(&mut b, 6, 1); // broker 1 reached the LEO: the HW passes the commit
+    assert!(b.coordinates(LED_GROUP));
+    assert_eq!(fetched(&mut b, 6, LED_GROUP), Ok(Some(Offset(42))));
+}

@@ -455,3 +455,12 @@ fn a_new_leader_loads_only_once_the_records_it_inherited_are_committed() {
     assert!(b.coordinates(LED_GROUP));
     assert_eq!(fetched(&mut b, 6, LED_GROUP), Ok(Some(Offset(42))));
 }
+
+#[test]
+fn a_waiting_join_is_answered_not_coordinator_in_join_shape_when_leadership_moves() {
+    let mut b = cluster_broker();
+    let out = send(&mut b, 3, 1, 20, join(LED_GROUP, ""));
+    assert!(answers(&out).is_empty(), "the join waits for the initial rebalance delay");
+    let out = answers(&move_leader(&mut b, 11, 1, 1));
+    assert!(matches!(&out[&20], Response::JoinGroup(r) if r.error == ErrorCode::NotCoordinator));
+}

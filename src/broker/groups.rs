@@ -155,8 +155,14 @@ pub(super) struct GroupHost {
 }
 
 impl GroupHost {
-    pub fn new(settings: GroupSettings) -> GroupHost {
+    pub fn new(settings: GroupSettings, topics: &[TopicSpec]) -> GroupHost {
         assert!(settings.offsets_partitions > 0, "offsets topic with no partitions");
+        if let Some(spec) = topics.iter().find(|t| t.name == OFFSETS_TOPIC) {
+            assert_eq!(
+                spec.partitions, settings.offsets_partitions,
+                "{OFFSETS_TOPIC} configured with a partition count the group settings do not use"
+            );
+        }
         GroupHost {
             settings,
             hosted: BTreeMap::new(),

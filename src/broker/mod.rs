@@ -189,7 +189,7 @@ impl Broker {
                     .insert(tp, Partition::new(log, high_watermark, PartitionRole::Standalone));
             }
         }
-        let groups = config.groups.clone().map(GroupHost::new);
+        let groups = config.groups.clone().map(|settings| GroupHost::new(settings, &config.topics));
         let mut broker = Broker {
             config,
             partitions,

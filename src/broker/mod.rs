@@ -1,5 +1,7 @@
 //! A broker as a sans-IO state machine: it owns the partition logs it hosts and answers
-//! Produce, Fetch, ListOffsets, Metadata and InitProducerId.
+//! Produce, Fetch, ListOffsets, Metadata and InitProducerId, and — with
+//! `BrokerConfig::groups` — FindCoordinator and the group APIs, through the coordinators of
+//! the offsets partitions it leads (see `groups`).
 //!
 //! The driver (the node shell in `sim/`) feeds it requests, disk completions and ticks,
 //! and carries out what it returns: responses to send and disk operations to perform in

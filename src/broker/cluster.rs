@@ -50,6 +50,9 @@ pub struct ClusterSettings {
     pub hw_checkpoint_interval_ms: u64,
     /// How long a metadata fetch may be parked at the controller.
     pub metadata_max_wait_ms: u64,
+    /// KIP-392: a follower serves consumer fetches below its own HW instead of answering
+    /// NotLeaderOrFollower (Kafka: on when replica.selector.class is set; off by default).
+    pub follower_fetch: bool,
 }
 
 impl Default for ClusterSettings {
@@ -64,6 +67,7 @@ impl Default for ClusterSettings {
             replica_fetch_backoff_ms: 1_000,
             hw_checkpoint_interval_ms: 5_000,
             metadata_max_wait_ms: 500,
+            follower_fetch: false,
         }
     }
 }
@@ -115,6 +119,8 @@ pub enum Fact {
     Registered {
         broker_epoch: BrokerEpoch,
     },
+    /// What a group coordinator hosted here did (generations, assignments, commits).
+    Group(crate::group::GroupEvent),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,6 +317,7 @@ impl Broker {
                 warn!(node = %self.node_id(), ?kind, ?body, "controller answered with the wrong response type");
             }
         }
+        self.pump_groups(now);
     }
 
     fn controller_error(&mut self, error: &ControllerError) {
@@ -337,6 +344,7 @@ impl Broker {
         if self.session().target == controller {
             self.session().retarget(None);
         }
+        self.pump_groups(now);
     }
 
     fn fail_control_request(&mut self, now: Millis, id: u32) {
@@ -448,6 +456,7 @@ impl Broker {
         session.image = image;
         self.outputs.push(BrokerOutput::Fact(Fact::MetadataApplied { index }));
         self.apply_roles(now);
+        self.pump_groups(now);
     }
 
     /// Takes the roles the image names, once it includes this incarnation's registration.
@@ -858,6 +867,10 @@ impl Broker {
         }
         self.drain_disk_ops(&tp);
         self.poll_follower(now, &tp);
+        if self.session().settings.follower_fetch {
+            // Consumers parked on this follower may now have data below its HW.
+            self.wake_fetches(now);
+        }
     }
 
     /// Kafka's replication-offset-checkpoint: every hosted partition's HW, rewritten whole.

@@ -4,11 +4,13 @@
 //! LEO and reports the follower's progress. As in Kafka, a parked fetch completes on new
 //! bytes only, not on a HW move: a follower learns the HW one fetch late, up to
 //! replica.fetch.wait.max.ms late when no new records come (the window KIP-101 #1 needs).
+//! With `ClusterSettings::follower_fetch` (KIP-392) a follower also serves consumers,
+//! below its own HW, which trails the leader's.
 
 use super::{Broker, ConnId, PartitionRole};
 use crate::log::LogError;
 use crate::protocol::*;
-use crate::types::{Millis, Offset};
+use crate::types::{Epoch, Millis, Offset, TopicPartition};
 use bytes::Bytes;
 
 #[derive(Debug)]
@@ -104,6 +106,7 @@ impl Broker {
     pub fn on_connection_closed(&mut self, conn: ConnId) {
         self.parked.retain(|f| f.conn != conn);
         self.produces.retain(|p| p.conn != conn);
+        self.forget_group_replies(conn);
     }
 
     fn read_partitions(&mut self, now: Millis, request: &FetchRequest) -> FetchResponse {
@@ -113,39 +116,10 @@ impl Broker {
         let mut budget = request.max_bytes as usize;
         let mut partitions = Vec::with_capacity(request.partitions.len());
         for wanted in &request.partitions {
-            let mut out = FetchPartitionResponse {
-                tp: wanted.tp.clone(),
-                error: ErrorCode::None,
-                high_watermark: Offset::ZERO,
-                log_start_offset: Offset::ZERO,
-                records: Bytes::new(),
+            let out = match self.partitions.get(&wanted.tp) {
+                None => fetch_error(&wanted.tp, ErrorCode::UnknownTopicOrPartition),
+                Some(p) => read_below_hw(p, wanted, &mut budget),
             };
-            match self.partitions.get(&wanted.tp) {
-                None => out.error = ErrorCode::UnknownTopicOrPartition,
-                Some(p) if p.offline => out.error = ErrorCode::KafkaStorageError,
-                Some(p) => {
-                    out.high_watermark = p.high_watermark;
-                    out.log_start_offset = p.log.log_start_offset();
-                    if (wanted.fetch_offset >= p.high_watermark
-                        && wanted.fetch_offset <= p.log.log_end_offset())
-                        || budget == 0
-                    {
-                        // Caught up (or out of budget): nothing to send, not an error.
-                    } else {
-                        let max_bytes = budget.min(wanted.partition_max_bytes as usize).max(1);
-                        match p.log.read(wanted.fetch_offset, max_bytes, p.high_watermark) {
-                            Ok(data) => {
-                                budget = budget.saturating_sub(data.records.len());
-                                out.records = data.records;
-                            }
-                            Err(LogError::OffsetOutOfRange { .. }) => {
-                                out.error = ErrorCode::OffsetOutOfRange
-                            }
-                            Err(_) => out.error = ErrorCode::KafkaStorageError,
-                        }
-                    }
-                }
-            }
             partitions.push(out);
         }
         FetchResponse { partitions }
@@ -163,15 +137,10 @@ impl Broker {
             (Some(_), None, _) => true,
             _ => false,
         };
+        let follower_fetch = self.cluster.as_ref().is_some_and(|s| s.settings.follower_fetch);
         let mut partitions = Vec::with_capacity(request.partitions.len());
         for wanted in &request.partitions {
-            let refuse = |error| FetchPartitionResponse {
-                tp: wanted.tp.clone(),
-                error,
-                high_watermark: Offset::ZERO,
-                log_start_offset: Offset::ZERO,
-                records: Bytes::new(),
-            };
+            let refuse = |error| fetch_error(&wanted.tp, error);
             let out = match self.partitions.get_mut(&wanted.tp) {
                 _ if stale => refuse(ErrorCode::StaleBrokerEpoch),
                 None => refuse(ErrorCode::NotLeaderOrFollower),
@@ -188,11 +157,75 @@ impl Broker {
                         budget = budget.saturating_sub(out.records.len());
                         out
                     }
+                    PartitionRole::Follower(follower)
+                        if request.replica_id.is_none() && follower_fetch =>
+                    {
+                        match check_consumer_epoch(follower.leader_epoch(), wanted) {
+                            Ok(()) => read_below_hw(p, wanted, &mut budget),
+                            Err(error) => refuse(error),
+                        }
+                    }
                     _ => refuse(ErrorCode::NotLeaderOrFollower),
                 },
             };
             partitions.push(out);
         }
         FetchResponse { partitions }
+    }
+}
+
+fn fetch_error(tp: &TopicPartition, error: ErrorCode) -> FetchPartitionResponse {
+    FetchPartitionResponse {
+        tp: tp.clone(),
+        error,
+        high_watermark: Offset::ZERO,
+        log_start_offset: Offset::ZERO,
+        records: Bytes::new(),
+    }
+}
+
+/// A consumer's read of `p` below its HW (the only replica's, or a follower's under
+/// KIP-392), within `budget` bytes across the request.
+fn read_below_hw(
+    p: &super::Partition,
+    wanted: &FetchPartition,
+    budget: &mut usize,
+) -> FetchPartitionResponse {
+    let mut out = FetchPartitionResponse {
+        tp: wanted.tp.clone(),
+        error: ErrorCode::None,
+        high_watermark: p.high_watermark,
+        log_start_offset: p.log.log_start_offset(),
+        records: Bytes::new(),
+    };
+    if p.offline {
+        out.error = ErrorCode::KafkaStorageError;
+        return out;
+    }
+    let caught_up =
+        wanted.fetch_offset >= p.high_watermark && wanted.fetch_offset <= p.log.log_end_offset();
+    if caught_up || *budget == 0 {
+        // Caught up (or out of budget): nothing to send, not an error.
+        return out;
+    }
+    let max_bytes = (*budget).min(wanted.partition_max_bytes as usize).max(1);
+    match p.log.read(wanted.fetch_offset, max_bytes, p.high_watermark) {
+        Ok(data) => {
+            *budget = budget.saturating_sub(data.records.len());
+            out.records = data.records;
+        }
+        Err(LogError::OffsetOutOfRange { .. }) => out.error = ErrorCode::OffsetOutOfRange,
+        Err(_) => out.error = ErrorCode::KafkaStorageError,
+    }
+    out
+}
+
+/// KIP-320 fencing of a consumer reading from a follower: its view of the leader epoch
+/// must match the follower's.
+fn check_consumer_epoch(ours: Epoch, wanted: &FetchPartition) -> Result<(), ErrorCode> {
+    match wanted.current_leader_epoch {
+        Some(theirs) if theirs < ours => Err(ErrorCode::FencedLeaderEpoch),
+        Some(theirs) if theirs > ours => Err(ErrorCode::UnknownLeaderEpoch),
+        _ => Ok(()),
     }
 }

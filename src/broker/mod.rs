@@ -1,5 +1,7 @@
 //! A broker as a sans-IO state machine: it owns the partition logs it hosts and answers
-//! Produce, Fetch, ListOffsets, Metadata and InitProducerId.
+//! Produce, Fetch, ListOffsets, Metadata and InitProducerId, and — with
+//! `BrokerConfig::groups` — FindCoordinator and the group APIs, through the coordinators of
+//! the offsets partitions it leads (see `groups`).
 //!
 //! The driver (the node shell in `sim/`) feeds it requests, disk completions and ticks,
 //! and carries out what it returns: responses to send and disk operations to perform in
@@ -16,8 +18,10 @@
 
 mod cluster;
 mod fetch;
+mod groups;
 
 pub use cluster::{parse_hw_checkpoint, ClusterSettings, Fact, HW_CHECKPOINT};
+pub use groups::{GroupSettings, OFFSETS_TOPIC};
 
 use crate::log::{DiskOp, LogConfig, LogError, PartitionLog};
 use crate::protocol::*;
@@ -27,6 +31,7 @@ use crate::types::{Epoch, Millis, NodeId, Offset, TopicPartition};
 use bytes::Bytes;
 use cluster::ControlSession;
 use fetch::ParkedFetch;
+use groups::GroupHost;
 use std::collections::{BTreeMap, VecDeque};
 use tracing::{info, warn};
 
@@ -52,6 +57,9 @@ pub struct BrokerConfig {
     pub fetch_max_wait_ms: u64,
     /// Some: replicated, led as a controller quorum decides (cluster mode).
     pub cluster: Option<ClusterSettings>,
+    /// Some: this broker hosts the group coordinator of each partition of
+    /// [`OFFSETS_TOPIC`] it leads (the topic must be among `topics`).
+    pub groups: Option<GroupSettings>,
 }
 
 /// What the driver must do.
@@ -140,6 +148,7 @@ pub struct Broker {
     next_produce_id: u64,
     produces: Vec<PendingProduce>,
     cluster: Option<ControlSession>,
+    groups: Option<GroupHost>,
     parked: Vec<ParkedFetch>,
     /// Re-entrancy guard of `wake_fetches`.
     waking: bool,
@@ -182,6 +191,7 @@ impl Broker {
                     .insert(tp, Partition::new(log, high_watermark, PartitionRole::Standalone));
             }
         }
+        let groups = config.groups.clone().map(|settings| GroupHost::new(settings, &config.topics));
         let mut broker = Broker {
             config,
             partitions,
@@ -190,6 +200,7 @@ impl Broker {
             next_token: 0,
             next_produce_id: 0,
             produces: Vec::new(),
+            groups,
             cluster,
             parked: Vec::new(),
             waking: false,
@@ -200,6 +211,7 @@ impl Broker {
         for tp in tps {
             broker.drain_disk_ops(&tp);
         }
+        broker.pump_groups(now);
         broker
     }
 
@@ -229,6 +241,12 @@ impl Broker {
     }
 
     pub fn on_request(&mut self, now: Millis, conn: ConnId, frame: RequestFrame) {
+        self.dispatch(now, conn, frame);
+        // A fetch or a produce can move an offsets partition's HW and complete a commit.
+        self.pump_groups(now);
+    }
+
+    fn dispatch(&mut self, now: Millis, conn: ConnId, frame: RequestFrame) {
         let correlation_id = frame.correlation_id;
         let body = match frame.body {
             Request::Produce(request) => {
@@ -249,13 +267,18 @@ impl Broker {
                 warn!(node = %self.node_id(), "controller request sent to a broker");
                 Response::Error(ErrorCode::InvalidRequest)
             }
-            Request::FindCoordinator(_)
-            | Request::JoinGroup(_)
+            Request::FindCoordinator(request) => {
+                Response::FindCoordinator(self.find_coordinator(&request.key))
+            }
+            request @ (Request::JoinGroup(_)
             | Request::SyncGroup(_)
             | Request::Heartbeat(_)
             | Request::LeaveGroup(_)
             | Request::OffsetCommit(_)
-            | Request::OffsetFetch(_) => Response::Error(ErrorCode::CoordinatorNotAvailable),
+            | Request::OffsetFetch(_)) => {
+                self.group_request(now, conn, correlation_id, request);
+                return;
+            }
         };
         self.respond(conn, correlation_id, body);
     }
@@ -271,6 +294,7 @@ impl Broker {
             }
             partition.flushes.clear();
             self.fail_waiting_produces(&tp);
+            self.pump_groups(now);
             return;
         }
         while let Some(&(done, offset)) = partition.flushes.front() {
@@ -288,6 +312,7 @@ impl Broker {
         }
         self.complete_produces(&tp);
         self.wake_fetches(now);
+        self.pump_groups(now);
     }
 
     /// Timers: parked fetches expire, logs roll segments and apply retention and flush
@@ -310,11 +335,13 @@ impl Broker {
             self.control_tick(now);
         }
         self.expire_fetches(now);
+        self.tick_groups(now);
     }
 
     /// When the broker next needs a tick.
     pub fn next_wakeup(&self) -> Option<Millis> {
-        self.parked.iter().map(|f| f.deadline).min()
+        let fetches = self.parked.iter().map(|f| f.deadline).min();
+        [fetches, self.groups_next_deadline()].into_iter().flatten().min()
     }
 
     fn produce(&mut self, now: Millis, conn: ConnId, correlation_id: u32, request: ProduceRequest) {
@@ -416,6 +443,9 @@ impl Broker {
 
     /// An acks=all produce finished at the leader (acked, or failed indeterminately).
     fn complete_replicated(&mut self, tp: &TopicPartition, id: ProduceId, error: ErrorCode) {
+        if self.complete_offsets_append(tp, id, error) {
+            return;
+        }
         let Some(at) = self.produces.iter().position(|p| p.replicated.contains(&(tp.clone(), id)))
         else {
             return;
@@ -723,3 +753,5 @@ pub fn partition_dir(tp: &TopicPartition) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_groups;

@@ -19,6 +19,7 @@ fn broker(flush: FlushPolicy) -> Broker {
         }],
         fetch_max_wait_ms: 500,
         cluster: None,
+        groups: None,
     };
     Broker::new(config, 1, BTreeMap::new(), &BTreeMap::new(), Millis(0))
 }
@@ -199,23 +200,7 @@ fn an_empty_fetch_parks_until_data_arrives_or_it_expires() {
 fn fetch_beyond_the_log_end_is_out_of_range() {
     let mut b = broker(FlushPolicy::Never);
     b.take_outputs();
-    let frame = RequestFrame {
-        correlation_id: 1,
-        client_id: NodeId(9),
-        body: Request::Fetch(FetchRequest {
-            replica_id: None,
-            replica_epoch: None,
-            max_wait_ms: 0,
-            min_bytes: 1,
-            max_bytes: 1 << 20,
-            partitions: vec![FetchPartition {
-                tp: TopicPartition::new("t", 1),
-                fetch_offset: Offset(5),
-                partition_max_bytes: 1 << 20,
-                current_leader_epoch: None,
-            }],
-        }),
-    };
+    let frame = consumer_fetch(1, 5, None);
     b.on_request(Millis(0), ConnId(2), frame);
     let out = b.take_outputs();
     match &responses(&out)[0].body {
@@ -235,8 +220,16 @@ fn producer_ids_differ_across_incarnations() {
 /// Cluster mode: broker 0, registered with epoch 1, leads t-0 with broker 1 (epoch 5) as
 /// its follower.
 fn cluster_leader() -> Broker {
-    use crate::controller::{ControllerResponse, MetadataImage, MetadataRecord};
-    use crate::types::BrokerEpoch;
+    cluster_t(false, [NodeId(0), NodeId(1)])
+}
+
+/// Cluster mode: broker 0 follows broker 1 (the leader) on t-0.
+fn cluster_follower(follower_fetch: bool) -> Broker {
+    cluster_t(follower_fetch, [NodeId(1), NodeId(0)])
+}
+
+/// Broker 0 with topic t (one partition, replicas in `replicas` order, the first leads).
+fn cluster_t(follower_fetch: bool, replicas: [NodeId; 2]) -> Broker {
     let config = BrokerConfig {
         node_id: NodeId(0),
         topics: vec![TopicSpec {
@@ -248,8 +241,29 @@ fn cluster_leader() -> Broker {
             unclean_leader_election: false,
         }],
         fetch_max_wait_ms: 500,
-        cluster: Some(ClusterSettings::default()),
+        cluster: Some(ClusterSettings { follower_fetch, ..ClusterSettings::default() }),
+        groups: None,
     };
+    let create = crate::controller::MetadataRecord::CreateTopic {
+        name: "t".into(),
+        partitions: 1,
+        replication_factor: 2,
+        assignments: vec![replicas.to_vec()],
+        unclean_leader_election: false,
+        min_insync_replicas: 1,
+    };
+    registered_broker(config, create)
+}
+
+/// Cluster mode: broker 0 built from `config` and registered with epoch 1, after applying
+/// an image (index 10) where brokers 0 (epoch 1) and 1 (epoch 5) are registered and
+/// `create` made a topic.
+pub(super) fn registered_broker(
+    config: BrokerConfig,
+    create: crate::controller::MetadataRecord,
+) -> Broker {
+    use crate::controller::{ControllerResponse, MetadataImage, MetadataRecord};
+    use crate::types::BrokerEpoch;
     let mut b = Broker::new(config, 1, BTreeMap::new(), &BTreeMap::new(), Millis(0));
     b.tick(Millis(0));
     let register = b
@@ -275,14 +289,6 @@ fn cluster_leader() -> Broker {
         };
         image.apply(&record).expect("register");
     }
-    let create = MetadataRecord::CreateTopic {
-        name: "t".into(),
-        partitions: 1,
-        replication_factor: 2,
-        assignments: vec![vec![NodeId(0), NodeId(1)]],
-        unclean_leader_election: false,
-        min_insync_replicas: 1,
-    };
     image.apply(&create).expect("create");
     b.apply_metadata(Millis(2), 10, image);
     b.take_outputs();
@@ -324,4 +330,104 @@ fn a_fetch_from_an_earlier_incarnation_of_a_replica_is_refused() {
         Response::Fetch(r) => assert_eq!(r.partitions[0].error, ErrorCode::None),
         other => panic!("{other:?}"),
     }
+}
+
+/// Answers the follower's pending requests to its leader until it sent a Fetch, then
+/// answers that with two single-record batches and leader HW 1.
+fn feed_follower(b: &mut Broker) {
+    let tp = TopicPartition::new("t", 0);
+    for now in 3..10 {
+        b.tick(Millis(now));
+        let sent = b.take_outputs().into_iter().find_map(|o| match o {
+            BrokerOutput::ToBroker { frame, .. } => Some(frame),
+            _ => None,
+        });
+        let Some(frame) = sent else { continue };
+        let body = match frame.body {
+            Request::OffsetsForLeaderEpoch(_) => {
+                Response::OffsetsForLeaderEpoch(OffsetsForLeaderEpochResponse {
+                    partitions: vec![EpochEndOffset {
+                        tp: tp.clone(),
+                        error: ErrorCode::None,
+                        leader_epoch: Some(Epoch(0)),
+                        end_offset: Some(Offset(0)),
+                    }],
+                })
+            }
+            Request::Fetch(_) => {
+                let mut records = batch(&["a"], None).to_vec();
+                let second = RecordBatch::parse(batch(&["b"], None)).expect("valid");
+                records.extend_from_slice(second.with_position(Offset(1), Epoch(0)).as_bytes());
+                Response::Fetch(FetchResponse {
+                    partitions: vec![FetchPartitionResponse {
+                        tp: tp.clone(),
+                        error: ErrorCode::None,
+                        high_watermark: Offset(1),
+                        log_start_offset: Offset::ZERO,
+                        records: Bytes::from(records),
+                    }],
+                })
+            }
+            other => panic!("unexpected follower request {other:?}"),
+        };
+        let is_fetch = matches!(body, Response::Fetch(_));
+        let frame = ResponseFrame { correlation_id: frame.correlation_id, body };
+        b.on_broker_response(Millis(now), NodeId(1), frame);
+        if is_fetch {
+            return;
+        }
+    }
+    panic!("the follower never fetched");
+}
+
+/// A consumer's fetch (no wait) of t-`partition` from `offset`.
+fn consumer_fetch(
+    partition: u32,
+    offset: u64,
+    current_leader_epoch: Option<Epoch>,
+) -> RequestFrame {
+    RequestFrame {
+        correlation_id: 8,
+        client_id: NodeId(9),
+        body: Request::Fetch(FetchRequest {
+            replica_id: None,
+            replica_epoch: None,
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                tp: TopicPartition::new("t", partition),
+                fetch_offset: Offset(offset),
+                partition_max_bytes: 1 << 20,
+                current_leader_epoch,
+            }],
+        }),
+    }
+}
+
+fn consumer_answer(b: &mut Broker, current_leader_epoch: u32) -> FetchPartitionResponse {
+    b.on_request(Millis(20), ConnId(3), consumer_fetch(0, 0, Some(Epoch(current_leader_epoch))));
+    let out = b.take_outputs();
+    match &responses(&out)[0].body {
+        Response::Fetch(r) => r.partitions[0].clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_follower_serves_consumers_below_its_hw_only_when_allowed() {
+    let mut b = cluster_follower(false);
+    feed_follower(&mut b);
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(b.log_end_offset(&tp), Some(Offset(2)));
+    assert_eq!(consumer_answer(&mut b, 0).error, ErrorCode::NotLeaderOrFollower);
+
+    let mut b = cluster_follower(true);
+    feed_follower(&mut b);
+    assert_eq!(consumer_answer(&mut b, 1).error, ErrorCode::UnknownLeaderEpoch);
+    let answer = consumer_answer(&mut b, 0);
+    assert_eq!((answer.error, answer.high_watermark), (ErrorCode::None, Offset(1)));
+    let (batches, _) = crate::record::scan_batches(&answer.records);
+    let offsets: Vec<Offset> = batches.iter().map(|b| b.last_offset()).collect();
+    assert_eq!(offsets, vec![Offset(0)], "a follower served records above its HW");
 }

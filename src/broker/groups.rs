@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use tracing::{debug, error, info, warn};
 
 /// Kafka's internal offsets topic.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use crate::group::OFFSETS_TOPIC;
 
 /// Kafka caps group ids at 249 bytes (the coordinator's `id_bytes_max` default).
 const GROUP_ID_BYTES_MAX: usize = 249;

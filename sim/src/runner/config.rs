@@ -4,7 +4,7 @@ use crate::scenario::{
     CleanupSetting, DiskSettings, FlushSetting, NetworkSettings, Scenario, TopicConfig,
 };
 use crate::world::disk::{CrashPolicy, DiskConfig};
-use kafkasim::broker::TopicSpec;
+use kafkasim::broker::{GroupSettings, TopicSpec};
 use kafkasim::log::{CleanupPolicy, FlushPolicy, LogConfig};
 use std::ops::Range;
 use std::time::Duration;
@@ -29,25 +29,30 @@ pub fn log_config(topic: &TopicConfig) -> LogConfig {
     }
 }
 
-/// The internal offsets topic as Kafka creates it: compacted, replicated to
-/// min(3, brokers) (offsets.topic.replication.factor), min.insync 2 where it can be, unclean
-/// election off, flushed never.
-pub fn offsets_topic(scenario: &Scenario) -> TopicSpec {
-    let replication_factor = scenario.cluster.brokers.min(3) as u16;
-    TopicSpec {
-        name: kafkasim::group::OFFSETS_TOPIC.to_string(),
-        partitions: scenario.group.offsets_partitions,
-        log: LogConfig {
-            cleanup: CleanupPolicy::Compact,
-            flush: FlushPolicy::Never,
-            // Small segments, so the cleaner compacts within a run.
-            segment_bytes: 64 * 1024,
-            ..LogConfig::default()
-        },
-        replication_factor,
-        min_insync_replicas: usize::from(replication_factor.min(2)),
-        unclean_leader_election: false,
-    }
+/// The coordinator's settings and the offsets topic, in subscribe mode. The offsets
+/// topic is flushed every second rather than never: the log cleaner compacts only flushed
+/// segments, and Kafka flushes a segment when it rolls, which this log does not model.
+pub fn group_settings(scenario: &Scenario) -> Option<(GroupSettings, TopicSpec)> {
+    scenario.coordinator_partition()?;
+    let group = &scenario.group;
+    let to_u32 = |ms: u64| u32::try_from(ms).unwrap_or(u32::MAX);
+    let settings = GroupSettings {
+        offsets_partitions: group.offsets_partitions,
+        generation_check: group.generation_check,
+        initial_rebalance_delay_ms: group.initial_rebalance_delay_ms,
+        min_session_timeout_ms: to_u32(group.min_session_timeout_ms),
+        max_session_timeout_ms: to_u32(group.max_session_timeout_ms),
+        ..GroupSettings::default()
+    };
+    let log = LogConfig {
+        flush: FlushPolicy::IntervalMs(1_000),
+        // Small segments, so the cleaner compacts within a run.
+        segment_bytes: 64 * 1024,
+        ..LogConfig::default()
+    };
+    let brokers = u16::try_from(scenario.cluster.brokers).unwrap_or(u16::MAX);
+    let topic = settings.offsets_topic(brokers, log);
+    Some((settings, topic))
 }
 
 pub fn disk_config(disk: &DiskSettings) -> DiskConfig {

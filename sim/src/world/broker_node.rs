@@ -233,7 +233,11 @@ fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: 
                 .topics
                 .iter()
                 .find(|t| t.name == tp.topic)
-                .map_or(1, |t| t.min_insync_replicas as usize);
+                .map_or(1, |t| t.min_insync_replicas as usize)
+                .max(match tp.topic == kafkasim::group::OFFSETS_TOPIC {
+                    true => world.scenario.cluster.brokers.min(2) as usize,
+                    false => 1,
+                });
             ClusterEvent::AckedAll { broker: me, tp, last_offset, hw, isr, min_insync }
         }
         // Group events reach the checker once it has a group model.
@@ -292,9 +296,10 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
             unclean_leader_election: topic.unclean_leader_election,
         })
         .collect();
-    if scenario.coordinator_partition().is_some() {
-        topics.push(crate::runner::config::offsets_topic(scenario));
-    }
+    let groups = crate::runner::config::group_settings(scenario).map(|(settings, topic)| {
+        topics.push(topic);
+        settings
+    });
     let settings = &scenario.broker;
     let cluster = (scenario.cluster.controllers > 0).then(|| ClusterSettings {
         controllers: scenario.cluster.controllers,
@@ -312,7 +317,7 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
         topics,
         fetch_max_wait_ms: scenario.broker.fetch_max_wait_ms,
         cluster,
-        groups: None,
+        groups,
     }
 }
 

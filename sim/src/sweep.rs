@@ -234,6 +234,7 @@ mod tests {
             seed_budget,
             may_show: Vec::new(),
             known_seeds: Vec::new(),
+            max_rebalances: None,
         }
     }
 

@@ -299,10 +299,10 @@ pub fn add_history_figures(
 /// so records between b and a are processed again (or, if A's member was a zombie, A had
 /// claimed records nobody processed). Commits that overlap in time are not ordered.
 pub(crate) fn check_commit_order(history: &History, out: &mut Collector) {
-    // key -> (offset, invoke, completion, process) of the highest ok commit completed so far.
-    let mut highest: BTreeMap<&str, (u64, u64, u64, u64)> = BTreeMap::new();
-    // process -> (invoke index, highest-so-far snapshot taken at the invocation).
-    let mut open: BTreeMap<u64, (u64, BTreeMap<&str, (u64, u64, u64, u64)>)> = BTreeMap::new();
+    // key -> the highest ok commit completed so far.
+    let mut highest: BTreeMap<&str, OkCommit> = BTreeMap::new();
+    // process -> (invoke index, the highest ok commits of its keys when it was invoked).
+    let mut open: BTreeMap<u64, (u64, BTreeMap<&str, OkCommit>)> = BTreeMap::new();
     for op in history.ops() {
         let OpValue::Commit(offsets) = &op.value else {
             if op.f == OpF::Crash {
@@ -322,31 +322,42 @@ pub(crate) fn check_commit_order(history: &History, out: &mut Collector) {
         if op.op_type != OpType::Ok {
             continue;
         }
+        let this = |offset| OkCommit { offset, invoke, completion: op.index, process: op.process };
         for (key, &offset) in offsets {
-            if let Some(&(earlier, a_invoke, a_done, a_process)) = before.get(key.as_str()) {
-                if offset < earlier {
-                    out.push(AnomalyKind::RealtimeCommitOrder, || {
-                        Anomaly::new(
-                            key,
-                            format!(
-                                "process {} committed {key} at {offset} (ops {invoke}-{}), invoked \
-                                 after process {a_process}'s commit at {earlier} completed (op {a_done})",
-                                op.process, op.index
-                            ),
-                        )
-                        .offsets(vec![earlier, offset])
-                        .ops([a_invoke, a_done, invoke, op.index])
-                        .process(op.process)
-                    });
-                }
+            if let Some(earlier) = before.get(key.as_str()).filter(|a| offset < a.offset) {
+                out.push(AnomalyKind::RealtimeCommitOrder, || {
+                    Anomaly::new(
+                        key,
+                        format!(
+                            "process {} committed {key} at {offset} (ops {invoke}-{}), invoked \
+                             after process {}'s commit at {} completed (op {})",
+                            op.process,
+                            op.index,
+                            earlier.process,
+                            earlier.offset,
+                            earlier.completion
+                        ),
+                    )
+                    .offsets(vec![earlier.offset, offset])
+                    .ops([earlier.invoke, earlier.completion, invoke, op.index])
+                    .process(op.process)
+                });
             }
-            let entry =
-                highest.entry(key.as_str()).or_insert((offset, invoke, op.index, op.process));
-            if offset > entry.0 {
-                *entry = (offset, invoke, op.index, op.process);
+            let entry = highest.entry(key.as_str()).or_insert(this(offset));
+            if offset > entry.offset {
+                *entry = this(offset);
             }
         }
     }
+}
+
+/// An ok commit of one key.
+#[derive(Clone, Copy, Debug)]
+struct OkCommit {
+    offset: u64,
+    invoke: u64,
+    completion: u64,
+    process: u64,
 }
 
 #[cfg(test)]

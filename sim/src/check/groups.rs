@@ -463,6 +463,25 @@ mod tests {
     }
 
     #[test]
+    fn group_events_reach_the_checker_through_cluster_events() {
+        use crate::check::cluster::{ClusterChecker, ClusterEvent};
+        let mut cluster = ClusterChecker::new();
+        let mut kinds = Vec::new();
+        for event in rebalance().into_iter().chain([accepted("b", 1, 2, 1)]) {
+            let event = ClusterEvent::Group(event);
+            let json = serde_json::to_value(&event).expect("group events serialize");
+            assert!(json.get("Group").is_some(), "{json}");
+            kinds.extend(cluster.observe(&event).into_iter().map(|v| v.kind));
+        }
+        assert_eq!(kinds, vec![InvariantKind::StaleCommit, InvariantKind::TwoOwners]);
+        assert_eq!(cluster.groups().figures()[G].rebalances, 1);
+        cluster.groups_mut().set_final_lag(G, BTreeMap::from([("events-0".into(), (Some(3), 3))]));
+        assert_eq!(cluster.groups().figures()[G].final_lag["events-0"].lag, 0);
+        let name = serde_json::to_value(InvariantKind::TwoOwners).expect("serializes");
+        assert_eq!(name, "two-owners");
+    }
+
+    #[test]
     fn an_unknown_member_in_the_right_generation_is_stale() {
         let mut events = rebalance();
         events.push(accepted("c", 2, 2, 7));

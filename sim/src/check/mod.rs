@@ -23,7 +23,7 @@ mod polls;
 pub mod promises;
 mod sends;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::collections::BTreeMap;
 

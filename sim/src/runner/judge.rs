@@ -180,3 +180,72 @@ fn destroys_all_replicas(scenario: &Scenario, replication_factor: u32) -> bool {
     let simultaneous = crashes_at.values().any(|targets| targets.len() >= rf);
     random || scripted_power_loss || simultaneous
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cluster::{InvariantKind, Violation};
+    use crate::check::testkit::Builder;
+    use crate::history::OpType;
+    use crate::runner::{Judgement, RunStats};
+
+    fn outcome() -> RunOutcome {
+        RunOutcome {
+            scenario: "q".into(),
+            variant: None,
+            seed: 1,
+            build: "test".into(),
+            verdict: Verdict::Crash,
+            judgement: Judgement::default(),
+            trace_hash: 0,
+            history_jsonl: String::new(),
+            events: Vec::new(),
+            check_report: serde_json::Value::Null,
+            stats: RunStats::default(),
+        }
+    }
+
+    fn scenario(generation_check: bool, commit: CommitSetting) -> Scenario {
+        let mut s = crate::scenario::parse(include_str!("../../../scenarios/quickstart.toml"), "q")
+            .expect("valid");
+        s.consumer.mode = ConsumerMode::Subscribe;
+        s.consumer.commit = commit;
+        s.group.generation_check = generation_check;
+        s
+    }
+
+    /// A subscribed consumer that never processed acked value 1: unseen.
+    fn judge_zombie_run(scenario: &Scenario) -> RunOutcome {
+        let mut b = Builder::new();
+        b.send_ok(0, "events-0", 1, 0);
+        b.subscribe(1);
+        b.commit(1, OpType::Ok, &[("events-0", 1)]);
+        let violation =
+            Violation { kind: InvariantKind::StaleCommit, detail: "zombie".to_string() };
+        let mut outcome = outcome();
+        let input = Input {
+            history: b.finish(),
+            problems: Vec::new(),
+            violations: vec![violation],
+            groups: std::collections::BTreeMap::new(),
+            outcome: &mut outcome,
+        };
+        judge(scenario, input);
+        outcome
+    }
+
+    #[test]
+    fn group_anomalies_are_expected_only_under_their_config() {
+        let safe = judge_zombie_run(&scenario(true, CommitSetting::AfterProcess));
+        assert_eq!(safe.judgement.forbidden, vec!["unseen".to_string(), "stale-commit".into()]);
+        let group = &safe.check_report["groups"]
+            [&scenario(true, CommitSetting::AfterProcess).consumer.group_id];
+        assert_eq!(group["commits_ok"], 1);
+
+        let unsafe_run = judge_zombie_run(&scenario(false, CommitSetting::BeforeProcess));
+        assert!(unsafe_run.judgement.forbidden.is_empty(), "{:?}", unsafe_run.judgement);
+        let allowed: Vec<&str> =
+            unsafe_run.judgement.allowed.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(allowed, ["unseen", "stale-commit"]);
+    }
+}

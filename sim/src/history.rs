@@ -43,9 +43,9 @@ pub enum OpF {
     Poll,
     Assign,
     Seek,
-    /// Consumer groups (later work): parsed, kept, puts the process in subscribe mode.
+    /// Joins the consumer group for these topics: puts the process in subscribe mode.
     Subscribe,
-    /// Consumer groups (later work): parsed and kept, not checked yet.
+    /// Commits the group's positions (key -> next offset to consume).
     Commit,
     /// The client process died; a later op from the same process is malformed.
     Crash,
@@ -83,9 +83,42 @@ pub enum OpValue {
     Assign(Vec<Key>),
     /// The position of each named key from now on.
     Seek(BTreeMap<Key, u64>),
-    /// `subscribe`, `commit` and `crash`: kept verbatim, not interpreted yet.
+    /// The topics a `subscribe` joins the group for.
+    Subscribe(Vec<String>),
+    /// A `commit`: key -> the next offset the group consumes from.
+    Commit(BTreeMap<Key, u64>),
+    /// `crash` (null): kept verbatim.
     Other(Value),
 }
+
+/// How a process's ownership of some keys changed in a rebalance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RebalanceKind {
+    /// The keys became the process's (onPartitionsAssigned).
+    Assigned,
+    /// The keys were taken back in an orderly rebalance (onPartitionsRevoked).
+    Revoked,
+    /// The keys were lost without a chance to commit (onPartitionsLost: session expired,
+    /// fenced by a newer generation).
+    Lost,
+}
+
+/// One entry of a completion's `"rebalance-log"`:
+/// `{"type": "assigned", "generation": 4, "keys": ["events-0"]}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RebalanceEntry {
+    pub kind: RebalanceKind,
+    /// The group generation the change belongs to.
+    pub generation: i32,
+    pub keys: Vec<Key>,
+}
+
+/// Extra field: the ownership changes since the process's previous completion, in order.
+pub const EXTRA_REBALANCE_LOG: &str = "rebalance-log";
+/// Extra field of a commit invocation: the member's generation when it committed.
+pub const EXTRA_GENERATION: &str = "generation";
+/// Extra field of a commit invocation: the member id it committed as.
+pub const EXTRA_MEMBER: &str = "member";
 
 /// One line of a history.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,7 +132,8 @@ pub struct Op {
     pub op_type: OpType,
     pub f: OpF,
     pub value: OpValue,
-    /// Any other fields, kept verbatim (room for a later rebalance log per op).
+    /// Any other fields, kept verbatim; the known ones ([`EXTRA_REBALANCE_LOG`],
+    /// [`EXTRA_GENERATION`], [`EXTRA_MEMBER`]) are validated and read through accessors.
     pub extra: BTreeMap<String, Value>,
 }
 
@@ -194,6 +228,103 @@ impl OpF {
     }
 }
 
+impl RebalanceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebalanceKind::Assigned => "assigned",
+            RebalanceKind::Revoked => "revoked",
+            RebalanceKind::Lost => "lost",
+        }
+    }
+
+    fn parse(text: &str) -> Option<RebalanceKind> {
+        Some(match text {
+            "assigned" => RebalanceKind::Assigned,
+            "revoked" => RebalanceKind::Revoked,
+            "lost" => RebalanceKind::Lost,
+            _ => return None,
+        })
+    }
+}
+
+impl RebalanceEntry {
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "type": self.kind.as_str(),
+            "generation": self.generation,
+            "keys": self.keys,
+        })
+    }
+
+    fn from_json(i: usize, json: &Value) -> Result<RebalanceEntry, FieldError> {
+        let bad = |what: &str| {
+            FieldError::new(
+                EXTRA_REBALANCE_LOG,
+                format!("entry {i}: {what}, got {}", snippet(json)),
+            )
+        };
+        let Value::Object(fields) = json else {
+            return Err(bad("expected {\"type\", \"generation\", \"keys\"}"));
+        };
+        if fields.len() != 3 {
+            return Err(bad("expected exactly the fields type, generation, keys"));
+        }
+        let kind = fields
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(RebalanceKind::parse)
+            .ok_or_else(|| bad("type: expected one of assigned, revoked, lost"))?;
+        let generation = fields
+            .get("generation")
+            .and_then(Value::as_i64)
+            .and_then(|g| i32::try_from(g).ok())
+            .ok_or_else(|| bad("generation: expected a 32-bit integer"))?;
+        let keys = fields
+            .get("keys")
+            .and_then(Value::as_array)
+            .and_then(|keys| {
+                keys.iter().map(|k| k.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| bad("keys: expected a list of keys (strings)"))?;
+        Ok(RebalanceEntry { kind, generation, keys })
+    }
+}
+
+impl Op {
+    /// The ownership changes this completion reports (empty when it carries none). Valid
+    /// ops only: a malformed log was rejected when the op entered the history.
+    pub fn rebalance_log(&self) -> Vec<RebalanceEntry> {
+        rebalance_log_of(&self.extra).unwrap_or_default()
+    }
+
+    /// A commit invocation's `"generation"`.
+    pub fn generation(&self) -> Option<i32> {
+        self.extra.get(EXTRA_GENERATION).and_then(Value::as_i64).and_then(|g| i32::try_from(g).ok())
+    }
+
+    /// A commit invocation's `"member"`.
+    pub fn member(&self) -> Option<&str> {
+        self.extra.get(EXTRA_MEMBER).and_then(Value::as_str)
+    }
+}
+
+/// The extras of a commit invocation: `{"generation": g, "member": id}`.
+pub fn commit_extra(generation: i32, member: &str) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        (EXTRA_GENERATION.to_owned(), Value::from(generation)),
+        (EXTRA_MEMBER.to_owned(), Value::from(member)),
+    ])
+}
+
+/// The extras of a completion carrying a rebalance log (none when `entries` is empty).
+pub fn rebalance_extra(entries: &[RebalanceEntry]) -> BTreeMap<String, Value> {
+    if entries.is_empty() {
+        return BTreeMap::new();
+    }
+    let log = Value::Array(entries.iter().map(RebalanceEntry::to_json).collect());
+    BTreeMap::from([(EXTRA_REBALANCE_LOG.to_owned(), log)])
+}
+
 impl History {
     /// Validates `ops` as a whole history.
     pub fn from_ops(ops: Vec<Op>) -> Result<History, HistoryError> {
@@ -277,6 +408,7 @@ impl HistoryValidator {
             ));
         }
         check_value_shape(op)?;
+        check_extras(op)?;
         match (op.f, op.op_type) {
             (OpF::Crash, OpType::Info) => {
                 // A crash may cut an outstanding op short: it stays without completion.
@@ -348,6 +480,14 @@ impl HistoryValidator {
         if let (OpValue::Send(invoked), OpValue::Send(completed)) = (&invoke.value, &op.value) {
             check_send_completion(invoke.index, invoked, completed, op.op_type)?;
         }
+        if let (OpValue::Commit(invoked), OpValue::Commit(completed)) = (&invoke.value, &op.value) {
+            if invoked != completed {
+                return Err(value_error(format!(
+                    "commits {completed:?}, but the invocation at op {} committed {invoked:?}",
+                    invoke.index
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -359,11 +499,35 @@ impl HistoryRecorder {
 
     /// Records an invocation; returns its index.
     pub fn invoke(&mut self, time_ns: u64, process: u64, f: OpF, value: OpValue) -> u64 {
-        self.push(time_ns, process, OpType::Invoke, f, value)
+        self.invoke_with(time_ns, process, f, value, BTreeMap::new())
+    }
+
+    /// Records an invocation with extra fields (a commit's [`commit_extra`]).
+    pub fn invoke_with(
+        &mut self,
+        time_ns: u64,
+        process: u64,
+        f: OpF,
+        value: OpValue,
+        extra: BTreeMap<String, Value>,
+    ) -> u64 {
+        self.push(Op { index: 0, time_ns, process, op_type: OpType::Invoke, f, value, extra })
     }
 
     /// Records the completion of `process`'s outstanding op; returns its index.
     pub fn complete(&mut self, time_ns: u64, process: u64, op_type: OpType, value: OpValue) -> u64 {
+        self.complete_with(time_ns, process, op_type, value, BTreeMap::new())
+    }
+
+    /// Records a completion with extra fields (a [`rebalance_extra`]).
+    pub fn complete_with(
+        &mut self,
+        time_ns: u64,
+        process: u64,
+        op_type: OpType,
+        value: OpValue,
+        extra: BTreeMap<String, Value>,
+    ) -> u64 {
         assert!(op_type != OpType::Invoke, "complete() called with invoke for process {process}");
         let f = self
             .validator
@@ -371,12 +535,22 @@ impl HistoryRecorder {
             .get(&process)
             .map(|op| op.f)
             .unwrap_or_else(|| panic!("process {process} completes an op it never invoked"));
-        self.push(time_ns, process, op_type, f, value)
+        self.push(Op { index: 0, time_ns, process, op_type, f, value, extra })
     }
 
     /// Records that `process` crashed; it must never be used again.
     pub fn crash(&mut self, time_ns: u64, process: u64) -> u64 {
-        self.push(time_ns, process, OpType::Info, OpF::Crash, OpValue::Other(Value::Null))
+        let value = OpValue::Other(Value::Null);
+        let extra = BTreeMap::new();
+        self.push(Op {
+            index: 0,
+            time_ns,
+            process,
+            op_type: OpType::Info,
+            f: OpF::Crash,
+            value,
+            extra,
+        })
     }
 
     /// Whether `process` has an invocation without completion.
@@ -396,14 +570,16 @@ impl HistoryRecorder {
         History { ops: self.ops }
     }
 
-    fn push(&mut self, time_ns: u64, process: u64, op_type: OpType, f: OpF, value: OpValue) -> u64 {
+    /// Numbers `op` and appends it; `op.index` is overwritten.
+    fn push(&mut self, mut op: Op) -> u64 {
         let index = self.ops.len() as u64;
-        let op = Op { index, time_ns, process, op_type, f, value, extra: BTreeMap::new() };
+        op.index = index;
         if let Err(e) = self.validator.push(&op) {
             panic!(
-                "recorder: op {index} ({} {} of process {process}) is malformed: {e}",
-                op_type.as_str(),
-                f.as_str()
+                "recorder: op {index} ({} {} of process {}) is malformed: {e}",
+                op.op_type.as_str(),
+                op.f.as_str(),
+                op.process
             );
         }
         self.ops.push(op);
@@ -504,6 +680,10 @@ pub fn value_to_json(value: &OpValue) -> Value {
         OpValue::Seek(positions) => {
             Value::Object(positions.iter().map(|(k, o)| (k.clone(), Value::from(*o))).collect())
         }
+        OpValue::Subscribe(topics) => Value::from(topics.clone()),
+        OpValue::Commit(offsets) => {
+            Value::Object(offsets.iter().map(|(k, o)| (k.clone(), Value::from(*o))).collect())
+        }
         OpValue::Other(json) => json.clone(),
     }
 }
@@ -583,39 +763,79 @@ fn value_from_json(f: OpF, op_type: OpType, json: &Value) -> Result<OpValue, Fie
     match f {
         OpF::Send => send_from_json(op_type, json),
         OpF::Poll => poll_from_json(op_type, json),
-        OpF::Assign => {
-            let items = json.as_array().ok_or_else(|| {
-                value_error(format!("expected a list of keys, got {}", snippet(json)))
-            })?;
-            let keys = items
-                .iter()
-                .map(|k| {
-                    k.as_str().map(str::to_owned).ok_or_else(|| {
-                        value_error(format!("expected a key (string), got {}", snippet(k)))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(OpValue::Assign(keys))
-        }
-        OpF::Seek => {
-            let map = json.as_object().ok_or_else(|| {
-                value_error(format!("expected {{key: offset}}, got {}", snippet(json)))
-            })?;
-            let positions = map
-                .iter()
-                .map(|(k, o)| {
-                    o.as_u64().map(|o| (k.clone(), o)).ok_or_else(|| {
-                        value_error(format!(
-                            "offset of key {k:?}: expected an integer, got {}",
-                            snippet(o)
-                        ))
-                    })
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()?;
-            Ok(OpValue::Seek(positions))
-        }
-        OpF::Subscribe | OpF::Commit | OpF::Crash => Ok(OpValue::Other(json.clone())),
+        OpF::Assign => Ok(OpValue::Assign(names_from_json(json, "key")?)),
+        OpF::Subscribe => Ok(OpValue::Subscribe(names_from_json(json, "topic")?)),
+        OpF::Seek => Ok(OpValue::Seek(offsets_from_json(json)?)),
+        OpF::Commit => Ok(OpValue::Commit(offsets_from_json(json)?)),
+        OpF::Crash => Ok(OpValue::Other(json.clone())),
     }
+}
+
+/// A list of names: assign's keys, subscribe's topics.
+fn names_from_json(json: &Value, what: &str) -> Result<Vec<String>, FieldError> {
+    let items = json
+        .as_array()
+        .ok_or_else(|| value_error(format!("expected a list of {what}s, got {}", snippet(json))))?;
+    items
+        .iter()
+        .map(|k| {
+            k.as_str().map(str::to_owned).ok_or_else(|| {
+                value_error(format!("expected a {what} (string), got {}", snippet(k)))
+            })
+        })
+        .collect()
+}
+
+/// `{key: offset}`: seek's positions, commit's next offsets.
+fn offsets_from_json(json: &Value) -> Result<BTreeMap<Key, u64>, FieldError> {
+    let map = json
+        .as_object()
+        .ok_or_else(|| value_error(format!("expected {{key: offset}}, got {}", snippet(json))))?;
+    map.iter()
+        .map(|(k, o)| {
+            o.as_u64().map(|o| (k.clone(), o)).ok_or_else(|| {
+                value_error(format!("offset of key {k:?}: expected an integer, got {}", snippet(o)))
+            })
+        })
+        .collect()
+}
+
+/// The rebalance log in `extra`, if any, checked entry by entry.
+fn rebalance_log_of(extra: &BTreeMap<String, Value>) -> Result<Vec<RebalanceEntry>, FieldError> {
+    let Some(json) = extra.get(EXTRA_REBALANCE_LOG) else { return Ok(Vec::new()) };
+    let entries = json.as_array().ok_or_else(|| {
+        FieldError::new(EXTRA_REBALANCE_LOG, format!("expected a list, got {}", snippet(json)))
+    })?;
+    entries.iter().enumerate().map(|(i, e)| RebalanceEntry::from_json(i, e)).collect()
+}
+
+/// The known extras have the right shape and sit on the right ops: a rebalance log on
+/// completions only, generation and member on commit invocations only.
+fn check_extras(op: &Op) -> Result<(), FieldError> {
+    if op.extra.contains_key(EXTRA_REBALANCE_LOG) && op.op_type == OpType::Invoke {
+        return Err(FieldError::new(EXTRA_REBALANCE_LOG, "only completions carry one"));
+    }
+    rebalance_log_of(&op.extra)?;
+    let commit_invoke = op.f == OpF::Commit && op.op_type == OpType::Invoke;
+    if let Some(json) = op.extra.get(EXTRA_GENERATION) {
+        if !commit_invoke {
+            return Err(FieldError::new(EXTRA_GENERATION, "only commit invocations carry one"));
+        }
+        if json.as_i64().and_then(|g| i32::try_from(g).ok()).is_none() {
+            let problem = format!("expected a 32-bit integer, got {}", snippet(json));
+            return Err(FieldError::new(EXTRA_GENERATION, problem));
+        }
+    }
+    if let Some(json) = op.extra.get(EXTRA_MEMBER) {
+        if !commit_invoke {
+            return Err(FieldError::new(EXTRA_MEMBER, "only commit invocations carry one"));
+        }
+        if !json.is_string() {
+            let problem = format!("expected a member id (string), got {}", snippet(json));
+            return Err(FieldError::new(EXTRA_MEMBER, problem));
+        }
+    }
+    Ok(())
 }
 
 fn micro_ops<'j>(json: &'j Value, name: &str) -> Result<&'j [Value], FieldError> {
@@ -705,7 +925,9 @@ fn check_value_shape(op: &Op) -> Result<(), FieldError> {
             | (OpValue::Poll(_), OpF::Poll)
             | (OpValue::Assign(_), OpF::Assign)
             | (OpValue::Seek(_), OpF::Seek)
-            | (OpValue::Other(_), OpF::Subscribe | OpF::Commit | OpF::Crash)
+            | (OpValue::Subscribe(_), OpF::Subscribe)
+            | (OpValue::Commit(_), OpF::Commit)
+            | (OpValue::Other(_), OpF::Crash)
     );
     if !matches_f {
         return Err(value_error(format!("does not fit f = {}", op.f.as_str())));
@@ -900,6 +1122,88 @@ mod tests {
         let reparsed = parse_jsonl(&to_jsonl(&history)).expect("recorded history is valid");
         assert_eq!(reparsed, history);
         assert_eq!(History::from_ops(history.ops().to_vec()), Ok(history));
+    }
+
+    const GROUP: &str = r#"{"index":0,"time":1,"process":2,"type":"invoke","f":"subscribe","value":["events"]}
+{"index":1,"time":1,"process":2,"type":"ok","f":"subscribe","value":["events"]}
+{"index":2,"time":2,"process":2,"type":"invoke","f":"poll","value":[["poll"]]}
+{"index":3,"time":3,"process":2,"type":"ok","f":"poll","value":[["poll",{"events-0":[[0,1]]}]],"rebalance-log":[{"generation":4,"keys":["events-0","events-1"],"type":"assigned"}]}
+{"index":4,"time":4,"process":2,"type":"invoke","f":"commit","value":{"events-0":1,"events-1":7},"generation":4,"member":"m-1"}
+{"index":5,"time":5,"process":2,"type":"info","f":"commit","value":{"events-0":1,"events-1":7},"rebalance-log":[{"generation":4,"keys":["events-1"],"type":"revoked"},{"generation":5,"keys":[],"type":"lost"}]}
+"#;
+
+    #[test]
+    fn group_ops_are_typed_and_round_trip() {
+        let history = parse_jsonl(GROUP).expect("valid");
+        let ops = history.ops();
+        assert_eq!(ops[0].value, OpValue::Subscribe(vec!["events".into()]));
+        let offsets: BTreeMap<Key, u64> = [("events-0".into(), 1), ("events-1".into(), 7)].into();
+        assert_eq!(ops[4].value, OpValue::Commit(offsets.clone()));
+        assert_eq!((ops[4].generation(), ops[4].member()), (Some(4), Some("m-1")));
+        let assigned = RebalanceEntry {
+            kind: RebalanceKind::Assigned,
+            generation: 4,
+            keys: vec!["events-0".into(), "events-1".into()],
+        };
+        assert_eq!(ops[3].rebalance_log(), vec![assigned]);
+        let log = ops[5].rebalance_log();
+        assert_eq!(
+            log.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            [RebalanceKind::Revoked, RebalanceKind::Lost]
+        );
+        assert!(ops[2].rebalance_log().is_empty());
+        assert_eq!(to_jsonl(&history), GROUP);
+
+        // The recorder writes the same thing.
+        let mut r = HistoryRecorder::new();
+        r.invoke(1, 2, OpF::Subscribe, ops[0].value.clone());
+        r.complete(1, 2, OpType::Ok, ops[0].value.clone());
+        r.invoke(2, 2, OpF::Poll, ops[2].value.clone());
+        r.complete_with(
+            3,
+            2,
+            OpType::Ok,
+            ops[3].value.clone(),
+            rebalance_extra(&ops[3].rebalance_log()),
+        );
+        r.invoke_with(4, 2, OpF::Commit, OpValue::Commit(offsets.clone()), commit_extra(4, "m-1"));
+        r.complete_with(5, 2, OpType::Info, OpValue::Commit(offsets), rebalance_extra(&log));
+        assert_eq!(r.finish(), history);
+    }
+
+    #[test]
+    fn malformed_group_values_and_extras_name_line_and_field() {
+        let lines: Vec<&str> = GROUP.lines().collect();
+        let with = |i: usize, from: &str, to: &str| {
+            let mut ls = lines.clone();
+            let changed = ls[i].replacen(from, to, 1);
+            assert_ne!(changed, ls[i], "{from} not in line {i}");
+            ls[i] = &changed;
+            parse_jsonl(&ls.join("\n")).expect_err("must be rejected")
+        };
+        let cases = [
+            (0, r#"["events"]"#, r#"[7]"#, "value"),
+            (4, r#""events-1":7}"#, r#""events-1":-7}"#, "value"),
+            (4, r#""generation":4"#, r#""generation":"4""#, "generation"),
+            (4, r#""generation":4"#, r#""generation":4294967296"#, "generation"),
+            (4, r#""member":"m-1""#, r#""member":1"#, "member"),
+            (3, r#""type":"assigned""#, r#""type":"stolen""#, "rebalance-log"),
+            (3, r#""generation":4,"#, r#""generation":null,"#, "rebalance-log"),
+            (3, r#""keys":["events-0","events-1"]"#, r#""keys":"events-0""#, "rebalance-log"),
+            (3, r#""rebalance-log":["#, r#""rebalance-log":{"a":1},"x":["#, "rebalance-log"),
+            (5, r#""events-1":7}"#, r#""events-1":8}"#, "value"),
+            (
+                2,
+                r#""value":[["poll"]]"#,
+                r#""value":[["poll"]],"rebalance-log":[]"#,
+                "rebalance-log",
+            ),
+            (3, r#""type":"ok""#, r#""type":"ok","generation":1"#, "generation"),
+        ];
+        for (i, from, to, field) in cases {
+            let e = with(i, from, to);
+            assert_eq!((e.line, e.field), (i + 1, Some(field)), "{from} -> {to}: {e}");
+        }
     }
 
     #[test]

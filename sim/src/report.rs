@@ -223,6 +223,12 @@ fn summary_markdown(outcome: &RunOutcome, scenario: &Scenario, reproduce: &str) 
     for line in figure_lines(&outcome.stats) {
         let _ = writeln!(md, "- {line}");
     }
+    for (group, lines) in group_lines(&outcome.check_report) {
+        let _ = writeln!(md, "\n### Consumer group `{group}`\n");
+        for line in lines {
+            let _ = writeln!(md, "- {line}");
+        }
+    }
     let cutoff = first_anomaly_time(&outcome.check_report);
     let before: Vec<&Event> =
         outcome.events.iter().filter(|e| cutoff.is_none_or(|t| e.time_ns <= t)).collect();
@@ -280,6 +286,58 @@ pub fn figure_lines(stats: &RunStats) -> Vec<String> {
         format!("messages {} ({:.0}/s wall)", stats.messages, per_wall(stats.messages)),
         format!("faults injected {}, crashes {}", stats.faults_injected, stats.crashes),
     ]
+}
+
+/// Per consumer group, its figures as lines (from the check report's `groups`, see
+/// `check::groups::GroupFigures`); empty when the run had no group.
+pub fn group_lines(check_report: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    let Some(groups) = check_report.get("groups").cloned() else { return Vec::new() };
+    let Ok(groups) = serde_json::from_value::<
+        std::collections::BTreeMap<String, crate::check::groups::GroupFigures>,
+    >(groups) else {
+        return Vec::new();
+    };
+    groups
+        .into_iter()
+        .map(|(id, g)| {
+            let removed = if g.members_removed.is_empty() {
+                "none".to_string()
+            } else {
+                let by_reason: Vec<String> =
+                    g.members_removed.iter().map(|(why, n)| format!("{n} {why}")).collect();
+                by_reason.join(", ")
+            };
+            let mut lines = vec![
+                format!("generations {}, rebalances {}", g.generations, g.rebalances),
+                format!("members removed: {removed}"),
+                format!(
+                    "commits ok {}, fail {}, info {}; accepted by the coordinator {} ({} stale)",
+                    g.commits_ok,
+                    g.commits_fail,
+                    g.commits_info,
+                    g.commits_accepted,
+                    g.stale_commits_accepted
+                ),
+                format!(
+                    "records processed more than once {} ({} redeliveries; at-least-once)",
+                    g.duplicates_processed, g.redeliveries
+                ),
+            ];
+            if !g.final_lag.is_empty() {
+                let total: u64 = g.final_lag.values().map(|l| l.lag).sum();
+                let keys: Vec<String> = g
+                    .final_lag
+                    .iter()
+                    .filter(|(_, l)| l.lag > 0)
+                    .map(|(key, l)| format!("{key} {}", l.lag))
+                    .collect();
+                let detail =
+                    if keys.is_empty() { String::new() } else { format!(" ({})", keys.join(", ")) };
+                lines.push(format!("final lag {total}{detail}"));
+            }
+            (id, lines)
+        })
+        .collect()
 }
 
 /// The kebab-case name of a verdict.
@@ -349,7 +407,15 @@ mod tests {
             history_jsonl: "{\"index\":0}\n".into(),
             events: vec![event(1_000, "leader-elected"), event(5_000_000_000, "truncated")],
             check_report: serde_json::json!({
-                "anomalies": {"lost-write": [{"explanation": "offset 4 of events-0 acked, never read", "time": 2_000_000}]}
+                "anomalies": {"lost-write": [{"explanation": "offset 4 of events-0 acked, never read", "time": 2_000_000}]},
+                "groups": {"g": crate::check::groups::GroupFigures {
+                    generations: 3,
+                    rebalances: 2,
+                    final_lag: BTreeMap::from([("events-0".to_string(), crate::check::groups::Lag {
+                        committed: Some(4), end: 6, lag: 2,
+                    })]),
+                    ..Default::default()
+                }},
             }),
             stats: RunStats::default(),
         }
@@ -395,6 +461,10 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("leader-elected") && !summary.contains("truncated"), "{summary}");
+        assert!(summary.contains("### Consumer group `g`"), "{summary}");
+        assert!(summary.contains("- generations 3, rebalances 2"), "{summary}");
+        assert!(summary.contains("- final lag 2 (events-0 2)"), "{summary}");
+        assert!(first.contains("\"rebalances\": 2"), "{first}");
         assert_eq!(
             std::fs::read_to_string(dir.join("events.jsonl")).expect("events").lines().count(),
             2

@@ -74,7 +74,7 @@ impl GroupResponse {
 }
 
 /// What the simulator's checker sees (see `invariants.rs`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum GroupEvent {
     GenerationStarted {
         group_id: String,

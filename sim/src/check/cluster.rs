@@ -17,6 +17,7 @@ mod log;
 mod metadata;
 mod replicas;
 
+use super::groups::GroupChecker;
 use metadata::{nodes, Change, Metadata};
 use replicas::Replicas;
 
@@ -74,6 +75,10 @@ pub enum ClusterEvent {
     RaftTerm { controller: NodeId, term: Term, leader: bool },
     /// A controller applied the committed entry `index` of `term` with this payload digest.
     RaftCommitted { controller: NodeId, index: LogIndex, term: Term, digest: u64 },
+    /// A group coordinator's event (invariant 7), for the [`GroupChecker`]. Reports only:
+    /// never read back from JSON.
+    #[serde(skip_deserializing)]
+    Group(kafkasim::group::GroupEvent),
 }
 
 /// Which invariant broke.
@@ -93,6 +98,11 @@ pub enum InvariantKind {
     LeaderInIsr,
     /// Raft: two leaders in one term, a term going back, a committed entry changing.
     Raft,
+    /// 7: a coordinator accepted a commit from a stale generation or an unknown member.
+    StaleCommit,
+    /// 7: one partition with two owners in one generation (assigned twice, or committed
+    /// by a member other than its owner and accepted).
+    TwoOwners,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +118,7 @@ pub struct Violation {
 pub struct ClusterChecker {
     metadata: Metadata,
     replicas: Replicas,
+    groups: GroupChecker,
 }
 
 impl ClusterChecker {
@@ -172,7 +183,17 @@ impl ClusterChecker {
             ClusterEvent::RaftCommitted { controller, index, term, digest } => {
                 self.metadata.raft_committed(*controller, *index, *term, *digest)
             }
+            ClusterEvent::Group(event) => self.groups.observe(event),
         }
+    }
+
+    /// The consumer-group half: its figures, and where the world records final lag.
+    pub fn groups(&self) -> &GroupChecker {
+        &self.groups
+    }
+
+    pub fn groups_mut(&mut self) -> &mut GroupChecker {
+        &mut self.groups
     }
 
     /// End-of-run checks, after the heal and catch-up: replicas agree below their HW.

@@ -105,11 +105,14 @@ fn report_lost(key: &str, facts: &KeyFacts<'_>, lost: &BTreeMap<u64, Lost>, out:
 }
 
 /// unseen: an acked value (ok completion, or an ack offset in an info one) that no poll read
-/// by the end of the history and that is not a lost-write. The runner ends every history
-/// with catch-up reads from offset 0 of every key, so unseen means "not readable at the end".
+/// by the end of the history and that is not a lost-write. In assign mode the runner ends
+/// every history with catch-up reads from offset 0 of every key, so unseen means "not
+/// readable at the end". In subscribe mode the catch-up keeps consuming from the group's
+/// committed offsets and only ok polls count (see `KeyFacts::processed`), so unseen means
+/// "never processed by the group": at-least-once broken.
 fn unseen(key: &str, facts: &KeyFacts<'_>, lost: &BTreeMap<u64, Lost>, out: &mut Collector) {
     for (&value, committed) in &facts.committed {
-        if !committed.acked || facts.reads.contains_key(&value) || lost.contains_key(&value) {
+        if !committed.acked || facts.processed.contains(&value) || lost.contains_key(&value) {
             continue;
         }
         out.push(AnomalyKind::Unseen, || {

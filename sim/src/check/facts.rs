@@ -76,6 +76,10 @@ pub(crate) struct OkRun<'h> {
 pub(crate) struct KeyFacts<'h> {
     pub sends: BTreeMap<u64, SendFact>,
     pub reads: BTreeMap<u64, ReadFact>,
+    /// Values processed: read by an ok poll, or by any poll of a process that never
+    /// subscribed (assign mode keeps its old rule; a subscribed poll cut short by a crash
+    /// completes info and processed nothing).
+    pub processed: BTreeSet<u64>,
     pub observations: Vec<Observation>,
     pub known_offsets: BTreeSet<u64>,
     pub max_ok_read_offset: Option<u64>,
@@ -95,7 +99,11 @@ impl<'h> Facts<'h> {
         let mut facts = Facts { keys: BTreeMap::new(), stats: Stats::default() };
         // process -> (index, f) of its outstanding invocation.
         let mut outstanding: BTreeMap<u64, (u64, OpF)> = BTreeMap::new();
+        let mut subscribed: BTreeSet<u64> = BTreeSet::new();
         for op in history.ops() {
+            if op.f == OpF::Subscribe {
+                subscribed.insert(op.process);
+            }
             facts.stats.ops += 1;
             match (op.op_type, &op.value) {
                 (OpType::Invoke, value) => {
@@ -124,9 +132,11 @@ impl<'h> Facts<'h> {
                 (op_type, OpValue::Poll(micros)) => {
                     let invoke_index = outstanding.remove(&op.process).map_or(op.index, |(i, _)| i);
                     facts.stats.polls += 1;
+                    let processes = op_type == OpType::Ok || !subscribed.contains(&op.process);
                     for records in micros.iter().filter_map(|m| m.records.as_ref()) {
                         for (key, run) in records {
-                            facts.poll_run(key, invoke_index, op.index, op_type, run);
+                            let ids = (invoke_index, op.index);
+                            facts.poll_run(key, ids, op_type, processes, run);
                         }
                     }
                 }
@@ -180,14 +190,17 @@ impl<'h> Facts<'h> {
     fn poll_run(
         &mut self,
         key: &'h str,
-        invoke_index: u64,
-        index: u64,
+        (invoke_index, index): (u64, u64),
         op_type: OpType,
+        processes: bool,
         run: &'h [Record],
     ) {
         self.stats.records_read += run.len() as u64;
         let facts = self.key(key);
         for r in run {
+            if processes {
+                facts.processed.insert(r.value);
+            }
             facts.known_offsets.insert(r.offset);
             facts.observations.push(Observation {
                 offset: r.offset,

@@ -6,6 +6,8 @@
 //! - `offsets`: inconsistent-offsets, duplicate;
 //! - `polls`: poll-skip, nonmonotonic-poll, int-poll-skip, int-nonmonotonic-poll;
 //! - `sends`: nonmonotonic-send, int-nonmonotonic-send, realtime-send-order;
+//! - `groups`: realtime-commit-order from the history; stale-commit and two-owners live
+//!   (through `cluster`), and the per-group figures;
 //! - `promises`: which anomalies Kafka allows under a given configuration.
 //!
 //! The checker reports what the history shows; whether that is a bug or "expected under
@@ -15,12 +17,13 @@
 pub mod cluster;
 mod durability;
 mod facts;
+pub mod groups;
 mod offsets;
 mod polls;
 pub mod promises;
 mod sends;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::collections::BTreeMap;
 
@@ -54,6 +57,9 @@ pub enum AnomalyKind {
     NonmonotonicSend,
     IntNonmonotonicSend,
     RealtimeSendOrder,
+    /// Consumer groups: an ok commit below an earlier ok commit of the key that completed
+    /// before it was invoked.
+    RealtimeCommitOrder,
 }
 
 /// Which sources disagree about one (key, offset), most severe first.
@@ -149,7 +155,7 @@ pub struct CheckReport {
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 12] = [
+    pub const ALL: [AnomalyKind; 13] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Unseen,
         AnomalyKind::InconsistentOffsets,
@@ -162,6 +168,7 @@ impl AnomalyKind {
         AnomalyKind::NonmonotonicSend,
         AnomalyKind::IntNonmonotonicSend,
         AnomalyKind::RealtimeSendOrder,
+        AnomalyKind::RealtimeCommitOrder,
     ];
 
     /// Jepsen's name, as serialized.
@@ -179,6 +186,7 @@ impl AnomalyKind {
             AnomalyKind::NonmonotonicSend => "nonmonotonic-send",
             AnomalyKind::IntNonmonotonicSend => "int-nonmonotonic-send",
             AnomalyKind::RealtimeSendOrder => "realtime-send-order",
+            AnomalyKind::RealtimeCommitOrder => "realtime-commit-order",
         }
     }
 }
@@ -256,6 +264,7 @@ pub fn check(history: &History, opts: &CheckOptions) -> CheckReport {
     offsets::check(&facts, &mut out);
     polls::check(history, &facts, &mut out);
     sends::check(history, &facts, &mut out);
+    groups::check_commit_order(history, &mut out);
     let mut stats = facts.stats.clone();
     stats.unseen = out.count(AnomalyKind::Unseen);
     stats.duplicates = out.count(AnomalyKind::Duplicate);

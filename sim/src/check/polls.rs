@@ -1,6 +1,7 @@
 //! Consumer-order anomalies: poll-skip and nonmonotonic-poll across a process's polls, and
 //! their int- forms within one poll. Owns the per-(process, key) consumer position model:
-//! it moves only on ok polls and resets on assign, seek and subscribe.
+//! it moves only on ok polls and resets on assign, seek and subscribe, and for the keys a
+//! completion's rebalance log names.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,6 +37,12 @@ struct Run<'a> {
 /// process. Polls completing fail or info move nothing. Anomalies of a process that
 /// subscribed carry `subscribe_mode: true`.
 ///
+/// Rebalances (Jepsen's judgement): a completion's rebalance log lists the keys whose
+/// ownership changed (assigned, revoked, lost) since the process's previous completion, so
+/// possibly during this op. Those keys' positions are forgotten before the op's records are
+/// judged: no poll-skip or nonmonotonic-poll between two polls with an ownership change in
+/// between, and no int- anomaly for a key rebalanced during the op.
+///
 /// int-poll-skip / int-nonmonotonic-poll: within one poll's records for a key (any poll
 /// type), consecutive offsets o1, o2 with o2 <= o1 (nonmonotonic) or a known offset strictly
 /// between them (skip).
@@ -52,6 +59,12 @@ pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
             continue;
         }
         let invoke_index = outstanding.remove(&op.process).unwrap_or(op.index);
+        let rebalanced: BTreeSet<String> =
+            op.rebalance_log().into_iter().flat_map(|entry| entry.keys).collect();
+        if !rebalanced.is_empty() {
+            positions
+                .retain(|&(process, key), _| process != op.process || !rebalanced.contains(key));
+        }
         let OpValue::Poll(micros) = &op.value else { continue };
         for records in micros.iter().filter_map(|m| m.records.as_ref()) {
             for (key, records) in records {
@@ -63,7 +76,9 @@ pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
                     completion_index: op.index,
                     subscribe_mode: subscribed.contains(&op.process),
                 };
-                internal_order(&run, known(key), out);
+                if !rebalanced.contains(key) {
+                    internal_order(&run, known(key), out);
+                }
                 if op.op_type == OpType::Ok {
                     across_polls(&run, known(key), &mut positions, out);
                 }
@@ -183,6 +198,7 @@ mod tests {
     use crate::check::testkit::{kinds, Builder};
     use crate::check::AnomalyKind;
     use crate::history::OpType;
+    use crate::history::RebalanceKind::{Assigned, Lost, Revoked};
 
     const K: &str = "events-0";
 
@@ -273,6 +289,59 @@ mod tests {
         let report = b.check();
         assert_eq!(kinds(&report), vec![AnomalyKind::NonmonotonicPoll]);
         assert!(report.entries(AnomalyKind::NonmonotonicPoll)[0].subscribe_mode);
+    }
+
+    #[test]
+    fn a_rebalance_between_polls_hides_a_skip_and_a_repeat() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.subscribe(1);
+        b.poll_ok_rebalanced(1, &[(K, &[(0, 100), (1, 101)])], &[(Assigned, 1, &[K])]);
+        // Revoked and assigned back (committed offset 3): the skip over 2 is not reported.
+        b.poll_ok_rebalanced(1, &[(K, &[(3, 103)])], &[(Revoked, 1, &[K]), (Assigned, 2, &[K])]);
+        // Lost and re-assigned from an older commit: the repeat is not reported.
+        b.poll_ok_rebalanced(1, &[(K, &[(2, 102), (3, 103)])], &[(Lost, 2, &[K])]);
+        b.poll_ok(1, &[(K, &[(4, 104), (5, 105)])]);
+        b.poll_ok(2, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        assert!(b.check().valid);
+    }
+
+    #[test]
+    fn without_a_rebalance_of_that_key_a_subscribed_skip_is_reported() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.send_ok(0, "other-0", 7, 0);
+        b.subscribe(1);
+        b.poll_ok_rebalanced(1, &[(K, &[(0, 100), (1, 101)])], &[(Assigned, 1, &[K])]);
+        // Only another key moved: the skip over 2 stays.
+        b.poll_ok_rebalanced(
+            1,
+            &[(K, &[(3, 103)]), ("other-0", &[(0, 7)])],
+            &[(Assigned, 1, &["other-0"])],
+        );
+        b.poll_ok(2, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        let report = b.check();
+        assert_eq!(kinds(&report), vec![AnomalyKind::PollSkip]);
+        assert!(report.entries(AnomalyKind::PollSkip)[0].subscribe_mode);
+    }
+
+    #[test]
+    fn a_key_rebalanced_during_a_poll_has_no_int_anomaly() {
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.subscribe(1);
+        let repeat: &[(u64, u64)] = &[(2, 102), (3, 103), (1, 101), (2, 102)];
+        b.poll_ok_rebalanced(1, &[(K, repeat)], &[(Lost, 1, &[K]), (Assigned, 2, &[K])]);
+        b.poll_ok(1, &[(K, &[(3, 103), (4, 104)])]);
+        b.poll_ok(2, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        assert!(b.check().valid);
+        // The same poll without the log: int-nonmonotonic-poll.
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.subscribe(1);
+        b.poll_ok(1, &[(K, repeat)]);
+        b.poll_ok(2, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 105)])]);
+        assert_eq!(kinds(&b.check()), vec![AnomalyKind::IntNonmonotonicPoll]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cluster::InvariantKind;
 use super::{Anomaly, AnomalyKind, Between};
 
 /// Producer acks.
@@ -34,6 +35,11 @@ pub struct ConfigFacts {
     /// partition at once (power loss of the whole cluster), which Kafka does not promise
     /// to survive unless every batch is flushed.
     pub faults_destroy_all_replicas: bool,
+    /// Consumers are a group that commits before processing is known to be done
+    /// (commit = before-process, or auto-commit): at-most-once.
+    pub group_at_most_once: bool,
+    /// The coordinator refuses commits from stale generations and unknown members.
+    pub generation_check: bool,
 }
 
 impl ConfigFacts {
@@ -82,8 +88,11 @@ pub fn allowed(kind: AnomalyKind, anomaly: &Anomaly, config: &ConfigFacts) -> Op
         // lost-write row: "never allowed when: safe config". Extended by the brief: RF 1 +
         // flush every batch + a single broker also keeps acked writes.
         AnomalyKind::LostWrite | AnomalyKind::Unseen => {
-            // unseen row: "safe config (given the cluster healed and had time)".
-            if config.protects_acked_writes() {
+            // unseen row: "safe config (given the cluster healed and had time)"; for a group,
+            // "committing before processing gives at-most-once (a crash loses records)".
+            if kind == AnomalyKind::Unseen && config.group_at_most_once {
+                Some("the group commits before processing (before-process or auto-commit): at-most-once")
+            } else if config.protects_acked_writes() {
                 None
             } else {
                 Some(unsafe_durability_reason(config))
@@ -119,18 +128,18 @@ pub fn allowed(kind: AnomalyKind, anomaly: &Anomaly, config: &ConfigFacts) -> Op
         // aborted-read row: "always, when errors are classified right".
         AnomalyKind::AbortedRead => None,
         // poll-skip / nonmonotonic-poll rows: "assign mode without seek; allowed across a
-        // rebalance in subscribe mode".
+        // rebalance in subscribe mode". The checker already drops keys whose ownership
+        // changed between the polls (rebalance log), so what is left in subscribe mode
+        // moved without a rebalance: held to the assign-mode rule.
         AnomalyKind::PollSkip | AnomalyKind::NonmonotonicPoll => {
-            if anomaly.subscribe_mode {
-                Some("subscribe mode: a rebalance may move the consumer's position")
-            } else if config.assign_without_seek {
+            if config.assign_without_seek {
                 None
             } else {
                 Some("consumers reposition themselves (not assign-without-seek)")
             }
         }
-        // int-poll rows: "always (except keys rebalanced during the op)" — rebalance logs
-        // are later work, so never allowed for now.
+        // int-poll rows: "always (except keys rebalanced during the op)": the checker drops
+        // keys a rebalance log names, so whatever is left is never allowed.
         AnomalyKind::IntPollSkip | AnomalyKind::IntNonmonotonicPoll => None,
         // nonmonotonic-send and int- rows: "acks=all with idempotence on, or
         // max.in.flight = 1, or retries = 0".
@@ -139,6 +148,15 @@ pub fn allowed(kind: AnomalyKind, anomaly: &Anomaly, config: &ConfigFacts) -> Op
                 None
             } else {
                 Some("retries with more than one request in flight can reorder sends")
+            }
+        }
+        // Invariant 7: "committed offsets move only by commits of the current generation";
+        // a zombie's commit (generation check off) can move them back.
+        AnomalyKind::RealtimeCommitOrder => {
+            if config.generation_check {
+                None
+            } else {
+                Some("the coordinator's generation check is off: a zombie's commit lands")
             }
         }
         // realtime-send-order row: "safe config". A durable single broker never reorders
@@ -150,6 +168,18 @@ pub fn allowed(kind: AnomalyKind, anomaly: &Anomaly, config: &ConfigFacts) -> Op
                 Some(unsafe_durability_reason(config))
             }
         }
+    }
+}
+
+/// `Some(reason)` when an inside-the-cluster violation of `kind` is expected under `config`.
+/// Invariant 7 (stale-commit, two-owners) is promised only by the generation check: the
+/// "zombie commit" row of the known-bugs table switches it off.
+pub fn allowed_violation(kind: InvariantKind, config: &ConfigFacts) -> Option<&'static str> {
+    match kind {
+        InvariantKind::StaleCommit | InvariantKind::TwoOwners if !config.generation_check => {
+            Some("the coordinator's generation check is off: a zombie's commit lands")
+        }
+        _ => None,
     }
 }
 
@@ -189,6 +219,8 @@ mod tests {
             assign_without_seek: true,
             flush_every_batch: false,
             faults_destroy_all_replicas: false,
+            group_at_most_once: false,
+            generation_check: true,
         }
     }
 
@@ -284,10 +316,28 @@ mod tests {
     fn consumer_position_anomalies_depend_on_mode() {
         let mut subscribed = anomaly();
         subscribed.subscribe_mode = true;
-        assert!(allowed(AnomalyKind::PollSkip, &subscribed, &safe()).is_some());
+        // Rebalanced keys never reach the verdict: a subscribed skip left is a bug.
+        assert_eq!(allowed(AnomalyKind::PollSkip, &subscribed, &safe()), None);
         assert_eq!(allowed(AnomalyKind::PollSkip, &anomaly(), &safe()), None);
         assert_eq!(allowed(AnomalyKind::IntPollSkip, &subscribed, &safe()), None);
         let seeking = ConfigFacts { assign_without_seek: false, ..safe() };
         assert!(allowed(AnomalyKind::NonmonotonicPoll, &anomaly(), &seeking).is_some());
+    }
+
+    #[test]
+    fn group_promises_follow_commit_timing_and_the_generation_check() {
+        let at_most_once = ConfigFacts { group_at_most_once: true, ..safe() };
+        assert!(allowed(AnomalyKind::Unseen, &anomaly(), &at_most_once).is_some());
+        assert_eq!(allowed(AnomalyKind::LostWrite, &anomaly(), &at_most_once), None);
+        assert_eq!(allowed(AnomalyKind::Unseen, &anomaly(), &safe()), None);
+        for kind in [InvariantKind::StaleCommit, InvariantKind::TwoOwners] {
+            assert_eq!(allowed_violation(kind, &safe()), None);
+            let off = ConfigFacts { generation_check: false, ..safe() };
+            assert!(allowed_violation(kind, &off).is_some());
+        }
+        let off = ConfigFacts { generation_check: false, ..safe() };
+        assert_eq!(allowed_violation(InvariantKind::ReplicasAgree, &off), None);
+        assert_eq!(allowed(AnomalyKind::RealtimeCommitOrder, &anomaly(), &safe()), None);
+        assert!(allowed(AnomalyKind::RealtimeCommitOrder, &anomaly(), &off).is_some());
     }
 }

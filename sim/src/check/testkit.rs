@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::history::{
-    History, HistoryRecorder, OpF, OpType, OpValue, PollMicro, Record, SendMicro,
+    commit_extra, rebalance_extra, History, HistoryRecorder, OpF, OpType, OpValue, PollMicro,
+    RebalanceEntry, RebalanceKind, Record, SendMicro,
 };
 
 use super::{check, AnomalyKind, CheckOptions, CheckReport};
@@ -128,11 +127,75 @@ impl Builder {
     }
 
     pub(crate) fn subscribe(&mut self, p: u64) {
-        let value = OpValue::Other(Value::from(vec!["events"]));
+        let value = OpValue::Subscribe(vec!["events".to_owned()]);
         let t = self.tick();
         self.recorder.invoke(t, p, OpF::Subscribe, value.clone());
         let t = self.tick();
         self.recorder.complete(t, p, OpType::Ok, value);
+    }
+
+    /// One ok poll whose completion carries a rebalance log; returns (invoke, completion).
+    pub(crate) fn poll_ok_rebalanced(
+        &mut self,
+        p: u64,
+        runs: &[Run<'_>],
+        log: &[(RebalanceKind, i32, &[&str])],
+    ) -> (u64, u64) {
+        let i = self.invoke_poll(p);
+        let records = runs
+            .iter()
+            .map(|(k, rs)| {
+                let rs = rs.iter().map(|&(offset, value)| Record { offset, value }).collect();
+                ((*k).to_owned(), rs)
+            })
+            .collect();
+        let entries: Vec<RebalanceEntry> = log
+            .iter()
+            .map(|&(kind, generation, keys)| RebalanceEntry {
+                kind,
+                generation,
+                keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            })
+            .collect();
+        let t = self.tick();
+        let value = OpValue::Poll(vec![PollMicro { records: Some(records) }]);
+        let c = self.recorder.complete_with(t, p, OpType::Ok, value, rebalance_extra(&entries));
+        (i, c)
+    }
+
+    /// Invokes a commit of `offsets` as `member` in `generation`; returns its index.
+    pub(crate) fn invoke_commit(
+        &mut self,
+        p: u64,
+        offsets: &[(&str, u64)],
+        generation: i32,
+        member: &str,
+    ) -> u64 {
+        let t = self.tick();
+        let value = commit_value(offsets);
+        self.recorder.invoke_with(t, p, OpF::Commit, value, commit_extra(generation, member))
+    }
+
+    pub(crate) fn complete_commit(
+        &mut self,
+        p: u64,
+        op_type: OpType,
+        offsets: &[(&str, u64)],
+    ) -> u64 {
+        let t = self.tick();
+        self.recorder.complete(t, p, op_type, commit_value(offsets))
+    }
+
+    /// One commit by member `m{p}` in generation 1; returns (invoke, completion).
+    pub(crate) fn commit(
+        &mut self,
+        p: u64,
+        op_type: OpType,
+        offsets: &[(&str, u64)],
+    ) -> (u64, u64) {
+        let i = self.invoke_commit(p, offsets, 1, &format!("m{p}"));
+        let c = self.complete_commit(p, op_type, offsets);
+        (i, c)
     }
 
     pub(crate) fn crash(&mut self, p: u64) -> u64 {
@@ -148,6 +211,10 @@ impl Builder {
     pub(crate) fn check(self) -> CheckReport {
         check(&self.finish(), &CheckOptions::default())
     }
+}
+
+fn commit_value(offsets: &[(&str, u64)]) -> OpValue {
+    OpValue::Commit(offsets.iter().map(|&(k, o)| (k.to_owned(), o)).collect())
 }
 
 /// The only anomaly kinds the report holds.

@@ -3,10 +3,13 @@
 //! promises under the scenario's configuration.
 
 use super::{RunOutcome, Verdict};
-use crate::check::promises::{allowed, Acks, ConfigFacts};
+use crate::check::groups::{add_history_figures, GroupFigures};
+use crate::check::promises::{allowed, allowed_violation, Acks, ConfigFacts};
 use crate::check::{check, AnomalyKind, CheckOptions};
 use crate::history::History;
-use crate::scenario::{AcksSetting, FaultKind, FlushSetting, Scenario};
+use crate::scenario::{
+    AcksSetting, CommitSetting, ConsumerMode, FaultKind, FlushSetting, Scenario,
+};
 
 /// Anomaly entries kept per kind in reports.
 const ENTRIES_PER_KIND_MAX: usize = 50;
@@ -16,11 +19,14 @@ pub(super) struct Input<'a> {
     pub problems: Vec<String>,
     /// Inside-the-cluster invariant violations, judged like anomalies by their names.
     pub violations: Vec<crate::check::cluster::Violation>,
+    /// The live half of the consumer-group figures, per group.
+    pub groups: std::collections::BTreeMap<String, GroupFigures>,
     pub outcome: &'a mut RunOutcome,
 }
 
 pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
-    let Input { history, problems, violations, outcome } = input;
+    let Input { history, problems, violations, mut groups, outcome } = input;
+    add_history_figures(&history, &scenario.consumer.group_id, &mut groups);
     let report = check(&history, &CheckOptions { entries_per_kind_max: ENTRIES_PER_KIND_MAX });
     let facts = config_facts(scenario);
     let judgement = &mut outcome.judgement;
@@ -50,11 +56,17 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
     }
     let mut by_invariant: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
         std::collections::BTreeMap::new();
+    let mut invariant_allowed: std::collections::BTreeMap<String, Option<&'static str>> =
+        std::collections::BTreeMap::new();
     for violation in &violations {
         let name = serde_json::to_value(violation.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| format!("{:?}", violation.kind));
+        // Allowed only if every violation of the kind is expected under the config.
+        let reason = allowed_violation(violation.kind, &facts);
+        let kept = invariant_allowed.entry(name.clone()).or_insert(reason);
+        *kept = kept.and(reason);
         let entries = by_invariant.entry(name).or_default();
         if entries.len() < ENTRIES_PER_KIND_MAX {
             entries.push(serde_json::json!({ "explanation": violation.detail }));
@@ -65,6 +77,9 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
             judgement.found_expected.push(name.clone());
         } else if scenario.expect.may_show.contains(name) {
             let reason = "the scenario lists it under may_show".to_string();
+            judgement.allowed.push((name.clone(), reason));
+        } else if let Some(Some(reason)) = invariant_allowed.get(name) {
+            let reason = format!("expected under this config: {reason}");
             judgement.allowed.push((name.clone(), reason));
         } else {
             judgement.forbidden.push(name.clone());
@@ -97,6 +112,12 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
             anomalies.insert(name, serde_json::Value::Array(entries));
         }
     }
+    if !groups.is_empty() {
+        if let serde_json::Value::Object(report) = &mut outcome.check_report {
+            let groups = serde_json::to_value(&groups).expect("group figures serialize");
+            report.insert("groups".to_string(), groups);
+        }
+    }
 }
 
 /// What the scenario's configuration promises, for `promises::allowed`.
@@ -123,6 +144,10 @@ pub fn config_facts(scenario: &Scenario) -> ConfigFacts {
         assign_without_seek: true,
         flush_every_batch: scenario.topics.iter().all(|t| t.flush == FlushSetting::EveryBatch),
         faults_destroy_all_replicas: destroys_all_replicas(scenario, topic.replication_factor),
+        group_at_most_once: scenario.consumer.mode == ConsumerMode::Subscribe
+            && (scenario.consumer.commit == CommitSetting::BeforeProcess
+                || scenario.consumer.auto_commit),
+        generation_check: scenario.group.generation_check,
     }
 }
 
@@ -154,4 +179,73 @@ fn destroys_all_replicas(scenario: &Scenario, replication_factor: u32) -> bool {
     }
     let simultaneous = crashes_at.values().any(|targets| targets.len() >= rf);
     random || scripted_power_loss || simultaneous
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cluster::{InvariantKind, Violation};
+    use crate::check::testkit::Builder;
+    use crate::history::OpType;
+    use crate::runner::{Judgement, RunStats};
+
+    fn outcome() -> RunOutcome {
+        RunOutcome {
+            scenario: "q".into(),
+            variant: None,
+            seed: 1,
+            build: "test".into(),
+            verdict: Verdict::Crash,
+            judgement: Judgement::default(),
+            trace_hash: 0,
+            history_jsonl: String::new(),
+            events: Vec::new(),
+            check_report: serde_json::Value::Null,
+            stats: RunStats::default(),
+        }
+    }
+
+    fn scenario(generation_check: bool, commit: CommitSetting) -> Scenario {
+        let mut s = crate::scenario::parse(include_str!("../../../scenarios/quickstart.toml"), "q")
+            .expect("valid");
+        s.consumer.mode = ConsumerMode::Subscribe;
+        s.consumer.commit = commit;
+        s.group.generation_check = generation_check;
+        s
+    }
+
+    /// A subscribed consumer that never processed acked value 1: unseen.
+    fn judge_zombie_run(scenario: &Scenario) -> RunOutcome {
+        let mut b = Builder::new();
+        b.send_ok(0, "events-0", 1, 0);
+        b.subscribe(1);
+        b.commit(1, OpType::Ok, &[("events-0", 1)]);
+        let violation =
+            Violation { kind: InvariantKind::StaleCommit, detail: "zombie".to_string() };
+        let mut outcome = outcome();
+        let input = Input {
+            history: b.finish(),
+            problems: Vec::new(),
+            violations: vec![violation],
+            groups: std::collections::BTreeMap::new(),
+            outcome: &mut outcome,
+        };
+        judge(scenario, input);
+        outcome
+    }
+
+    #[test]
+    fn group_anomalies_are_expected_only_under_their_config() {
+        let safe = judge_zombie_run(&scenario(true, CommitSetting::AfterProcess));
+        assert_eq!(safe.judgement.forbidden, vec!["unseen".to_string(), "stale-commit".into()]);
+        let group = &safe.check_report["groups"]
+            [&scenario(true, CommitSetting::AfterProcess).consumer.group_id];
+        assert_eq!(group["commits_ok"], 1);
+
+        let unsafe_run = judge_zombie_run(&scenario(false, CommitSetting::BeforeProcess));
+        assert!(unsafe_run.judgement.forbidden.is_empty(), "{:?}", unsafe_run.judgement);
+        let allowed: Vec<&str> =
+            unsafe_run.judgement.allowed.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(allowed, ["unseen", "stale-commit"]);
+    }
 }

@@ -30,6 +30,7 @@ struct Simulated {
     stats: RunStats,
     problems: Vec<String>,
     violations: Vec<crate::check::cluster::Violation>,
+    groups: BTreeMap<String, crate::check::groups::GroupFigures>,
 }
 
 /// The build identity printed with every run.
@@ -93,6 +94,7 @@ fn simulated_parts(simulated: Simulated, outcome: &mut RunOutcome) -> judge::Inp
         history: simulated.history,
         problems: simulated.problems,
         violations: simulated.violations,
+        groups: simulated.groups,
         outcome,
     }
 }
@@ -186,6 +188,7 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
         stats: state.stats.clone(),
         problems,
         violations,
+        groups: state.cluster_checker.groups().figures(),
     }
 }
 

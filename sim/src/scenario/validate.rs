@@ -29,6 +29,7 @@ pub const KNOWN_ANOMALIES: &[&str] = &[
     "nonmonotonic-send",
     "int-nonmonotonic-send",
     "realtime-send-order",
+    "realtime-commit-order",
     // The inside-the-cluster invariants (CORRECTNESS.md 1-5, and Raft's own).
     "one-leader-per-epoch",
     "committed-prefix",
@@ -36,6 +37,9 @@ pub const KNOWN_ANOMALIES: &[&str] = &[
     "acked-means-replicated",
     "leader-in-isr",
     "raft",
+    // Consumer groups (CORRECTNESS.md 7).
+    "stale-commit",
+    "two-owners",
 ];
 
 /// Kafka caps in-flight requests per connection at 5 when idempotence is on

@@ -102,7 +102,18 @@ impl WorldState {
     }
 
     pub fn invoke(&mut self, process: u64, f: crate::history::OpF, value: crate::history::OpValue) {
-        self.history.invoke(now_ns(), process, f, value.clone());
+        self.invoke_with(process, f, value, BTreeMap::new());
+    }
+
+    /// An invocation with extra fields (a commit's `history::commit_extra`).
+    pub fn invoke_with(
+        &mut self,
+        process: u64,
+        f: crate::history::OpF,
+        value: crate::history::OpValue,
+        extra: BTreeMap<String, serde_json::Value>,
+    ) {
+        self.history.invoke_with(now_ns(), process, f, value.clone(), extra);
         self.open_ops.insert(process, value);
     }
 
@@ -129,7 +140,18 @@ impl WorldState {
         op_type: crate::history::OpType,
         value: crate::history::OpValue,
     ) {
-        self.history.complete(now_ns(), process, op_type, value);
+        self.complete_with(process, op_type, value, BTreeMap::new());
+    }
+
+    /// A completion with extra fields (a `history::rebalance_extra`).
+    pub fn complete_with(
+        &mut self,
+        process: u64,
+        op_type: crate::history::OpType,
+        value: crate::history::OpValue,
+        extra: BTreeMap<String, serde_json::Value>,
+    ) {
+        self.history.complete_with(now_ns(), process, op_type, value, extra);
         self.open_ops.remove(&process);
     }
 }

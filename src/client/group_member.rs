@@ -277,6 +277,9 @@ pub struct GroupMember {
     next_auto_commit_at: Millis,
     auto_commit_in_flight: Option<u64>,
     in_flight: BTreeMap<u32, InFlight>,
+    /// The JoinGroup or SyncGroup the phase waits for: answers to earlier (superseded)
+    /// ones are ignored.
+    awaited: Option<u32>,
     next_correlation_seq: u32,
     next_commit_id: u64,
     events: Vec<MemberEvent>,
@@ -314,6 +317,7 @@ impl GroupMember {
             next_auto_commit_at: Millis(0),
             auto_commit_in_flight: None,
             in_flight: BTreeMap::new(),
+            awaited: None,
             next_correlation_seq: 0,
             next_commit_id: 0,
             events: Vec::new(),
@@ -467,7 +471,7 @@ impl GroupMember {
             return;
         }
         let request = self.in_flight.remove(&correlation_id).expect("present above");
-        self.on_group_response(now, request.kind, frame.body);
+        self.on_group_response(now, correlation_id, request.node, request.kind, frame.body);
     }
 
     /// Requests in flight on `node` are lost; the coordinator is rediscovered if it was
@@ -535,7 +539,10 @@ impl GroupMember {
             return Vec::new();
         }
         let mut actions = std::mem::take(&mut self.outbox);
-        if self.config.enable_auto_commit && matches!(self.phase, Phase::Stable) {
+        if self.config.enable_auto_commit
+            && matches!(self.phase, Phase::Stable)
+            && self.coordinator.is_some()
+        {
             let offsets = self.consumed_offsets();
             if !offsets.is_empty() {
                 let id = self.next_commit_id;
@@ -576,7 +583,7 @@ impl GroupMember {
         body: Request,
         kind: Kind,
         actions: &mut Vec<ConsumerAction>,
-    ) {
+    ) -> u32 {
         let correlation_id =
             GROUP_CORRELATION_BASE | (self.next_correlation_seq & (GROUP_CORRELATION_BASE - 1));
         self.next_correlation_seq = self.next_correlation_seq.wrapping_add(1);
@@ -590,6 +597,7 @@ impl GroupMember {
         assert!(previous.is_none(), "correlation id {correlation_id} reused while in flight");
         let frame = RequestFrame { correlation_id, client_id: self.client_id, body };
         actions.push(ConsumerAction::Send { to: node, frame });
+        correlation_id
     }
 
     fn has_in_flight(&self, pred: impl Fn(&Kind) -> bool) -> bool {
@@ -617,7 +625,7 @@ impl GroupMember {
             self.in_flight.iter().filter(|(_, r)| r.node == node).map(|(&id, _)| id).collect();
         for id in ids {
             let request = self.in_flight.remove(&id).expect("listed above");
-            self.on_request_lost(now, request.kind);
+            self.on_request_lost(now, id, request.kind);
         }
         if self.coordinator == Some(node) {
             self.coordinator_unknown(now, "connection to the coordinator lost");
@@ -625,18 +633,21 @@ impl GroupMember {
     }
 
     /// A group request got no answer: what Kafka does on a disconnect of that request.
-    fn on_request_lost(&mut self, now: Millis, kind: Kind) {
+    fn on_request_lost(&mut self, now: Millis, correlation_id: u32, kind: Kind) {
+        let awaited = self.awaited == Some(correlation_id);
         match kind {
             Kind::FindCoordinator => self.find_retry_at = now.plus_ms(self.config.retry_backoff_ms),
-            Kind::Join => self.rejoin_after(now, self.config.retry_backoff_ms, "join lost"),
-            Kind::Sync { generation } if self.is_syncing(generation) => {
+            Kind::Join if awaited && matches!(self.phase, Phase::Joining) => {
+                self.rejoin_after(now, self.config.retry_backoff_ms, "join lost")
+            }
+            Kind::Sync { generation } if awaited && self.is_syncing(generation) => {
                 self.rejoin_after(now, self.config.retry_backoff_ms, "sync lost")
             }
             Kind::Commit { id, generation, offsets } => {
                 self.on_commit_result(now, id, generation, offsets, CommitResult::Indeterminate)
             }
             Kind::OffsetFetch { .. } => self.retry_at = now.plus_ms(self.config.retry_backoff_ms),
-            Kind::Sync { .. } | Kind::Heartbeat { .. } | Kind::Leave => {}
+            Kind::Join | Kind::Sync { .. } | Kind::Heartbeat { .. } | Kind::Leave => {}
         }
     }
 
@@ -708,7 +719,7 @@ impl GroupMember {
         });
         tracing::debug!(client = %self.client_id, member = %self.member_id, %now, "join group");
         self.phase = Phase::Joining;
-        self.write(now, coordinator, body, Kind::Join, actions);
+        self.awaited = Some(self.write(now, coordinator, body, Kind::Join, actions));
     }
 
     /// The leader assigns once every subscribed topic's partition count is known (or the
@@ -770,7 +781,7 @@ impl GroupMember {
         });
         self.phase = Phase::Syncing;
         let kind = Kind::Sync { generation: self.generation_id };
-        self.write(now, coordinator, body, kind, actions);
+        self.awaited = Some(self.write(now, coordinator, body, kind, actions));
     }
 
     fn maybe_heartbeat(
@@ -889,6 +900,7 @@ impl GroupMember {
     }
 
     fn rejoin_after(&mut self, now: Millis, backoff_ms: u64, why: &'static str) {
+        assert!(self.owned.is_none(), "{} rejoins still owning {:?}", self.client_id, self.owned);
         tracing::info!(client = %self.client_id, group = %self.config.group_id, why, "rejoin");
         self.phase = Phase::Unjoined;
         self.retry_at = now.plus_ms(backoff_ms);
@@ -987,7 +999,21 @@ impl GroupMember {
         }
     }
 
-    fn on_group_response(&mut self, now: Millis, kind: Kind, body: Response) {
+    fn on_group_response(
+        &mut self,
+        now: Millis,
+        correlation_id: u32,
+        node: NodeId,
+        kind: Kind,
+        body: Response,
+    ) {
+        if matches!(kind, Kind::Join | Kind::Sync { .. }) {
+            if self.awaited != Some(correlation_id) {
+                tracing::debug!(client = %self.client_id, correlation_id, "superseded join/sync answer");
+                return;
+            }
+            self.awaited = None;
+        }
         match (kind, body) {
             (Kind::FindCoordinator, Response::FindCoordinator(r)) => {
                 self.on_find_coordinator(now, r)
@@ -999,7 +1025,7 @@ impl GroupMember {
                     node_id: None,
                 },
             ),
-            (Kind::Join, Response::JoinGroup(r)) => self.on_join(now, r),
+            (Kind::Join, Response::JoinGroup(r)) => self.on_join(now, node, r),
             (Kind::Join, body) => self.on_join_error(now, error_of(&body)),
             (Kind::Sync { generation }, Response::SyncGroup(r)) => self.on_sync(now, generation, r),
             (Kind::Sync { generation }, body) => {
@@ -1045,7 +1071,7 @@ impl GroupMember {
         }
     }
 
-    fn on_join(&mut self, now: Millis, r: JoinGroupResponse) {
+    fn on_join(&mut self, now: Millis, coordinator: NodeId, r: JoinGroupResponse) {
         if !matches!(self.phase, Phase::Joining) {
             return;
         }
@@ -1067,7 +1093,6 @@ impl GroupMember {
             member_id: self.member_id.clone(),
             leader: self.leader,
         });
-        let coordinator = self.coordinator.expect("a join answer comes from the coordinator");
         let mut outbox = std::mem::take(&mut self.outbox);
         if self.leader {
             self.phase = Phase::Assigning { members: r.members, since: now };

@@ -754,3 +754,123 @@ proptest! {
         }
     }
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    Add {
+        assignor: usize,
+        instance: Option<u8>,
+    },
+    Pause(usize),
+    Resume(usize),
+    Crash(usize),
+    Close(usize),
+    /// Responses now in flight are lost.
+    DropResponses,
+    Commit(usize),
+    StopConsuming(usize),
+    Run {
+        ms: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0usize..3, proptest::option::of(0u8..3))
+            .prop_map(|(assignor, instance)| Op::Add { assignor, instance }),
+        1 => (0usize..6).prop_map(Op::Pause),
+        1 => (0usize..6).prop_map(Op::Resume),
+        1 => (0usize..6).prop_map(Op::Crash),
+        1 => (0usize..6).prop_map(Op::Close),
+        1 => Just(Op::DropResponses),
+        2 => (0usize..6).prop_map(Op::Commit),
+        1 => (0usize..6).prop_map(Op::StopConsuming),
+        4 => (1u64..150).prop_map(|s| Op::Run { ms: s * STEP_MS }),
+    ]
+}
+
+impl Cluster {
+    fn live(&self) -> Vec<usize> {
+        (0..self.slots.len()).filter(|&s| self.slots[s].is_some()).collect()
+    }
+
+    fn apply(&mut self, op: Op) {
+        let kinds = [AssignorKind::Range, AssignorKind::RoundRobin, AssignorKind::Sticky];
+        let live = self.live();
+        let pick = |i: usize| (!live.is_empty()).then(|| live[i % live.len()]);
+        match op {
+            Op::Add { assignor, instance } => {
+                // One live holder per instance id (a second one would fence the first).
+                let name = instance.map(|i| format!("i-{i}"));
+                let taken =
+                    live.iter().any(|&s| self.identities[s] == name.clone().unwrap_or_default());
+                if !taken && live.len() < 6 {
+                    // Members share "range", so the group always has a common protocol.
+                    let mut assignors = vec![kinds[assignor], AssignorKind::Range];
+                    assignors.dedup();
+                    self.add(GroupMemberConfig {
+                        assignors,
+                        ..config(kinds[assignor], name.as_deref())
+                    });
+                }
+            }
+            Op::Pause(i) => pick(i).into_iter().for_each(|s| self.slot_mut(s).paused = true),
+            Op::Resume(i) => pick(i).into_iter().for_each(|s| self.slot_mut(s).paused = false),
+            Op::Crash(i) => pick(i).into_iter().for_each(|s| self.remove(s)),
+            Op::Close(i) => {
+                if let Some(s) = pick(i) {
+                    let now = self.now;
+                    let actions = self.slot_mut(s).member.close(now);
+                    actions.into_iter().for_each(|a| self.route(s, a));
+                    self.pump();
+                    self.remove(s);
+                }
+            }
+            Op::DropResponses => self.inbox.clear(),
+            Op::Commit(i) => {
+                if let Some(s) = pick(i) {
+                    let now = self.now;
+                    let member = &mut self.slot_mut(s).member;
+                    let offsets = member.consumed_offsets();
+                    member.commit(now, offsets);
+                }
+            }
+            Op::StopConsuming(i) => {
+                pick(i).into_iter().for_each(|s| self.slot_mut(s).consuming = false)
+            }
+            Op::Run { ms } => self.run_for(ms),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random joins, freezes, crashes, closes, lost responses and commits: in every
+    /// generation each partition has one owner; once healed, the live members converge on
+    /// a stable generation that covers every partition exactly once.
+    #[test]
+    fn random_membership_keeps_single_ownership_and_converges(
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        let mut c = Cluster::new();
+        c.add(config(AssignorKind::Range, None));
+        for op in ops {
+            c.apply(op);
+        }
+        check_ownership(&c, false);
+        // Heal: wake everyone, let the application poll again.
+        for s in c.live() {
+            let slot = c.slot_mut(s);
+            slot.paused = false;
+            slot.consuming = true;
+        }
+        let live = c.live();
+        if !live.is_empty() {
+            c.run_for(u64::from(SESSION_MS) + 2_000);
+            c.settle(&live, 60_000);
+            prop_assert_eq!(union(&c, &live), all_partitions());
+        }
+        check_ownership(&c, false);
+    }
+}

@@ -5,13 +5,16 @@
 
 use super::*;
 use crate::client::consumer::OffsetReset;
+use crate::client::CloseReason;
 use crate::group::{
     CoordinatorConfig, CoordinatorOutput, GroupCoordinator, GroupEvent, GroupRequest,
     GroupResponse, ReplyTo,
 };
 use crate::protocol::{
-    FetchPartitionResponse, FetchResponse, HeartbeatResponse, ListOffsetsPartitionResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetSpec, PartitionMetadata, TopicMetadata,
+    FetchPartitionResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    JoinGroupResponse, ListOffsetsPartitionResponse, ListOffsetsResponse, MetadataResponse,
+    OffsetCommitResponse, OffsetFetchResponse, OffsetSpec, PartitionMetadata, Request,
+    RequestFrame, Response, SyncGroupResponse, TopicMetadata,
 };
 use crate::record::BatchBuilder;
 use proptest::prelude::*;

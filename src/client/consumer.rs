@@ -10,7 +10,7 @@
 //! (a fetch may start mid-batch) are skipped; `take_records` hands out records in offset
 //! order and moves positions past them.
 //!
-//! Group membership is later work: a group member will drive `assign` and `seek` (to the
+//! In subscribe mode a `GroupMember` (group_member.rs) drives `assign` and `seek` (to the
 //! committed offsets); nothing here assumes the assignment is static.
 
 use super::metadata::MetadataCache;
@@ -211,6 +211,17 @@ impl Consumer {
             next.insert(tp, state);
         }
         self.partitions = next;
+    }
+
+    /// Keeps metadata of `topic` fresh without assigning it (a group leader needs the
+    /// partition count of every topic the group subscribes to).
+    pub fn want_topic(&mut self, topic: &str) {
+        self.metadata.want_topic(topic);
+    }
+
+    /// Marks the metadata stale: the next `poll` asks for a refresh (rate limited).
+    pub fn request_metadata_refresh(&mut self) {
+        self.metadata.request_refresh();
     }
 
     pub fn assignment(&self) -> Vec<TopicPartition> {

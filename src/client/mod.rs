@@ -1,5 +1,6 @@
 //! Kafka clients as sans-IO state machines: the producer (partitioner, accumulator,
-//! sender), the consumer (assign mode) and the metadata cache they share.
+//! sender), the consumer (assign mode), the group member (subscribe mode, driving a
+//! consumer) and the metadata cache they share.
 //!
 //! A client never reads a clock, touches a socket or draws OS randomness. The node shell
 //! calls it with the current simulated time and with what arrived (responses, broken
@@ -11,11 +12,11 @@
 //! What this module does not own: connections and reconnects (the shell opens a connection
 //! on the first `Send` to a node and reports `on_disconnect` when it breaks), the metadata
 //! request itself (the shell sends it on `RefreshMetadata` and hands the response to
-//! `on_metadata`), and consumer groups (later work: `Consumer::assign` is the seam a group
-//! member will drive).
+//! `on_metadata`), and the group coordinator (crate::group).
 
 pub mod accumulator;
 pub mod consumer;
+pub mod group_member;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
@@ -23,6 +24,10 @@ pub mod producer;
 pub use consumer::{
     ConsumedRecord, Consumer, ConsumerAction, ConsumerConfig, ConsumerEvent, OffsetReset,
     ResetReason,
+};
+pub use group_member::{
+    CommitOffset, CommitResult, GroupMember, GroupMemberConfig, LeaveReason, LostReason,
+    MemberEvent, MemberState, CONSUMER_PROTOCOL_TYPE,
 };
 pub use metadata::MetadataCache;
 pub use partitioner::{

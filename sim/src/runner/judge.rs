@@ -24,6 +24,15 @@ pub(super) struct Input<'a> {
     pub outcome: &'a mut RunOutcome,
 }
 
+/// Generations started once the faulty phase began (the group's first generations form
+/// during setup).
+fn rebalances_after_setup(events: &[super::outcome::Event]) -> u64 {
+    let Some(start) = events.iter().find(|e| e.kind == "phase-faulty").map(|e| e.time_ns) else {
+        return 0;
+    };
+    events.iter().filter(|e| e.kind == "generation-started" && e.time_ns >= start).count() as u64
+}
+
 pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
     let Input { history, problems, violations, mut groups, outcome } = input;
     add_history_figures(&history, &scenario.consumer.group_id, &mut groups);
@@ -86,6 +95,15 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
         }
     }
     judgement.problems.extend(problems);
+    if let Some(max) = scenario.expect.max_rebalances {
+        let rebalances = rebalances_after_setup(&outcome.events);
+        if rebalances > u64::from(max) {
+            judgement.problems.push(format!(
+                "the group rebalanced {rebalances} times after setup (generation-started events \
+                 after phase-faulty); the scenario allows {max}"
+            ));
+        }
+    }
     let anomalies = report.counts.values().any(|count| *count > 0) || !violations.is_empty();
     outcome.stats.ops = report.stats.ops;
     outcome.stats.records_acked = report.stats.acked_values;

@@ -176,6 +176,10 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
     world.event("runner", "done", &[]);
 
     let mut state = world.state();
+    if let Some(lag) = final_group_lag(&world.scenario, &state) {
+        let group_id = world.scenario.consumer.group_id.clone();
+        state.cluster_checker.groups_mut().set_final_lag(&group_id, lag);
+    }
     state.stats.simulated_secs = now_duration().as_secs_f64();
     let history = std::mem::take(&mut state.history).finish();
     let mut violations = std::mem::take(&mut state.violations);
@@ -190,6 +194,25 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
         violations,
         groups: state.cluster_checker.groups().figures(),
     }
+}
+
+/// Subscribe mode: per partition, the group's committed offset and its leader's HW (the
+/// end offset) after the quiet phase.
+fn final_group_lag(
+    scenario: &Scenario,
+    state: &crate::world::WorldState,
+) -> Option<BTreeMap<String, (Option<u64>, u64)>> {
+    scenario.coordinator_partition()?;
+    let mut lag = BTreeMap::new();
+    for topic in &scenario.topics {
+        for partition in 0..topic.partitions {
+            let tp = TopicPartition::new(topic.name.clone(), partition);
+            let committed = state.group_committed.get(&tp).map(|o| o.0);
+            let end = state.cluster.leader_high_watermark(&tp).map_or(0, |o| o.0);
+            lag.insert(tp.to_string(), (committed, end));
+        }
+    }
+    Some(lag)
 }
 
 /// Subscribe mode: each partition whose committed offset is below its leader's HW (or

@@ -240,8 +240,10 @@ fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: 
                 });
             ClusterEvent::AckedAll { broker: me, tp, last_offset, hw, isr, min_insync }
         }
-        // Group events reach the checker once it has a group model.
-        Fact::Group(_) => return,
+        Fact::Group(event) => {
+            log_group_event(world, name, &event);
+            ClusterEvent::Group(event)
+        }
         Fact::Registered { broker_epoch } => {
             world.event(name, "broker-registered", &[("broker_epoch", broker_epoch.to_string())]);
             return;
@@ -472,5 +474,31 @@ async fn apply(disk: &Arc<SimDisk>, op: DiskOp) -> Result<(), super::disk::DiskE
             Err(super::disk::DiskError::NotFound { .. }) => Ok(()),
             other => other,
         },
+    }
+}
+
+/// Generation starts and member removals go into the node event log, where a reader of a
+/// group failure (and the judge's `max_rebalances`) finds them.
+fn log_group_event(world: &WorldRef, name: &str, event: &kafkasim::group::GroupEvent) {
+    use kafkasim::group::GroupEvent;
+    match event {
+        GroupEvent::GenerationStarted { group_id, generation_id, leader, members } => {
+            let fields = [
+                ("group", group_id.clone()),
+                ("generation", generation_id.to_string()),
+                ("leader", leader.clone()),
+                ("members", members.join(",")),
+            ];
+            world.event(name, "generation-started", &fields);
+        }
+        GroupEvent::MemberRemoved { group_id, member_id, reason } => {
+            let fields = [
+                ("group", group_id.clone()),
+                ("member", member_id.clone()),
+                ("reason", reason.to_string()),
+            ];
+            world.event(name, "member-removed", &fields);
+        }
+        GroupEvent::AssignmentSynced { .. } | GroupEvent::CommitAccepted { .. } => {}
     }
 }

@@ -53,6 +53,9 @@ struct Shell {
 }
 
 pub async fn consumer_main(world: WorldRef, index: u32) {
+    if world.scenario.consumer.mode == crate::scenario::ConsumerMode::Subscribe {
+        return super::member::member_main(world, index).await;
+    }
     let name = node_name(Role::Consumer, index);
     let process = world.state().new_process(&name);
     let scenario = world.scenario.clone();
@@ -277,7 +280,7 @@ fn all_partitions(scenario: &Scenario) -> Vec<TopicPartition> {
         .collect()
 }
 
-fn consumer_config(scenario: &Scenario) -> ConsumerConfig {
+pub(super) fn consumer_config(scenario: &Scenario) -> ConsumerConfig {
     let settings = &scenario.consumer;
     ConsumerConfig {
         auto_offset_reset: match settings.auto_offset_reset {

@@ -5,6 +5,7 @@
 
 mod connections;
 mod consumer;
+mod member;
 mod producer;
 
 pub use consumer::consumer_main;

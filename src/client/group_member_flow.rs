@@ -557,7 +557,10 @@ impl GroupMember {
             tracing::error!(client = %self.client_id, protocol = ?r.protocol_name, "coordinator chose an unknown protocol");
             return self.fatal(now, ErrorCode::InconsistentGroupProtocol);
         };
-        assert!(!r.member_id.is_empty(), "a successful join names the member");
+        if r.member_id.is_empty() {
+            tracing::warn!(client = %self.client_id, "successful join without a member id ignored");
+            return self.rejoin_after(now, self.config.retry_backoff_ms, "join without member id");
+        }
         self.member_id = r.member_id;
         self.generation_id = r.generation_id;
         self.protocol = Some(protocol);

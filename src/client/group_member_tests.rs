@@ -793,8 +793,9 @@ proptest! {
             let error = errors[error];
             let body = match kind {
                 0 => Response::JoinGroup(JoinGroupResponse { error, generation_id: 1,
-                    protocol_name: Some("range".into()), leader: "x".into(),
-                    member_id: "m".into(), members: Vec::new() }),
+                    protocol_name: Some(if delta == 7 { "bogus" } else { "range" }.into()),
+                    leader: if delta % 2 == 0 { "m" } else { "x" }.into(),
+                    member_id: if delta % 3 == 0 { String::new() } else { "m".into() }, members: Vec::new() }),
                 1 => Response::SyncGroup(SyncGroupResponse { error, assignment: all_partitions() }),
                 2 => Response::Heartbeat(HeartbeatResponse { error }),
                 3 => Response::OffsetCommit(OffsetCommitResponse { partitions: vec![(TopicPartition::new(TOPIC, 0), error)] }),

@@ -9,7 +9,9 @@
 //! committed offset or left without a position so auto_offset_reset applies. No record of
 //! a partition is handed out before its committed offset is known.
 //!
-//! While stable the member heartbeats every heartbeat_interval_ms. RebalanceInProgress
+//! While stable the member heartbeats every heartbeat_interval_ms; the leader rejoins
+//! when metadata shows a subscribed topic with another partition count than it assigned
+//! (metadata is only as fresh as the shell's refreshes). RebalanceInProgress
 //! revokes every owned partition (after a synchronous auto-commit of the consumed
 //! positions, as Kafka's onJoinPrepare does) and rejoins. UnknownMemberId,
 //! IllegalGeneration, FencedInstanceId or no successful heartbeat within the session
@@ -269,6 +271,9 @@ pub struct GroupMember {
     owned: Option<(i32, Vec<TopicPartition>)>,
     /// What the last generation gave this member (the sticky assignor's "owned").
     previous_assignment: Vec<TopicPartition>,
+    /// The leader's partition counts behind its last assignment (0: unknown then); a
+    /// change seen in metadata makes it rebalance, as Kafka's leader does.
+    assigned_counts: BTreeMap<String, u32>,
     /// Stable, but the committed offsets of `owned` are not known yet.
     offsets_pending: bool,
     last_heartbeat_sent: Millis,
@@ -310,6 +315,7 @@ impl GroupMember {
             leader: false,
             owned: None,
             previous_assignment: Vec::new(),
+            assigned_counts: BTreeMap::new(),
             offsets_pending: false,
             last_heartbeat_sent: Millis(0),
             last_heartbeat_ok: Millis(0),

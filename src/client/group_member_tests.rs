@@ -32,6 +32,11 @@ fn all_partitions() -> Vec<TopicPartition> {
 
 /// Topic `t` with PARTITIONS partitions, and topic `u` with 2, all led by node 1.
 fn metadata() -> MetadataResponse {
+    metadata_with(PARTITIONS)
+}
+
+/// Topic `t` with `t_partitions` partitions, and topic `u` with 2, all led by node 1.
+fn metadata_with(t_partitions: u32) -> MetadataResponse {
     let topic = |name: &str, count: u32| TopicMetadata {
         name: name.to_string(),
         error: ErrorCode::None,
@@ -48,13 +53,13 @@ fn metadata() -> MetadataResponse {
     };
     MetadataResponse {
         brokers: vec![BROKER, NodeId(2)],
-        topics: vec![topic(TOPIC, PARTITIONS), topic("u", 2)],
+        topics: vec![topic(TOPIC, t_partitions), topic("u", 2)],
     }
 }
 
 /// What a broker answers to a metadata request for `topics`.
-fn metadata_for(topics: &[String]) -> MetadataResponse {
-    let mut all = metadata();
+fn metadata_for(t_partitions: u32, topics: &[String]) -> MetadataResponse {
+    let mut all = metadata_with(t_partitions);
     all.topics.retain(|t| topics.contains(&t.name));
     all
 }
@@ -121,6 +126,8 @@ struct Cluster {
     sent: Vec<(usize, Request)>,
     /// Members dropped without a word: (time, slot).
     crashes: Vec<(Millis, usize)>,
+    /// How many partitions topic `t` has in the metadata the brokers answer.
+    t_partitions: u32,
     /// OffsetFetch requests go unanswered while set.
     hold_offset_fetches: bool,
     /// Per slot: the group instance id, or the slot number for a dynamic member.
@@ -146,6 +153,7 @@ impl Cluster {
             crashes: Vec::new(),
             identities: Vec::new(),
             hold_offset_fetches: false,
+            t_partitions: PARTITIONS,
         }
     }
 
@@ -225,7 +233,8 @@ impl Cluster {
                 self.answer(slot, to, frame);
             }
             ConsumerAction::RefreshMetadata { topics } => {
-                self.slot_mut(slot).member.on_metadata(&metadata_for(&topics));
+                let metadata = metadata_for(self.t_partitions, &topics);
+                self.slot_mut(slot).member.on_metadata(&metadata);
             }
             ConsumerAction::CloseConnection { .. } => {}
         }
@@ -1070,4 +1079,25 @@ fn a_commit_cut_off_by_a_disconnect_is_indeterminate() {
     }));
     assert_eq!(c.member(a).coordinator(), None, "the coordinator is rediscovered");
     c.settle(&[a], 5_000);
+}
+
+#[test]
+fn the_leader_rebalances_when_a_topic_grows() {
+    let mut c = Cluster::new();
+    let a = c.add(config(AssignorKind::RoundRobin, None));
+    let b = c.add(config(AssignorKind::RoundRobin, None));
+    c.settle(&[a, b], 20_000);
+    let first = c.coordinator.generation_id("g").expect("group exists");
+    // The shell's next metadata refresh shows two more partitions of t.
+    c.t_partitions = PARTITIONS + 2;
+    for s in [a, b] {
+        c.slot_mut(s).member.on_metadata(&metadata_with(PARTITIONS + 2));
+    }
+    c.run_for(1_000);
+    c.settle(&[a, b], 30_000);
+    assert!(c.coordinator.generation_id("g").expect("group exists") > first);
+    let all: Vec<TopicPartition> =
+        (0..PARTITIONS + 2).map(|p| TopicPartition::new(TOPIC, p)).collect();
+    assert_eq!(union(&c, &[a, b]), all);
+    check_ownership(&c, true);
 }

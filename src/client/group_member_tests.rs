@@ -1101,3 +1101,22 @@ fn the_leader_rebalances_when_a_topic_grows() {
     assert_eq!(union(&c, &[a, b]), all);
     check_ownership(&c, true);
 }
+
+#[test]
+fn a_static_member_past_max_poll_interval_sends_no_leave_and_rejoins_in_place() {
+    let mut c = Cluster::new();
+    let a = c.add(config(AssignorKind::Range, Some("i-a")));
+    let b = c.add(config(AssignorKind::Range, Some("i-b")));
+    c.settle(&[a, b], 20_000);
+    let generation = c.coordinator.generation_id("g");
+    let before = c.member(b).assignment();
+    c.slot_mut(b).consuming = false;
+    c.run_for(21_000);
+    assert_eq!(c.member(b).state(), MemberState::Left);
+    assert!(!c.sent.iter().any(|(_, r)| matches!(r, Request::LeaveGroup(_))));
+    c.slot_mut(b).consuming = true; // within the session: the instance is still a member
+    c.settle(&[a, b], 5_000);
+    assert_eq!(c.coordinator.generation_id("g"), generation, "no rebalance");
+    assert_eq!(c.member(b).assignment(), before);
+    check_ownership(&c, true);
+}

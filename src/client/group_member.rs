@@ -75,8 +75,9 @@ pub struct GroupMemberConfig {
     pub auto_commit_interval_ms: u64,
     /// Backoff of group requests (FindCoordinator, JoinGroup, OffsetFetch retries).
     pub retry_backoff_ms: u64,
-    /// Timeout of group requests; JoinGroup and SyncGroup get max_poll_interval_ms + 5 s
-    /// on top of nothing (whichever is larger), as Kafka's client.
+    /// Timeout of group requests; JoinGroup and SyncGroup, which may wait a rebalance out
+    /// at the coordinator, get max(request_timeout_ms, max_poll_interval_ms + 5 s), as in
+    /// Kafka's client.
     pub request_timeout_ms: u64,
     pub consumer: ConsumerConfig,
 }

@@ -9,7 +9,9 @@
 //! committed offset or left without a position so auto_offset_reset applies. No record of
 //! a partition is handed out before its committed offset is known.
 //!
-//! While stable the member heartbeats every heartbeat_interval_ms. RebalanceInProgress
+//! While stable the member heartbeats every heartbeat_interval_ms; the leader rejoins
+//! when metadata shows a subscribed topic with another partition count than it assigned
+//! (metadata is only as fresh as the shell's refreshes). RebalanceInProgress
 //! revokes every owned partition (after a synchronous auto-commit of the consumed
 //! positions, as Kafka's onJoinPrepare does) and rejoins. UnknownMemberId,
 //! IllegalGeneration, FencedInstanceId or no successful heartbeat within the session
@@ -73,8 +75,9 @@ pub struct GroupMemberConfig {
     pub auto_commit_interval_ms: u64,
     /// Backoff of group requests (FindCoordinator, JoinGroup, OffsetFetch retries).
     pub retry_backoff_ms: u64,
-    /// Timeout of group requests; JoinGroup and SyncGroup get max_poll_interval_ms + 5 s
-    /// on top of nothing (whichever is larger), as Kafka's client.
+    /// Timeout of group requests; JoinGroup and SyncGroup, which may wait a rebalance out
+    /// at the coordinator, get max(request_timeout_ms, max_poll_interval_ms + 5 s), as in
+    /// Kafka's client.
     pub request_timeout_ms: u64,
     pub consumer: ConsumerConfig,
 }
@@ -269,6 +272,9 @@ pub struct GroupMember {
     owned: Option<(i32, Vec<TopicPartition>)>,
     /// What the last generation gave this member (the sticky assignor's "owned").
     previous_assignment: Vec<TopicPartition>,
+    /// The leader's partition counts behind its last assignment (0: unknown then); a
+    /// change seen in metadata makes it rebalance, as Kafka's leader does.
+    assigned_counts: BTreeMap<String, u32>,
     /// Stable, but the committed offsets of `owned` are not known yet.
     offsets_pending: bool,
     last_heartbeat_sent: Millis,
@@ -310,6 +316,7 @@ impl GroupMember {
             leader: false,
             owned: None,
             previous_assignment: Vec::new(),
+            assigned_counts: BTreeMap::new(),
             offsets_pending: false,
             last_heartbeat_sent: Millis(0),
             last_heartbeat_ok: Millis(0),
@@ -505,7 +512,8 @@ impl GroupMember {
 
     /// Commits `offsets` with the current generation; the outcome comes as a
     /// `CommitCompleted` event with the returned id. Without a stable generation or a
-    /// coordinator the commit is refused at once (an `Err` result, nothing sent).
+    /// coordinator the commit is refused at once (an `Err` result, nothing sent). The
+    /// request goes out with the next `poll`, which the shell calls after every input.
     pub fn commit(&mut self, now: Millis, offsets: Vec<CommitOffset>) -> u64 {
         let id = self.next_commit_id;
         self.next_commit_id += 1;

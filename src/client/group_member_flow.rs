@@ -145,6 +145,10 @@ impl GroupMember {
         match &self.phase {
             Phase::Unjoined if now >= self.retry_at => self.send_join(now, coordinator, actions),
             Phase::Assigning { .. } => self.try_assign(now, coordinator, actions),
+            Phase::Stable if self.leader && self.partition_counts_changed() => {
+                tracing::info!(client = %self.client_id, "partition counts changed: rebalancing");
+                self.start_rejoin(now);
+            }
             Phase::Stable => {
                 self.maybe_heartbeat(now, coordinator, actions);
                 self.maybe_fetch_offsets(now, coordinator, actions);
@@ -232,12 +236,22 @@ impl GroupMember {
         }
         let kind = self.protocol.expect("a leader assigns with the chosen protocol");
         let assignment = assign(kind, &subscriptions, &counts);
+        self.assigned_counts = counts;
+        self.assigned_counts.extend(missing.into_iter().map(|topic| (topic, 0)));
         tracing::info!(client = %self.client_id, generation = self.generation_id, protocol = kind.name(), ?assignment, "leader assigned");
         let assignments = assignment
             .into_iter()
             .map(|(member_id, partitions)| SyncGroupAssignment { member_id, partitions })
             .collect();
         self.send_sync(now, coordinator, assignments, actions);
+    }
+
+    /// A topic the leader assigned now has a different (known) partition count.
+    pub(super) fn partition_counts_changed(&self) -> bool {
+        let metadata = self.consumer.metadata();
+        self.assigned_counts
+            .iter()
+            .any(|(topic, &n)| metadata.partition_count(topic).is_some_and(|now| now != n))
     }
 
     pub(super) fn send_sync(
@@ -557,11 +571,15 @@ impl GroupMember {
             tracing::error!(client = %self.client_id, protocol = ?r.protocol_name, "coordinator chose an unknown protocol");
             return self.fatal(now, ErrorCode::InconsistentGroupProtocol);
         };
-        assert!(!r.member_id.is_empty(), "a successful join names the member");
+        if r.member_id.is_empty() {
+            tracing::warn!(client = %self.client_id, "successful join without a member id ignored");
+            return self.rejoin_after(now, self.config.retry_backoff_ms, "join without member id");
+        }
         self.member_id = r.member_id;
         self.generation_id = r.generation_id;
         self.protocol = Some(protocol);
         self.leader = r.leader == self.member_id;
+        self.assigned_counts.clear();
         tracing::info!(client = %self.client_id, member = %self.member_id, generation = self.generation_id, leader = self.leader, "joined");
         self.events.push(MemberEvent::Joined {
             generation: self.generation_id,

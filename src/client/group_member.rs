@@ -280,6 +280,11 @@ pub struct GroupMember {
     last_heartbeat_sent: Millis,
     last_heartbeat_ok: Millis,
     last_take: Option<Millis>,
+    /// The coordinator asked for a rebalance (or the leader saw partition counts change):
+    /// the member revokes and rejoins in the application's next `take_records`, as
+    /// Kafka's consumer does in poll(), so a batch handed out is processed and committed
+    /// in the generation it was taken in.
+    pub(super) rejoin_needed: bool,
     next_auto_commit_at: Millis,
     auto_commit_in_flight: Option<u64>,
     in_flight: BTreeMap<u32, InFlight>,
@@ -321,6 +326,7 @@ impl GroupMember {
             last_heartbeat_sent: Millis(0),
             last_heartbeat_ok: Millis(0),
             last_take: None,
+            rejoin_needed: false,
             next_auto_commit_at: Millis(0),
             auto_commit_in_flight: None,
             in_flight: BTreeMap::new(),
@@ -498,6 +504,10 @@ impl GroupMember {
             tracing::info!(client = %self.client_id, group = %self.config.group_id, "rejoining after poll timeout");
             self.phase = Phase::Unjoined;
             self.retry_at = now;
+        }
+        if matches!(self.phase, Phase::Stable) && self.rejoin_needed {
+            self.rejoin_needed = false;
+            self.start_rejoin(now);
         }
         if !matches!(self.phase, Phase::Stable) || self.offsets_pending {
             return Vec::new();

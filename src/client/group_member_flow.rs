@@ -145,11 +145,11 @@ impl GroupMember {
         match &self.phase {
             Phase::Unjoined if now >= self.retry_at => self.send_join(now, coordinator, actions),
             Phase::Assigning { .. } => self.try_assign(now, coordinator, actions),
-            Phase::Stable if self.leader && self.partition_counts_changed() => {
-                tracing::info!(client = %self.client_id, "partition counts changed: rebalancing");
-                self.start_rejoin(now);
-            }
             Phase::Stable => {
+                if self.leader && !self.rejoin_needed && self.partition_counts_changed() {
+                    tracing::info!(client = %self.client_id, "partition counts changed: rebalancing");
+                    self.rejoin_needed = true;
+                }
                 self.maybe_heartbeat(now, coordinator, actions);
                 self.maybe_fetch_offsets(now, coordinator, actions);
                 self.maybe_auto_commit(now, actions);
@@ -649,6 +649,7 @@ impl GroupMember {
         self.owned = Some((self.generation_id, partitions));
         self.consumer.assign(Vec::new());
         self.phase = Phase::Stable;
+        self.rejoin_needed = false;
         self.retry_at = now;
         self.last_heartbeat_sent = now;
         self.last_heartbeat_ok = now;
@@ -663,7 +664,7 @@ impl GroupMember {
             ErrorCode::None => self.last_heartbeat_ok = now,
             ErrorCode::RebalanceInProgress => {
                 self.last_heartbeat_ok = now;
-                self.start_rejoin(now);
+                self.rejoin_needed = true;
             }
             ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
                 self.lose(now, LostReason::Error(error), error == ErrorCode::UnknownMemberId)
@@ -712,7 +713,7 @@ impl GroupMember {
                 self.revoke(now);
                 self.rejoin_after(now, 0, "rebalance in progress");
             }
-            Some(ErrorCode::RebalanceInProgress) if current => self.start_rejoin(now),
+            Some(ErrorCode::RebalanceInProgress) if current => self.rejoin_needed = true,
             _ => {}
         }
     }

@@ -911,9 +911,6 @@ impl Cluster {
             Op::StopConsuming(i) => {
                 pick(i).into_iter().for_each(|s| self.slot_mut(s).consuming = false)
             }
-            // Known coordinator gap (see static_replacement_survives_coordinator_failover):
-            // a static member's replacement is not persisted, so failover fences it.
-            Op::FailOver if self.identities.iter().any(|i| i.starts_with("i-")) => {}
             Op::FailOver => self.fail_over(),
             Op::Run { ms } => self.run_for(ms),
         }
@@ -994,13 +991,10 @@ fn a_coordinator_failover_is_rediscovered_without_a_rebalance() {
 }
 
 /// A static member that restarted (same instance id, new member id, no rebalance) must
-/// survive a coordinator failover. It does not yet: the coordinator (src/group) does not
-/// persist the replacement, so the next coordinator loads the old member id and fences the
-/// restarted one (Kafka stores the group after updateStaticMemberAndRebalance). Found by
-/// random_membership_keeps_single_ownership_and_converges; ignored until the coordinator
-/// persists the replacement.
+/// survive a coordinator failover: the coordinator persists the replacement (as Kafka
+/// stores the group after updateStaticMemberAndRebalance), so the next coordinator loads
+/// the new member id. Found by random_membership_keeps_single_ownership_and_converges.
 #[test]
-#[ignore = "coordinator gap: static member replacement is not persisted"]
 fn static_replacement_survives_coordinator_failover() {
     let mut c = Cluster::new();
     let a = c.add(config(AssignorKind::Range, Some("i-a")));

@@ -92,6 +92,14 @@ pub enum GroupEvent {
         member_id: String,
         reason: &'static str,
     },
+    /// A static member restarted: `new_member_id` takes `old_member_id`'s place and
+    /// assignment in the current generation (the old id is fenced).
+    StaticMemberReplaced {
+        group_id: String,
+        generation_id: i32,
+        old_member_id: String,
+        new_member_id: String,
+    },
     /// A commit passed the generation check (or the check is off) and went to the log.
     CommitAccepted {
         group_id: String,

@@ -64,7 +64,7 @@ pub fn check_commits_current_generation(events: &[GroupEvent]) -> Result<(), Gro
             GroupEvent::AssignmentSynced { group_id, generation_id, assignment } => {
                 check_single_owner(group_id, *generation_id, assignment)?;
             }
-            GroupEvent::MemberRemoved { .. } => {}
+            GroupEvent::MemberRemoved { .. } | GroupEvent::StaticMemberReplaced { .. } => {}
             GroupEvent::CommitAccepted { group_id, member_id, commit_generation_id, .. } => {
                 let (generation, has_members) =
                     current.get(group_id.as_str()).copied().unwrap_or((0, false));

@@ -129,7 +129,13 @@ impl Group {
         if self.leader.as_deref() == Some(old_id) {
             self.leader = Some(new_id.clone());
         }
-        self.members.insert(new_id, member);
+        self.members.insert(new_id.clone(), member);
+        out.push(CoordinatorOutput::Event(GroupEvent::StaticMemberReplaced {
+            group_id: self.group_id.clone(),
+            generation_id: self.generation_id,
+            old_member_id: old_id.to_string(),
+            new_member_id: new_id,
+        }));
     }
 
     /// JoinGroup without a member id: a new member, or a restarted (or duplicate) static
@@ -161,6 +167,9 @@ impl Group {
             tracing::info!(group = %req.group_id, old = %old_id, new = %new_id, "static member replaced");
             match group.state {
                 GroupState::Stable if !protocols_changed => {
+                    // Kafka stores the group with the new member id, so a coordinator that
+                    // takes over does not fence the restarted member with the old one.
+                    out.push(group.metadata_append());
                     let response = group.join_response(&new_id, Vec::new());
                     out.push(CoordinatorOutput::Reply {
                         reply_to,

@@ -110,6 +110,26 @@ impl GroupChecker {
                 }
                 Vec::new()
             }
+            GroupEvent::StaticMemberReplaced {
+                group_id,
+                generation_id,
+                old_member_id,
+                new_member_id,
+            } => {
+                // The new id inherits the old one's membership and partitions.
+                let group = self.group(group_id);
+                if let Some(members) = group.members.get_mut(generation_id) {
+                    if members.remove(old_member_id) {
+                        members.insert(new_member_id.clone());
+                    }
+                }
+                if let Some(owners) = group.owners.get_mut(generation_id) {
+                    for owner in owners.values_mut().filter(|o| *o == old_member_id) {
+                        *owner = new_member_id.clone();
+                    }
+                }
+                Vec::new()
+            }
             GroupEvent::CommitAccepted {
                 group_id,
                 member_id,

@@ -499,6 +499,20 @@ fn log_group_event(world: &WorldRef, name: &str, event: &kafkasim::group::GroupE
             ];
             world.event(name, "member-removed", &fields);
         }
+        GroupEvent::StaticMemberReplaced {
+            group_id,
+            generation_id,
+            old_member_id,
+            new_member_id,
+        } => {
+            let fields = [
+                ("group", group_id.clone()),
+                ("generation", generation_id.to_string()),
+                ("old", old_member_id.clone()),
+                ("new", new_member_id.clone()),
+            ];
+            world.event(name, "static-member-replaced", &fields);
+        }
         GroupEvent::AssignmentSynced { .. } | GroupEvent::CommitAccepted { .. } => {}
     }
 }

@@ -64,7 +64,7 @@ pub enum FollowerError {
     Leader(ErrorCode),
     #[error("corrupt fetched batch: {0}")]
     Corrupt(RecordError),
-    #[error("fetched batch at {base_offset} does not start at leo {log_end_offset}")]
+    #[error("fetched batch at {base_offset} overlaps the log end {log_end_offset}")]
     UnexpectedAppendOffset { base_offset: Offset, log_end_offset: Offset },
     #[error("fetch at {fetch_offset} below the leader's log start {log_start_offset}")]
     BelowLeaderLogStart { fetch_offset: Offset, log_start_offset: Offset },
@@ -222,7 +222,9 @@ impl PartitionFollower {
             if batch.last_offset() < log_end_offset {
                 continue;
             }
-            if batch.base_offset() != log_end_offset {
+            // A batch past the log end is a gap the leader's cleaner left (a compacted
+            // topic), which Kafka's followers accept; one straddling the log end is not.
+            if batch.base_offset() < log_end_offset {
                 let base_offset = batch.base_offset();
                 return Err(FollowerError::UnexpectedAppendOffset { base_offset, log_end_offset });
             }

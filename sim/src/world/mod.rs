@@ -214,7 +214,9 @@ impl World {
             processes: BTreeMap::new(),
             open_ops: BTreeMap::new(),
             cluster: cluster::ClusterView::default(),
-            cluster_checker: crate::check::cluster::ClusterChecker::new(),
+            cluster_checker: crate::check::cluster::ClusterChecker::with_compacted_topics(
+                compacted_topics(&scenario),
+            ),
             violations: Vec::new(),
             storage_failed: std::collections::BTreeSet::new(),
             group_committed: BTreeMap::new(),
@@ -382,4 +384,19 @@ mod tests {
             last = reading;
         }
     }
+}
+
+/// Topics whose logs the cleaner compacts: the scenario's compacted topics, and the
+/// offsets topic in subscribe mode.
+fn compacted_topics(scenario: &crate::scenario::Scenario) -> Vec<String> {
+    let mut topics: Vec<String> = scenario
+        .topics
+        .iter()
+        .filter(|t| t.cleanup == crate::scenario::CleanupSetting::Compact)
+        .map(|t| t.name.clone())
+        .collect();
+    if scenario.coordinator_partition().is_some() {
+        topics.push(kafkasim::group::OFFSETS_TOPIC.to_string());
+    }
+    topics
 }

@@ -77,6 +77,10 @@ struct Shell {
     open_commit: Option<(u64, Vec<CommitOffset>)>,
     /// Fenced or refused for good.
     stopped: bool,
+    /// What this process's acknowledged commits set, per partition: an idle member
+    /// whose positions differ (a commit failed, or a partition just came with an older
+    /// commit) commits its positions again, as applications retry a failed commitSync.
+    acked: BTreeMap<TopicPartition, Offset>,
     next_correlation: u32,
     brokers: u32,
 }
@@ -103,6 +107,7 @@ pub async fn member_main(world: WorldRef, index: u32) {
         commits: BTreeMap::new(),
         open_commit: None,
         stopped: false,
+        acked: BTreeMap::new(),
         next_correlation: METADATA_CORRELATION_BASE,
         brokers: scenario.cluster.brokers,
     };
@@ -150,6 +155,15 @@ impl Shell {
                     let records = self.member.take_records(now, max);
                     self.collect_events();
                     if records.is_empty() {
+                        if !settings.auto_commit && self.member.generation().is_some() {
+                            let offsets = self.member.consumed_offsets();
+                            let behind = offsets
+                                .iter()
+                                .any(|(tp, offset, _)| self.acked.get(tp) != Some(offset));
+                            if behind {
+                                return Stage::CommitAfter { id: self.start_commit(offsets) };
+                            }
+                        }
                         return Stage::Fetching { at: now.0 + settings.poll_interval_ms };
                     }
                     let batch = batch_of(records);
@@ -235,6 +249,7 @@ impl Shell {
         let mut state = self.world.state();
         if result == CommitResult::Ok {
             for (tp, offset, _) in &offsets {
+                self.acked.insert(tp.clone(), *offset);
                 let committed = state.group_committed.entry(tp.clone()).or_insert(*offset);
                 *committed = (*committed).max(*offset);
             }

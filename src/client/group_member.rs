@@ -11,11 +11,16 @@
 //!
 //! While stable the member heartbeats every heartbeat_interval_ms; the leader rejoins
 //! when metadata shows a subscribed topic with another partition count than it assigned
-//! (metadata is only as fresh as the shell's refreshes). RebalanceInProgress
-//! revokes every owned partition (after a synchronous auto-commit of the consumed
-//! positions, as Kafka's onJoinPrepare does) and rejoins. UnknownMemberId,
-//! IllegalGeneration, FencedInstanceId or no successful heartbeat within the session
-//! timeout make the partitions `Lost` (no commit: another member may own them already).
+//! (metadata is only as fresh as the shell's refreshes). As in Kafka's consumer, a
+//! rebalance happens in the application's poll (`take_records`): RebalanceInProgress
+//! revokes every owned partition there (after a synchronous auto-commit of the consumed
+//! positions, as Kafka's onJoinPrepare does) and rejoins, so a batch handed out is
+//! processed and committed in its generation. UnknownMemberId, IllegalGeneration or
+//! FencedInstanceId make the partitions `Lost` (no commit: another member may own them
+//! already) and the member rejoins on the next `take_records`. No heartbeat answered
+//! within the session timeout only sends the member looking for the coordinator again
+//! (Kafka's heartbeat thread): until the coordinator says the member is gone, the
+//! application's commits carry the old generation and the coordinator judges them.
 //! Not calling `take_records` within max_poll_interval_ms leaves the group (a dynamic
 //! member sends LeaveGroup; a static one does not, as in Kafka 2.3+) until the next
 //! `take_records`. Every ownership change is an event carrying its generation: each
@@ -152,8 +157,6 @@ pub enum LostReason {
     /// The coordinator answered with this error (UnknownMemberId, IllegalGeneration,
     /// FencedInstanceId).
     Error(ErrorCode),
-    /// No successful heartbeat within session_timeout_ms, as seen by the member.
-    SessionExpired,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,6 +288,9 @@ pub struct GroupMember {
     /// Kafka's consumer does in poll(), so a batch handed out is processed and committed
     /// in the generation it was taken in.
     pub(super) rejoin_needed: bool,
+    /// The generation was lost: the next JoinGroup waits for the application's next
+    /// `take_records`.
+    pub(super) join_after_poll: bool,
     next_auto_commit_at: Millis,
     auto_commit_in_flight: Option<u64>,
     in_flight: BTreeMap<u32, InFlight>,
@@ -327,6 +333,7 @@ impl GroupMember {
             last_heartbeat_ok: Millis(0),
             last_take: None,
             rejoin_needed: false,
+            join_after_poll: false,
             next_auto_commit_at: Millis(0),
             auto_commit_in_flight: None,
             in_flight: BTreeMap::new(),
@@ -500,6 +507,7 @@ impl GroupMember {
     /// the member rejoins.
     pub fn take_records(&mut self, now: Millis, max: usize) -> Vec<ConsumedRecord> {
         self.last_take = Some(now);
+        self.join_after_poll = false;
         if matches!(self.phase, Phase::Left) {
             tracing::info!(client = %self.client_id, group = %self.config.group_id, "rejoining after poll timeout");
             self.phase = Phase::Unjoined;

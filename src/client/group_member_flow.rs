@@ -143,7 +143,9 @@ impl GroupMember {
         actions: &mut Vec<ConsumerAction>,
     ) {
         match &self.phase {
-            Phase::Unjoined if now >= self.retry_at => self.send_join(now, coordinator, actions),
+            Phase::Unjoined if now >= self.retry_at && !self.join_after_poll => {
+                self.send_join(now, coordinator, actions)
+            }
             Phase::Assigning { .. } => self.try_assign(now, coordinator, actions),
             Phase::Stable => {
                 if self.leader && !self.rejoin_needed && self.partition_counts_changed() {
@@ -412,10 +414,15 @@ impl GroupMember {
     pub(super) fn check_session(&mut self, now: Millis) {
         let session = u64::from(self.config.session_timeout_ms);
         if matches!(self.phase, Phase::Stable) && now >= self.last_heartbeat_ok.plus_ms(session) {
+            // As Kafka's heartbeat thread: the coordinator is presumed gone and looked up
+            // again with a fresh session timer; the partitions are lost only when the
+            // coordinator says the member is gone (a member that merely could not reach
+            // it keeps them). Until then the application's commits still carry this
+            // generation, and the coordinator's generation check is what refuses them.
             tracing::warn!(client = %self.client_id, group = %self.config.group_id, %now,
                 "no heartbeat answered within the session timeout");
             self.coordinator_unknown(now, "session expired");
-            self.lose(now, LostReason::SessionExpired, false);
+            self.last_heartbeat_ok = now;
         }
     }
 
@@ -465,6 +472,9 @@ impl GroupMember {
             self.member_id.clear();
         }
         self.rejoin_after(now, 0, "generation lost");
+        // Kafka rejoins from the application's poll, so a batch the application holds is
+        // committed (and refused) before the member takes a new generation.
+        self.join_after_poll = true;
     }
 
     pub(super) fn fatal(&mut self, now: Millis, error: ErrorCode) {

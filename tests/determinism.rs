@@ -25,6 +25,12 @@ fn same_seed_same_run() {
 }
 
 #[test]
+fn replicated_and_group_runs_replay() {
+    replay_matches("replicated-safe", 5);
+    replay_matches("zombie-commit", 1);
+}
+
+#[test]
 fn different_seeds_differ() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
     let scenario = load_variant(&path, None).expect("parses");

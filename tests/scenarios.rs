@@ -153,3 +153,39 @@ fn power_loss_divergence_finds_diverged_replicas_and_leader_epoch_never_diverges
         assert!(outcome.stats.records_acked > 0);
     }
 }
+
+/// The group figures of a run: results.json's `check_report.groups.<group>`.
+fn group_figures(outcome: &RunOutcome, group: &str) -> serde_json::Value {
+    outcome.check_report["groups"][group].clone()
+}
+
+#[test]
+fn group_safe_passes_with_duplicates_counted_and_no_lag() {
+    assert_all_pass("group-safe", None, 1..=3);
+    let outcome = run("group-safe", None, 1);
+    let figures = group_figures(&outcome, "workers");
+    assert!(figures["generations"].as_u64().unwrap_or(0) >= 1, "{figures}");
+    assert!(figures["commits_ok"].as_u64().unwrap_or(0) > 0, "{figures}");
+    assert!(figures["duplicates_processed"].is_u64(), "{figures}");
+    let lag = figures["final_lag"].as_object().expect("final lag per key");
+    assert_eq!(lag.len(), 6, "{figures}");
+    assert!(lag.values().all(|l| l["lag"] == 0), "{figures}");
+}
+
+#[test]
+fn commit_before_process_loses_records_and_after_process_keeps_them() {
+    assert_finds("commit-before-process", "lost-write", &[1, 2]);
+    assert_all_pass("commit-before-process", Some("after-process"), 1..=2);
+}
+
+#[test]
+fn zombie_commit_lands_without_the_generation_check_and_is_refused_with_it() {
+    assert_finds("zombie-commit", "stale-commit", &[1]);
+    assert_finds("zombie-commit", "two-owners", &[1]);
+    assert_all_pass("zombie-commit", Some("generation-check"), 1..=2);
+}
+
+#[test]
+fn static_members_restart_without_a_rebalance() {
+    assert_all_pass("static-membership", None, 1..=2);
+}

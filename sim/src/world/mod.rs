@@ -363,6 +363,21 @@ pub fn name_of_ip(ip: IpAddr) -> String {
     }
 }
 
+/// Topics whose logs the cleaner compacts: the scenario's compacted topics, and the
+/// offsets topic in subscribe mode.
+fn compacted_topics(scenario: &crate::scenario::Scenario) -> Vec<String> {
+    let mut topics: Vec<String> = scenario
+        .topics
+        .iter()
+        .filter(|t| t.cleanup == crate::scenario::CleanupSetting::Compact)
+        .map(|t| t.name.clone())
+        .collect();
+    if scenario.coordinator_partition().is_some() {
+        topics.push(kafkasim::group::OFFSETS_TOPIC.to_string());
+    }
+    topics
+}
+
 #[cfg(test)]
 mod tests {
     use super::NodeClock;
@@ -384,19 +399,4 @@ mod tests {
             last = reading;
         }
     }
-}
-
-/// Topics whose logs the cleaner compacts: the scenario's compacted topics, and the
-/// offsets topic in subscribe mode.
-fn compacted_topics(scenario: &crate::scenario::Scenario) -> Vec<String> {
-    let mut topics: Vec<String> = scenario
-        .topics
-        .iter()
-        .filter(|t| t.cleanup == crate::scenario::CleanupSetting::Compact)
-        .map(|t| t.name.clone())
-        .collect();
-    if scenario.coordinator_partition().is_some() {
-        topics.push(kafkasim::group::OFFSETS_TOPIC.to_string());
-    }
-    topics
 }

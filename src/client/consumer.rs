@@ -46,6 +46,10 @@ pub struct ConsumerConfig {
     /// Kafka's check.crcs. The record layer here always verifies CRCs (a `RecordBatch`
     /// cannot be decoded otherwise), so `false` is accepted but changes nothing.
     pub check_crcs: bool,
+    /// Fetch from an in-sync follower (KIP-392, Kafka's client.rack with a rack-aware
+    /// replica selector on the brokers): the records come bounded by that replica's HW. A
+    /// follower's error sends the partition back to its leader until the next metadata.
+    pub fetch_from_follower: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -61,6 +65,7 @@ impl Default for ConsumerConfig {
             retry_backoff_ms: 100,
             max_poll_records: 500,
             check_crcs: true,
+            fetch_from_follower: false,
         }
     }
 }
@@ -146,6 +151,9 @@ struct PartitionState {
     /// Bumped by seek and reset: answers to older requests are stale.
     generation: u64,
     high_watermark: Option<Offset>,
+    /// A follower refused a read at this metadata version: read from the leader until the
+    /// metadata changes.
+    leader_only_at: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -303,6 +311,11 @@ impl Consumer {
             (RequestKind::Fetch(parts), Response::Fetch(body)) => {
                 for (tp, fetch_offset, generation) in parts {
                     let answer = body.partitions.iter().find(|p| p.tp == tp);
+                    if self.follower_refused(&tp, from, answer) {
+                        let code = answer.map(|a| a.error);
+                        self.backoff_partition(now, &tp, code);
+                        continue;
+                    }
                     self.on_fetch_partition(now, &tp, fetch_offset, generation, answer);
                 }
             }
@@ -496,7 +509,13 @@ impl Consumer {
             if now < state.retry_at {
                 continue;
             }
-            match self.metadata.leader(tp) {
+            let follower_ok = self.config.fetch_from_follower
+                && state.leader_only_at.is_none_or(|v| v < self.metadata.version());
+            let replica = match follower_ok {
+                true => self.metadata.read_replica(tp, self.client_id),
+                false => self.metadata.leader(tp),
+            };
+            match replica {
                 Some(node) if !busy.contains(&node) => {
                     by_node.entry(node).or_default().push((tp.clone(), position, state.generation));
                 }
@@ -570,6 +589,27 @@ impl Consumer {
             Some((code, _)) => self.backoff_partition(now, tp, Some(code)),
             None => self.backoff_partition(now, tp, None),
         }
+    }
+
+    /// An error from a follower read (not the leader's word: it may lag, or no longer
+    /// follow): the partition goes back to its leader until the metadata changes, and an
+    /// OffsetOutOfRange from it never resets the position.
+    fn follower_refused(
+        &mut self,
+        tp: &TopicPartition,
+        from: NodeId,
+        answer: Option<&FetchPartitionResponse>,
+    ) -> bool {
+        let refused = answer.is_some_and(|a| a.error != ErrorCode::None);
+        if !refused || self.metadata.leader(tp) == Some(from) {
+            return false;
+        }
+        let version = self.metadata.version();
+        let Some(state) = self.partitions.get_mut(tp) else { return false };
+        state.fetch_in_flight = false;
+        state.leader_only_at = Some(version);
+        tracing::debug!(client = %self.client_id, %tp, follower = %from, error = ?answer.map(|a| a.error), "follower refused a read: back to the leader");
+        true
     }
 
     fn on_fetch_partition(

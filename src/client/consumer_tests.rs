@@ -404,3 +404,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_follower_read_serves_records_and_its_refusal_sends_the_partition_to_the_leader() {
+    // Client 201 reads partition 0 (leader 1, isr [1, 2]) from replica 2.
+    let config = ConsumerConfig { fetch_from_follower: true, ..ConsumerConfig::default() };
+    let mut c = Consumer::new(NodeId(201), config).expect("valid config");
+    c.on_metadata(&metadata("t", &[Some(1), Some(1), Some(2)], &[1, 2]));
+    c.assign(vec![tp0()]);
+    c.seek(&tp0(), Offset(0));
+    let (to, id, _) = the_fetch(&c.poll(Millis(0)));
+    assert_eq!(to, NodeId(2), "the follower is read");
+    c.on_response(Millis(1), to, id, fetch_answer(tp0(), ErrorCode::None, log_bytes(&[(0, 3)])));
+    assert_eq!(offsets(&c.take_records(10)), vec![0, 1, 2]);
+    // The follower lags behind the position: OffsetOutOfRange from it is not the leader's
+    // word, so the position stays and the leader is asked.
+    let (to, id, _) = the_fetch(&c.poll(Millis(2)));
+    assert_eq!(to, NodeId(2));
+    c.on_response(
+        Millis(3),
+        to,
+        id,
+        fetch_answer(tp0(), ErrorCode::OffsetOutOfRange, Bytes::new()),
+    );
+    assert_eq!(c.position(&tp0()), Some(Offset(3)));
+    assert!(c.take_events().is_empty(), "no reset");
+    let (to, _, parts) = the_fetch(&c.poll(Millis(200)));
+    assert_eq!((to, parts), (NodeId(1), vec![(tp0(), Offset(3))]), "back to the leader");
+}

@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 struct PartitionInfo {
     leader: Option<NodeId>,
     leader_epoch: Epoch,
+    /// The in-sync replicas, sorted: where a consumer may read (KIP-392).
+    isr: Vec<NodeId>,
 }
 
 #[derive(Clone, Debug)]
@@ -71,11 +73,14 @@ impl MetadataCache {
             }
             let count = topic.partitions.iter().map(|p| p.partition + 1).max().unwrap_or(0);
             let mut partitions =
-                vec![PartitionInfo { leader: None, leader_epoch: Epoch(0) }; count as usize];
+                vec![
+                    PartitionInfo { leader: None, leader_epoch: Epoch(0), isr: Vec::new() };
+                    count as usize
+                ];
             for p in &topic.partitions {
                 let leader = if p.error == ErrorCode::None { p.leader } else { None };
                 partitions[p.partition as usize] =
-                    PartitionInfo { leader, leader_epoch: p.leader_epoch };
+                    PartitionInfo { leader, leader_epoch: p.leader_epoch, isr: sorted(&p.isr) };
             }
             if partitions.iter().any(|p| p.leader.is_none()) && self.wanted.contains(&topic.name) {
                 self.refresh_needed = true;
@@ -116,6 +121,18 @@ impl MetadataCache {
 
     pub fn leader(&self, tp: &TopicPartition) -> Option<NodeId> {
         self.info(tp).and_then(|p| p.leader)
+    }
+
+    /// The replica `client` reads `tp` from when it may read from followers: one in-sync
+    /// replica picked by the client's id (a stand-in for Kafka's rack-aware
+    /// replica.selector), the leader when the ISR is unknown.
+    pub fn read_replica(&self, tp: &TopicPartition, client: NodeId) -> Option<NodeId> {
+        let info = self.info(tp)?;
+        info.leader?;
+        match info.isr.len() {
+            0 => info.leader,
+            n => Some(info.isr[client.0 as usize % n]),
+        }
     }
 
     pub fn leader_epoch(&self, tp: &TopicPartition) -> Option<Epoch> {
@@ -242,4 +259,11 @@ pub(crate) mod tests {
         cache.on_disconnect(NodeId(1));
         assert!(cache.refresh_needed());
     }
+}
+
+fn sorted(nodes: &[NodeId]) -> Vec<NodeId> {
+    let mut nodes = nodes.to_vec();
+    nodes.sort();
+    nodes.dedup();
+    nodes
 }

@@ -57,6 +57,9 @@ pub struct Nemesis {
     clogs: Mutex<LinkClogs>,
     /// Brokers killed and not restarted yet.
     down: Mutex<std::collections::BTreeSet<String>>,
+    /// Nodes cut off or paused, with how many faults hold each: a replica among them is
+    /// about to leave its ISR, so it does not count as the one that keeps the records.
+    impaired: Mutex<BTreeMap<String, u32>>,
 }
 
 /// A fault resolved to nodes: what `apply` does and `repair` undoes.
@@ -86,6 +89,7 @@ impl Nemesis {
             rng: Mutex::new(rng),
             clogs: Mutex::new(LinkClogs::default()),
             down: Mutex::new(std::collections::BTreeSet::new()),
+            impaired: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -237,13 +241,15 @@ impl Nemesis {
         Ok(plan)
     }
 
-    /// Err when killing `nodes` would leave a partition with no live in-sync replica at or
-    /// above the HW its replicas reported. Only an in-sync replica can be elected with
+    /// Err when killing `nodes` would leave a partition with no live, reachable in-sync
+    /// replica at or above the HW its replicas reported (a paused or cut-off replica is
+    /// about to be dropped from the ISR by a shrink already on its way). Only an in-sync replica can be elected with
     /// unclean election off, so a live replica outside the ISR does not save the records:
     /// the last ISR member leads again after its power loss (Kafka's "last replica
     /// standing", which KIP-966 addresses).
     fn check_spares_a_replica(&self, nodes: &[String]) -> Result<(), String> {
         let down = self.down.lock().expect("nemesis down set").clone();
+        let impaired = self.impaired.lock().expect("nemesis impaired set").clone();
         let state = self.world.state();
         let replicas = &state.cluster.replicas;
         for (tp, partition) in &state.cluster.partitions {
@@ -254,6 +260,7 @@ impl Nemesis {
                 partition.isr.contains(broker)
                     && r.log_end_offset >= hw
                     && !down.contains(&name)
+                    && !impaired.contains_key(&name)
                     && !nodes.contains(&name)
             });
             if !intact {
@@ -303,8 +310,39 @@ impl Nemesis {
         });
     }
 
+    /// The nodes a pause or a network fault cuts off: the paused or isolated node, every
+    /// end of a cut link.
+    fn impaired_by(fault: &Fault, plan: &Plan, name: &str) -> Vec<String> {
+        match fault.kind {
+            FaultKind::Pause | FaultKind::Isolate => vec![name.to_string()],
+            FaultKind::OneWayCut
+            | FaultKind::Split
+            | FaultKind::Bridge
+            | FaultKind::CutBrokerLinks => {
+                let mut nodes: Vec<String> =
+                    plan.links.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
+                nodes.sort();
+                nodes.dedup();
+                nodes
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn impair(&self, nodes: &[String], by: i32) {
+        let mut impaired = self.impaired.lock().expect("nemesis impaired set");
+        for node in nodes {
+            let count = impaired.entry(node.clone()).or_insert(0);
+            *count = count.saturating_add_signed(by);
+            if *count == 0 {
+                impaired.remove(node);
+            }
+        }
+    }
+
     /// Carries out a planned fault.
     fn apply(&self, fault: &Fault, plan: &Plan, name: &str, id: NodeId) -> Applied {
+        self.impair(&Self::impaired_by(fault, plan, name), 1);
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         match fault.kind {
@@ -385,6 +423,7 @@ impl Nemesis {
             // The heal already undid every fault (and restarted every node).
             return;
         }
+        self.impair(&Self::impaired_by(fault, plan, name), -1);
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         match fault.kind {
@@ -456,6 +495,7 @@ impl Nemesis {
         // loss of the whole cluster, outside what Kafka promises.
         let clustered = self.world.scenario.cluster.controllers > 0;
         self.down.lock().expect("nemesis down set").clear();
+        self.impaired.lock().expect("nemesis impaired set").clear();
         for (name, id) in &self.targets.nodes {
             net.unclog_node(*id);
             disk.heal(*id);

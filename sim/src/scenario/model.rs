@@ -240,6 +240,10 @@ pub struct ConsumerSettings {
     /// Simulated time spent processing each poll's records (a crash in it loses them).
     #[serde(default)]
     pub process_ms: u64,
+    /// Read from an in-sync follower picked by the consumer's id (KIP-392: client.rack
+    /// with a rack-aware replica selector); turns on follower reads in the brokers.
+    #[serde(default)]
+    pub fetch_from_follower: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -382,7 +386,8 @@ pub struct NemesisSettings {
     /// Skip a crash or power loss that would leave some partition without a live replica
     /// holding everything its leader exposed (its HW): with flush never, that loses acked
     /// records by design, outside Kafka's promise. A replica that lost power counts again
-    /// once it has refetched up to the HW.
+    /// once it has refetched up to the HW; a paused or cut-off one does not count (its
+    /// leader is about to drop it from the ISR).
     #[serde(default)]
     pub spare_last_replica: bool,
 }

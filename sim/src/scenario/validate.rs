@@ -313,6 +313,11 @@ fn validate_clients(scenario: &Scenario, problems: &mut Problems) {
         },
     );
     problems.positive(consumer.poll_interval_ms, c("poll_interval_ms"), "a poll interval");
+    problems.check(
+        !consumer.fetch_from_follower || scenario.cluster.controllers > 0,
+        || c("fetch_from_follower"),
+        || "needs replicas to read from: set cluster.controllers to 1, 3 or 5".into(),
+    );
     problems.positive(consumer.request_timeout_ms, c("request_timeout_ms"), "a timeout");
     problems.positive(
         u64::from(consumer.max_poll_records),

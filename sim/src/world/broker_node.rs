@@ -312,6 +312,7 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
             crate::scenario::TruncationSetting::LeaderEpoch => TruncationRule::LeaderEpoch,
             crate::scenario::TruncationSetting::HighWatermark => TruncationRule::HighWatermark,
         },
+        follower_fetch: scenario.consumer.fetch_from_follower,
         ..ClusterSettings::default()
     });
     BrokerConfig {

@@ -291,6 +291,7 @@ pub(super) fn consumer_config(scenario: &Scenario) -> ConsumerConfig {
         fetch_max_wait_ms: u32::try_from(settings.fetch_max_wait_ms).unwrap_or(u32::MAX),
         request_timeout_ms: settings.request_timeout_ms,
         max_poll_records: settings.max_poll_records as usize,
+        fetch_from_follower: settings.fetch_from_follower,
         ..ConsumerConfig::default()
     }
 }

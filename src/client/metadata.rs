@@ -193,6 +193,13 @@ impl MetadataCache {
     }
 }
 
+fn sorted(nodes: &[NodeId]) -> Vec<NodeId> {
+    let mut nodes = nodes.to_vec();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -259,11 +266,4 @@ pub(crate) mod tests {
         cache.on_disconnect(NodeId(1));
         assert!(cache.refresh_needed());
     }
-}
-
-fn sorted(nodes: &[NodeId]) -> Vec<NodeId> {
-    let mut nodes = nodes.to_vec();
-    nodes.sort();
-    nodes.dedup();
-    nodes
 }

@@ -115,6 +115,12 @@ fn replicated_safe_passes() {
 }
 
 #[test]
+fn consumers_reading_from_followers_keep_every_record() {
+    assert_all_pass("replicated-safe", Some("follower-fetch"), 1..=2);
+    assert_all_pass("group-safe", Some("follower-fetch"), 1..=1);
+}
+
+#[test]
 fn replicated_basics_passes() {
     assert_all_pass("replicated-basics", None, 1..=2);
 }

@@ -205,22 +205,9 @@ mod tests {
     use crate::check::cluster::{InvariantKind, Violation};
     use crate::check::testkit::Builder;
     use crate::history::OpType;
-    use crate::runner::{Judgement, RunStats};
 
     fn outcome() -> RunOutcome {
-        RunOutcome {
-            scenario: "q".into(),
-            variant: None,
-            seed: 1,
-            build: "test".into(),
-            verdict: Verdict::Crash,
-            judgement: Judgement::default(),
-            trace_hash: 0,
-            history_jsonl: String::new(),
-            events: Vec::new(),
-            check_report: serde_json::Value::Null,
-            stats: RunStats::default(),
-        }
+        RunOutcome::started("q", None, 1, "test".into())
     }
 
     fn scenario(generation_check: bool, commit: CommitSetting) -> Scenario {

@@ -56,19 +56,7 @@ pub fn run_seed(scenario: &Scenario, variant: Option<&str>, seed: u64) -> RunOut
         .expect("spawning the seed thread")
         .join();
     let wall_secs = wall_start.elapsed().as_secs_f64();
-    let mut outcome = RunOutcome {
-        scenario: scenario.name.clone(),
-        variant: variant.map(str::to_string),
-        seed,
-        build: build_id(),
-        verdict: Verdict::Crash,
-        judgement: Judgement::default(),
-        trace_hash: 0,
-        history_jsonl: String::new(),
-        events: Vec::new(),
-        check_report: serde_json::Value::Null,
-        stats: RunStats::default(),
-    };
+    let mut outcome = RunOutcome::started(&scenario.name, variant, seed, build_id());
     match joined {
         Ok(simulated) => judge::judge(scenario, simulated_parts(simulated, &mut outcome)),
         Err(panic) => {

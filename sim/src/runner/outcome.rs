@@ -97,3 +97,22 @@ pub struct RunOutcome {
     pub check_report: serde_json::Value,
     pub stats: RunStats,
 }
+
+impl RunOutcome {
+    /// A run that has produced nothing yet: verdict Crash until the judge says otherwise.
+    pub fn started(scenario: &str, variant: Option<&str>, seed: u64, build: String) -> Self {
+        RunOutcome {
+            scenario: scenario.to_string(),
+            variant: variant.map(str::to_string),
+            seed,
+            build,
+            verdict: Verdict::Crash,
+            judgement: Judgement::default(),
+            trace_hash: 0,
+            history_jsonl: String::new(),
+            events: Vec::new(),
+            check_report: serde_json::Value::Null,
+            stats: RunStats::default(),
+        }
+    }
+}

@@ -520,6 +520,9 @@ impl GroupMember {
         if !matches!(self.phase, Phase::Stable) || self.offsets_pending {
             return Vec::new();
         }
+        let mut outbox = std::mem::take(&mut self.outbox);
+        self.maybe_auto_commit(now, &mut outbox);
+        self.outbox = outbox;
         self.consumer.take_records(max)
     }
 

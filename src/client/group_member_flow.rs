@@ -154,7 +154,6 @@ impl GroupMember {
                 }
                 self.maybe_heartbeat(now, coordinator, actions);
                 self.maybe_fetch_offsets(now, coordinator, actions);
-                self.maybe_auto_commit(now, actions);
             }
             _ => {}
         }
@@ -316,8 +315,12 @@ impl GroupMember {
         self.write(now, coordinator, body, kind, actions);
     }
 
+    /// Kafka's auto-commit runs in the application's poll, before it hands out new
+    /// records: it commits what earlier polls returned, which a synchronous application
+    /// has processed (at-least-once).
     pub(super) fn maybe_auto_commit(&mut self, now: Millis, actions: &mut Vec<ConsumerAction>) {
         if !self.config.enable_auto_commit
+            || self.coordinator.is_none()
             || self.offsets_pending
             || now < self.next_auto_commit_at
             || self.auto_commit_in_flight.is_some()

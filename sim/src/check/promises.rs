@@ -36,7 +36,7 @@ pub struct ConfigFacts {
     /// to survive unless every batch is flushed.
     pub faults_destroy_all_replicas: bool,
     /// Consumers are a group that commits before processing is known to be done
-    /// (commit = before-process, or auto-commit): at-most-once.
+    /// (commit = before-process without auto-commit): at-most-once.
     pub group_at_most_once: bool,
     /// The coordinator refuses commits from stale generations and unknown members.
     pub generation_check: bool,
@@ -93,7 +93,7 @@ pub fn allowed(kind: AnomalyKind, anomaly: &Anomaly, config: &ConfigFacts) -> Op
             // record the group skipped that way sits below later processed ones, which is
             // lost-write's shape, so the same promise covers both.
             if config.group_at_most_once {
-                Some("the group commits before processing (before-process or auto-commit): at-most-once")
+                Some("the group commits before processing (before-process): at-most-once")
             } else if config.protects_acked_writes() {
                 None
             } else {

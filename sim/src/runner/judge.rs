@@ -162,9 +162,11 @@ pub fn config_facts(scenario: &Scenario) -> ConfigFacts {
         assign_without_seek: true,
         flush_every_batch: scenario.topics.iter().all(|t| t.flush == FlushSetting::EveryBatch),
         faults_destroy_all_replicas: destroys_all_replicas(scenario, topic.replication_factor),
+        // Auto-commit commits, in the application's poll, what earlier polls returned:
+        // at-least-once for an application that processes before polling again.
         group_at_most_once: scenario.consumer.mode == ConsumerMode::Subscribe
-            && (scenario.consumer.commit == CommitSetting::BeforeProcess
-                || scenario.consumer.auto_commit),
+            && scenario.consumer.commit == CommitSetting::BeforeProcess
+            && !scenario.consumer.auto_commit,
         generation_check: scenario.group.generation_check,
     }
 }

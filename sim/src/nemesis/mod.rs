@@ -60,6 +60,9 @@ pub struct Nemesis {
     /// Nodes cut off or paused, with how many faults hold each: a replica among them is
     /// about to leave its ISR, so it does not count as the one that keeps the records.
     impaired: Mutex<BTreeMap<String, u32>>,
+    /// Pause faults holding each node: overlapping pauses resume the node when the last
+    /// one ends, not the first.
+    paused: Mutex<BTreeMap<NodeId, u32>>,
 }
 
 /// A fault resolved to nodes: what `apply` does and `repair` undoes.
@@ -90,6 +93,7 @@ impl Nemesis {
             clogs: Mutex::new(LinkClogs::default()),
             down: Mutex::new(std::collections::BTreeSet::new()),
             impaired: Mutex::new(BTreeMap::new()),
+            paused: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -350,6 +354,8 @@ impl Nemesis {
                 // Every node goes down at the same simulated instant.
                 for node in &plan.nodes {
                     handle.kill(self.id_of(node));
+                    // A killed node comes back running: its pauses are over.
+                    self.paused.lock().expect("nemesis paused set").remove(&self.id_of(node));
                     self.world.state().stats.crashes += 1;
                     if node.starts_with("broker-") {
                         self.down.lock().expect("nemesis down set").insert(node.clone());
@@ -369,7 +375,14 @@ impl Nemesis {
                     }
                 }
             }
-            FaultKind::Pause => handle.pause(id),
+            FaultKind::Pause => {
+                let mut paused = self.paused.lock().expect("nemesis paused set");
+                let holds = paused.entry(id).or_insert(0);
+                *holds += 1;
+                if *holds == 1 {
+                    handle.pause(id);
+                }
+            }
             FaultKind::Isolate => self.clogs().hold_node(&*NetSim::current(), id),
             FaultKind::OneWayCut
             | FaultKind::Split
@@ -436,7 +449,16 @@ impl Nemesis {
                     self.down.lock().expect("nemesis down set").remove(node);
                 }
             }
-            FaultKind::Pause => handle.resume(id),
+            FaultKind::Pause => {
+                let mut paused = self.paused.lock().expect("nemesis paused set");
+                let holds = paused.get(&id).copied().unwrap_or(1).saturating_sub(1);
+                if holds == 0 {
+                    paused.remove(&id);
+                    handle.resume(id);
+                } else {
+                    paused.insert(id, holds);
+                }
+            }
             FaultKind::Isolate => self.clogs().release_node(&*NetSim::current(), id),
             FaultKind::OneWayCut
             | FaultKind::Split
@@ -496,6 +518,7 @@ impl Nemesis {
         let clustered = self.world.scenario.cluster.controllers > 0;
         self.down.lock().expect("nemesis down set").clear();
         self.impaired.lock().expect("nemesis impaired set").clear();
+        self.paused.lock().expect("nemesis paused set").clear();
         for (name, id) in &self.targets.nodes {
             net.unclog_node(*id);
             disk.heal(*id);

@@ -20,7 +20,7 @@ use crate::protocol::{
     MetadataResponse, OffsetSpec, Request, RequestFrame, Response,
 };
 use crate::record::{scan_batches, RecordError};
-use crate::types::{Millis, NodeId, Offset, TopicPartition};
+use crate::types::{Epoch, Millis, NodeId, Offset, TopicPartition};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -92,6 +92,8 @@ impl ConsumerConfig {
 pub struct ConsumedRecord {
     pub tp: TopicPartition,
     pub offset: Offset,
+    /// The leader epoch of the record's batch (committed with the offset, KIP-320).
+    pub leader_epoch: Option<Epoch>,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub timestamp_ms: i64,
@@ -154,6 +156,8 @@ struct PartitionState {
     /// A follower refused a read at this metadata version: read from the leader until the
     /// metadata changes.
     leader_only_at: Option<u64>,
+    /// The leader epoch of the last record handed out (or of the seek's commit).
+    last_epoch: Option<Epoch>,
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +247,7 @@ impl Consumer {
             .get_mut(tp)
             .unwrap_or_else(|| panic!("seek on {tp}, which is not assigned"));
         state.position = Some(offset);
+        state.last_epoch = None;
         state.reset = None;
         state.buffered.clear();
         state.skip_to = None;
@@ -251,8 +256,20 @@ impl Consumer {
         state.generation += 1;
     }
 
+    /// `seek`, remembering the leader epoch the position was committed with (KIP-320).
+    pub fn seek_with_epoch(&mut self, tp: &TopicPartition, offset: Offset, epoch: Option<Epoch>) {
+        self.seek(tp, offset);
+        self.partitions.get_mut(tp).expect("seek checked the assignment").last_epoch = epoch;
+    }
+
     pub fn position(&self, tp: &TopicPartition) -> Option<Offset> {
         self.partitions.get(tp).and_then(|s| s.position)
+    }
+
+    /// The leader epoch of the record before the position: what a commit of the position
+    /// carries (KIP-320).
+    pub fn position_epoch(&self, tp: &TopicPartition) -> Option<Epoch> {
+        self.partitions.get(tp).and_then(|s| s.last_epoch)
     }
 
     /// The last high watermark a fetch of `tp` reported.
@@ -369,6 +386,7 @@ impl Consumer {
                     record.offset
                 );
                 state.position = Some(record.offset.next());
+                state.last_epoch = record.leader_epoch;
                 if state.skip_to.is_some_and(|skip| record.offset >= skip) {
                     state.skip_to = None;
                 }
@@ -666,6 +684,7 @@ impl Consumer {
                 state.skip_to = Some(next);
                 continue;
             }
+            let leader_epoch = batch.header().leader_epoch();
             for record in batch.records().expect("scan_batches validated the records") {
                 if record.offset < next {
                     continue;
@@ -674,6 +693,7 @@ impl Consumer {
                 state.buffered.push_back(ConsumedRecord {
                     tp: tp.clone(),
                     offset: record.offset,
+                    leader_epoch,
                     key: record.key,
                     value: record.value,
                     timestamp_ms: record.timestamp_ms,

@@ -432,3 +432,17 @@ fn a_follower_read_serves_records_and_its_refusal_sends_the_partition_to_the_lea
     let (to, _, parts) = the_fetch(&c.poll(Millis(200)));
     assert_eq!((to, parts), (NodeId(1), vec![(tp0(), Offset(3))]), "back to the leader");
 }
+
+#[test]
+fn the_position_carries_the_leader_epoch_of_the_record_before_it() {
+    let mut c = consumer(OffsetReset::Earliest);
+    c.seek(&tp0(), Offset(0));
+    assert_eq!(c.position_epoch(&tp0()), None);
+    let (to, id, _) = the_fetch(&c.poll(Millis(0)));
+    c.on_response(Millis(1), to, id, fetch_answer(tp0(), ErrorCode::None, log_bytes(&[(0, 2)])));
+    let records = c.take_records(10);
+    assert!(records.iter().all(|r| r.leader_epoch == Some(Epoch(1))), "{records:?}");
+    assert_eq!(c.position_epoch(&tp0()), Some(Epoch(1)), "a commit of the position says epoch 1");
+    c.seek_with_epoch(&tp0(), Offset(7), Some(Epoch(4)));
+    assert_eq!((c.position(&tp0()), c.position_epoch(&tp0())), (Some(Offset(7)), Some(Epoch(4))));
+}

@@ -400,10 +400,16 @@ impl GroupMember {
             .collect()
     }
 
-    /// What "commit after process" commits: every position, without a leader epoch (the
-    /// inner consumer does not track the epoch of each record).
+    /// What "commit after process" commits: every position, with the leader epoch of the
+    /// record before it (KIP-320).
     pub fn consumed_offsets(&self) -> Vec<CommitOffset> {
-        self.positions().into_iter().map(|(tp, offset)| (tp, offset, None)).collect()
+        self.positions()
+            .into_iter()
+            .map(|(tp, offset)| {
+                let epoch = self.consumer.position_epoch(&tp);
+                (tp, offset, epoch)
+            })
+            .collect()
     }
 
     pub fn on_metadata(&mut self, metadata: &crate::protocol::MetadataResponse) {

@@ -741,7 +741,7 @@ impl GroupMember {
         for tp in &owned {
             match r.partitions.iter().find(|p| &p.tp == tp) {
                 Some(p) if p.error == ErrorCode::None => {
-                    committed.insert(tp.clone(), p.offset);
+                    committed.insert(tp.clone(), p.offset.map(|o| (o, p.leader_epoch)));
                 }
                 Some(p) if error == ErrorCode::None => error = p.error,
                 _ if error == ErrorCode::None => error = ErrorCode::InvalidRequest,
@@ -756,8 +756,8 @@ impl GroupMember {
         }
         self.consumer.assign(owned);
         for (tp, offset) in committed {
-            if let Some(offset) = offset {
-                self.consumer.seek(&tp, offset);
+            if let Some((offset, epoch)) = offset {
+                self.consumer.seek_with_epoch(&tp, offset, epoch);
             }
         }
         tracing::info!(client = %self.client_id, generation, "committed offsets applied");

@@ -30,7 +30,7 @@ use kafkasim::group::AssignorKind;
 use kafkasim::protocol::{
     Frame, MetadataRequest, Request, RequestFrame, Response, NO_GENERATION_ID,
 };
-use kafkasim::types::{NodeId, Offset, TopicPartition};
+use kafkasim::types::{Epoch, NodeId, Offset, TopicPartition};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -397,9 +397,9 @@ impl Shell {
 /// each partition).
 fn batch_of(records: Vec<ConsumedRecord>) -> Batch {
     let mut by_key: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-    let mut next: BTreeMap<TopicPartition, Offset> = BTreeMap::new();
+    let mut next: BTreeMap<TopicPartition, (Offset, Option<Epoch>)> = BTreeMap::new();
     for record in records {
-        let after = Offset(record.offset.0 + 1);
+        let after = (Offset(record.offset.0 + 1), record.leader_epoch);
         let end = next.entry(record.tp.clone()).or_insert(after);
         *end = (*end).max(after);
         let Some(value) = record.value.as_deref().and_then(decode_value) else { continue };
@@ -408,7 +408,7 @@ fn batch_of(records: Vec<ConsumedRecord>) -> Batch {
             .or_default()
             .push(Record { offset: record.offset.0, value });
     }
-    let offsets = next.into_iter().map(|(tp, offset)| (tp, offset, None)).collect();
+    let offsets = next.into_iter().map(|(tp, (offset, epoch))| (tp, offset, epoch)).collect();
     Batch { records: by_key, offsets }
 }
 

@@ -124,13 +124,7 @@ pub struct PartitionLeader {
     leader_epoch_start_offset: Offset,
     waiting: Vec<WaitingProduce>,
     outputs: Vec<LeaderOutput>,
-    /// After a refused AlterPartition, no new proposal before this (the controller's view
-    /// changes with its metadata, not with the next fetch).
-    isr_retry_at: Millis,
 }
-
-/// How long a leader waits after a refused AlterPartition before proposing again.
-pub(crate) const ISR_RETRY_BACKOFF_MS: u64 = 500;
 
 impl PartitionLeader {
     /// Takes leadership per `state`. `high_watermark` is this replica's HW as a follower
@@ -167,7 +161,6 @@ impl PartitionLeader {
             leader_epoch_start_offset: leo,
             waiting: Vec::new(),
             outputs: Vec::new(),
-            isr_retry_at: Millis(0),
         }
     }
 
@@ -302,7 +295,7 @@ impl PartitionLeader {
         }
         if let Some(replica) = replica_id {
             self.update_follower(now, replica, request.fetch_offset, leo);
-            self.maybe_expand_isr(now, replica);
+            self.maybe_expand_isr(replica);
             self.maybe_advance_hw(log);
             self.complete_waiting();
         }
@@ -388,7 +381,6 @@ impl PartitionLeader {
             Err(error) => {
                 info!(tp = %self.tp, node = %self.node, %error, "isr change refused");
                 self.isr.abandon();
-                self.isr_retry_at = now.plus_ms(ISR_RETRY_BACKOFF_MS);
                 Ok(())
             }
         }
@@ -430,8 +422,8 @@ impl PartitionLeader {
         progress.last_fetch_leader_leo = leo;
     }
 
-    fn maybe_expand_isr(&mut self, now: Millis, replica: NodeId) {
-        if self.isr.pending().is_some() || self.isr.contains(replica) || now < self.isr_retry_at {
+    fn maybe_expand_isr(&mut self, replica: NodeId) {
+        if self.isr.pending().is_some() || self.isr.contains(replica) {
             return;
         }
         let leo = self.followers[&replica].log_end_offset.expect("just fetched");
@@ -443,7 +435,7 @@ impl PartitionLeader {
     }
 
     fn maybe_shrink_isr(&mut self, now: Millis, log: &PartitionLog) {
-        if self.isr.pending().is_some() || now < self.isr_retry_at {
+        if self.isr.pending().is_some() {
             return;
         }
         let lag_max = self.config.replica_lag_time_max_ms;
@@ -658,9 +650,6 @@ mod tests {
         c.controller_step();
         assert_eq!(c.leader().isr().len(), 3, "invalid update version: nothing changed");
         assert!(c.leader().isr_state().pending().is_none());
-        c.tick();
-        assert!(c.alter_queue.is_empty(), "no new proposal within the backoff");
-        c.advance(ISR_RETRY_BACKOFF_MS);
         c.tick();
         c.controller_step();
         assert_eq!(c.leader().isr(), &[node(1)]);

@@ -127,14 +127,12 @@ fn check(c: &Cluster, model: &mut Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// All faults off: everyone fetches, the leader proposes, the controller confirms (time
-/// moves past a refused proposal's backoff between rounds).
+/// All faults off: everyone fetches, the leader proposes, the controller confirms.
 fn heal(c: &mut Cluster) {
     for _ in 0..8 {
         c.replicate(3);
         c.tick();
         c.controller_step();
-        c.advance(super::leader::ISR_RETRY_BACKOFF_MS);
     }
 }
 

@@ -119,8 +119,12 @@ pub enum Fact {
     Registered {
         broker_epoch: BrokerEpoch,
     },
-    /// What a group coordinator hosted here did (generations, assignments, commits).
-    Group(crate::group::GroupEvent),
+    /// What a group coordinator hosted here did (generations, assignments, commits), with
+    /// its coordinator epoch (the offsets partition's leader epoch).
+    Group {
+        coordinator_epoch: Epoch,
+        event: crate::group::GroupEvent,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -397,7 +397,8 @@ impl Broker {
                     self.deliver_reply(reply_to, response)
                 }
                 CoordinatorOutput::Event(event) => {
-                    self.outputs.push(BrokerOutput::Fact(Fact::Group(event)))
+                    let coordinator_epoch = hosted.leader_epoch;
+                    self.outputs.push(BrokerOutput::Fact(Fact::Group { coordinator_epoch, event }))
                 }
                 CoordinatorOutput::AppendRecords { token, .. } => {
                     debug!(node = %me, partition, ?token, "append of a resigned coordinator dropped")
@@ -412,7 +413,9 @@ impl Broker {
                 self.deliver_reply(reply_to, response)
             }
             CoordinatorOutput::Event(event) => {
-                self.outputs.push(BrokerOutput::Fact(Fact::Group(event)))
+                let coordinator_epoch =
+                    self.host().hosted.get(&partition).map_or(Epoch(0), |h| h.leader_epoch);
+                self.outputs.push(BrokerOutput::Fact(Fact::Group { coordinator_epoch, event }))
             }
             CoordinatorOutput::AppendRecords { token, records } => {
                 self.append_offsets(now, partition, token, &records)

@@ -239,7 +239,7 @@ fn a_commit_is_acknowledged_only_once_its_append_is_durable() {
     let (_, follower, generation) = two_member_group(&mut b, "g");
     let out = send(&mut b, 200, 2, 10, commit("g", &follower, generation, 42));
     assert!(answers(&out).is_empty(), "commit acknowledged before its flush");
-    let facts = out.iter().filter(|o| matches!(o, BrokerOutput::Fact(Fact::Group(_)))).count();
+    let facts = out.iter().filter(|o| matches!(o, BrokerOutput::Fact(Fact::Group { .. }))).count();
     assert_eq!(facts, 1, "the accepted commit is reported to the checker");
     assert_eq!(fetched(&mut b, 200, "g"), Ok(None), "an unacknowledged commit is visible");
     let done = answers(&finish_disk(&mut b, 201, &out));

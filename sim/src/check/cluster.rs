@@ -78,7 +78,7 @@ pub enum ClusterEvent {
     /// A group coordinator's event (invariant 7), for the [`GroupChecker`]. Reports only:
     /// never read back from JSON.
     #[serde(skip_deserializing)]
-    Group(kafkasim::group::GroupEvent),
+    Group { coordinator_epoch: Epoch, event: kafkasim::group::GroupEvent },
 }
 
 /// Which invariant broke.
@@ -206,7 +206,9 @@ impl ClusterChecker {
             ClusterEvent::RaftCommitted { controller, index, term, digest } => {
                 self.metadata.raft_committed(*controller, *index, *term, *digest)
             }
-            ClusterEvent::Group(event) => self.groups.observe(event),
+            ClusterEvent::Group { coordinator_epoch, event } => {
+                self.groups.observe_from(*coordinator_epoch, event)
+            }
         }
     }
 

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafkasim::group::GroupEvent;
+use kafkasim::types::Epoch;
 use serde::{Deserialize, Serialize};
 
 use super::cluster::{InvariantKind, Violation};
@@ -49,6 +50,10 @@ pub struct GroupFigures {
     pub redeliveries: u64,
     /// After the quiet phase, per key: committed offset, end offset, lag (end - committed).
     pub final_lag: BTreeMap<Key, Lag>,
+    /// Events from coordinators a newer one had replaced (zombie leaders of the offsets
+    /// partition), which the checker ignored.
+    #[serde(default)]
+    pub deposed_coordinator_events: u64,
 }
 
 /// One key's lag after the quiet phase.
@@ -83,11 +88,40 @@ struct GroupState {
     /// (commit generation, member) already reported as stale-commit.
     stale_reported: BTreeSet<(i32, String)>,
     final_lag: BTreeMap<Key, Lag>,
+    /// The newest coordinator epoch whose events were seen.
+    coordinator_epoch: Option<Epoch>,
+    /// Events of deposed coordinators, ignored.
+    deposed_events: u64,
+}
+
+/// The group an event is about.
+fn group_of(event: &GroupEvent) -> &str {
+    match event {
+        GroupEvent::GenerationStarted { group_id, .. }
+        | GroupEvent::AssignmentSynced { group_id, .. }
+        | GroupEvent::MemberRemoved { group_id, .. }
+        | GroupEvent::StaticMemberReplaced { group_id, .. }
+        | GroupEvent::CommitAccepted { group_id, .. } => group_id,
+    }
 }
 
 impl GroupChecker {
     pub fn new() -> GroupChecker {
         GroupChecker::default()
+    }
+
+    /// `observe` for an event of the coordinator at `coordinator_epoch`. A coordinator
+    /// deposed by a newer one (a zombie leader of the offsets partition that has not heard
+    /// yet) still expires members and starts generations in its memory, but none of it can
+    /// become durable: its events are counted and otherwise ignored.
+    pub fn observe_from(&mut self, coordinator_epoch: Epoch, event: &GroupEvent) -> Vec<Violation> {
+        let group = self.group(group_of(event));
+        if group.coordinator_epoch.is_some_and(|newest| coordinator_epoch < newest) {
+            group.deposed_events += 1;
+            return Vec::new();
+        }
+        group.coordinator_epoch = Some(coordinator_epoch);
+        self.observe(event)
     }
 
     /// The violations `event` shows (empty when it breaks nothing).
@@ -174,6 +208,7 @@ impl GroupChecker {
                     commits_accepted: g.commits_accepted,
                     stale_commits_accepted: g.stale_commits_accepted,
                     final_lag: g.final_lag.clone(),
+                    deposed_coordinator_events: g.deposed_events,
                     ..GroupFigures::default()
                 };
                 (id.clone(), figures)
@@ -483,12 +518,31 @@ mod tests {
     }
 
     #[test]
+    fn a_deposed_coordinator_s_events_are_ignored() {
+        // group-safe --variant follower-fetch seed 183: the old coordinator, cut off, expired
+        // every member and started an empty generation 2 in memory after the new one (a
+        // later epoch) had started generation 2 with a and b.
+        let mut checker = GroupChecker::new();
+        let mut kinds = Vec::new();
+        let mut feed = |epoch: u32, event: GroupEvent| {
+            let violations = checker.observe_from(Epoch(epoch), &event);
+            kinds.extend(violations.into_iter().map(|v| v.kind));
+        };
+        feed(1, started(1, &["a", "b"]));
+        feed(2, started(2, &["a", "b"]));
+        feed(1, started(2, &[""]));
+        feed(2, accepted("a", 2, 2, 0));
+        assert!(kinds.is_empty(), "{kinds:?}");
+        assert_eq!(checker.figures()[G].deposed_coordinator_events, 1);
+    }
+
+    #[test]
     fn group_events_reach_the_checker_through_cluster_events() {
         use crate::check::cluster::{ClusterChecker, ClusterEvent};
         let mut cluster = ClusterChecker::new();
         let mut kinds = Vec::new();
         for event in rebalance().into_iter().chain([accepted("b", 1, 2, 1)]) {
-            let event = ClusterEvent::Group(event);
+            let event = ClusterEvent::Group { coordinator_epoch: Epoch(1), event };
             let json = serde_json::to_value(&event).expect("group events serialize");
             assert!(json.get("Group").is_some(), "{json}");
             kinds.extend(cluster.observe(&event).into_iter().map(|v| v.kind));

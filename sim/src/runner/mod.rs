@@ -212,7 +212,9 @@ fn group_lag(world: &WorldRef) -> Vec<String> {
         for partition in 0..topic.partitions {
             let tp = TopicPartition::new(topic.name.clone(), partition);
             let committed = state.group_committed.get(&tp).copied();
-            match state.cluster.leader_high_watermark(&tp) {
+            // The HW the leader last reported may trail an ack that just arrived.
+            let acked = Offset(state.acked_end.get(&tp.to_string()).copied().unwrap_or(0));
+            match state.cluster.leader_high_watermark(&tp).map(|hw| hw.max(acked)) {
                 Some(hw) if committed.unwrap_or(Offset::ZERO) >= hw => {}
                 Some(hw) => lag.push(match committed {
                     Some(c) => format!("{tp} committed {c} of hw {hw}"),

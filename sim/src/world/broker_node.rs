@@ -240,9 +240,9 @@ fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: 
                 });
             ClusterEvent::AckedAll { broker: me, tp, last_offset, hw, isr, min_insync }
         }
-        Fact::Group(event) => {
+        Fact::Group { coordinator_epoch, event } => {
             log_group_event(world, name, &event);
-            ClusterEvent::Group(event)
+            ClusterEvent::Group { coordinator_epoch, event }
         }
         Fact::Registered { broker_epoch } => {
             world.event(name, "broker-registered", &[("broker_epoch", broker_epoch.to_string())]);

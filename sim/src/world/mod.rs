@@ -90,6 +90,9 @@ pub struct WorldState {
     /// Subscribe mode: the highest offset per partition a commit of the group was
     /// acknowledged for (the quiet phase ends when it reaches every end offset).
     pub group_committed: BTreeMap<kafkasim::types::TopicPartition, kafkasim::types::Offset>,
+    /// Per key: one past the highest offset a send was acked at (the group's lag is zero
+    /// only once its commits pass it, whatever the HW reports lag behind).
+    pub acked_end: BTreeMap<crate::history::Key, u64>,
 }
 
 impl WorldState {
@@ -220,6 +223,7 @@ impl World {
             violations: Vec::new(),
             storage_failed: std::collections::BTreeSet::new(),
             group_committed: BTreeMap::new(),
+            acked_end: BTreeMap::new(),
         };
         World {
             scenario,

@@ -200,7 +200,14 @@ fn finish_op(world: &WorldRef, process: u64, op: OpenSend) {
         (_, f) if f == micro.len() => OpType::Fail,
         _ => OpType::Info,
     };
-    world.state().complete(process, op_type, OpValue::Send(micro));
+    let mut state = world.state();
+    for send in &micro {
+        if let Some(offset) = send.offset {
+            let end = state.acked_end.entry(send.key.clone()).or_insert(0);
+            *end = (*end).max(offset + 1);
+        }
+    }
+    state.complete(process, op_type, OpValue::Send(micro));
 }
 
 fn producer_config(scenario: &Scenario) -> ProducerConfig {

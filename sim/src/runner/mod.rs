@@ -242,7 +242,16 @@ async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
             false => Vec::new(),
         };
         let caught_up = match subscribe {
-            true => group_lag.is_empty() && world.state().sends_outstanding() == 0,
+            true => {
+                let state = world.state();
+                // No member is still processing a batch (committed before it, possibly).
+                let idle = state
+                    .processes
+                    .iter()
+                    .filter(|(name, _)| name.starts_with("consumer-"))
+                    .all(|(_, process)| !state.open_ops.contains_key(process));
+                group_lag.is_empty() && state.sends_outstanding() == 0 && idle
+            }
             false => done >= consumers,
         };
         if caught_up && converged {

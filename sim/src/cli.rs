@@ -43,8 +43,9 @@ pub struct Cli {
     /// for sweeps and benchmarks (thousands of runs).
     #[arg(long, global = true)]
     pub log: Option<String>,
+    /// Without a command: `run` (the embedded quickstart, seed 1).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,13 +161,18 @@ pub struct Divergence {
 /// errors exit 2 before this returns.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let many_runs = matches!(cli.command, Command::Sweep(_) | Command::Bench(_));
+    // `kafkasim` alone (and so `cargo run --release`) runs the embedded default scenario.
+    let command = match cli.command {
+        Some(command) => command,
+        None => Cli::parse_from(["kafkasim", "run"]).command.expect("`run` parses as a command"),
+    };
+    let many_runs = matches!(command, Command::Sweep(_) | Command::Bench(_));
     let log = cli.log.clone().unwrap_or_else(|| if many_runs { "error" } else { "warn" }.into());
     if let Err(error) = init_logging(&log) {
         eprintln!("kafkasim: --log {log}: {error}");
         return EXIT_USAGE;
     }
-    match cli.command {
+    match command {
         Command::Run(args) => cmd_run(&args, args.check_determinism, &log),
         Command::Replay(args) => cmd_run(&args, true, &log),
         Command::Sweep(args) => cmd_sweep(&args),
@@ -809,15 +815,18 @@ mod tests {
             "kafkasim", "sweep", "s.toml", "--seeds", "1..200", "--shard", "2/4", "--jobs", "3",
         ])
         .expect("valid sweep");
-        let Command::Sweep(args) = cli.command else { panic!("not a sweep") };
+        let Some(Command::Sweep(args)) = cli.command else { panic!("not a sweep") };
         assert_eq!(args.seeds, SeedRange { first: 1, last: 200 });
         assert_eq!(args.shard, Some(Shard { index: 2, count: 4 }));
         let error = Cli::try_parse_from(["kafkasim", "sweep", "s.toml", "--seeds", "9..1"])
             .expect_err("reversed");
         assert_eq!(error.exit_code(), EXIT_USAGE);
         let cli = Cli::try_parse_from(["kafkasim", "run"]).expect("run without a scenario");
-        let Command::Run(args) = cli.command else { panic!("not a run") };
+        let Some(Command::Run(args)) = cli.command else { panic!("not a run") };
         assert_eq!((args.scenario, args.seed), (None, 1));
+        // `cargo run --release` passes no command: main runs the embedded quickstart.
+        let bare = Cli::try_parse_from(["kafkasim"]).expect("no command is valid");
+        assert!(bare.command.is_none());
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub async fn broker_main(world: WorldRef, index: u32) {
     let name = node_name(Role::Broker, index);
     let disk = madsim::plugin::simulator::<SimDisk>();
     let Some(incarnation) = bump_incarnation(&disk, &world, &name).await else { return };
-    let Some(recovered) = recover_logs(&disk, &world, &name).await else { return };
     let config = broker_config(&world, index);
+    let Some(recovered) = recover_logs(&disk, &world, &name, &config.topics).await else { return };
     let clustered = config.cluster.is_some();
     let high_watermarks = match disk.read_all(HW_CHECKPOINT).await {
         Ok(bytes) if clustered => parse_hw_checkpoint(&bytes),
@@ -359,14 +359,16 @@ async fn bump_incarnation(disk: &Arc<SimDisk>, world: &WorldRef, name: &str) -> 
     None
 }
 
-/// Reads every partition's files and recovers its log, applying recovery's truncations.
+/// Reads the files of every partition of `topics` (the internal offsets topic included)
+/// and recovers its log, applying recovery's truncations.
 async fn recover_logs(
     disk: &Arc<SimDisk>,
     world: &WorldRef,
     name: &str,
+    topics: &[TopicSpec],
 ) -> Option<BTreeMap<TopicPartition, PartitionLog>> {
     let mut logs = BTreeMap::new();
-    for topic in &world.scenario.topics {
+    for topic in topics {
         for partition in 0..topic.partitions {
             let tp = TopicPartition::new(topic.name.clone(), partition);
             let dir = partition_dir(&tp);
@@ -375,8 +377,7 @@ async fn recover_logs(
                 files.insert(path.clone(), read_with_retries(disk, world, name, &path).await?);
             }
             let now = world.clock_ms(name);
-            let (mut log, report) =
-                PartitionLog::recover(&dir, crate::runner::config::log_config(topic), &files, now);
+            let (mut log, report) = PartitionLog::recover(&dir, topic.log.clone(), &files, now);
             if !report.cuts.is_empty() || report.skipped_offsets.is_some() {
                 info!(node = %name, tp = %tp, ?report, "log recovery cut data");
                 world.event(

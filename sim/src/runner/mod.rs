@@ -15,7 +15,7 @@ use crate::world::disk::SimDisk;
 use crate::world::{
     broker_node, client_node, node_ip, node_name, now_duration, Phase, Role, World, WorldRef,
 };
-use kafkasim::types::{Offset, TopicPartition};
+use kafkasim::types::Offset;
 use madsim::runtime::{Handle, Runtime};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -192,13 +192,10 @@ fn final_group_lag(
 ) -> Option<BTreeMap<String, (Option<u64>, u64)>> {
     scenario.coordinator_partition()?;
     let mut lag = BTreeMap::new();
-    for topic in &scenario.topics {
-        for partition in 0..topic.partitions {
-            let tp = TopicPartition::new(topic.name.clone(), partition);
-            let committed = state.group_committed.get(&tp).map(|o| o.0);
-            let end = state.cluster.leader_high_watermark(&tp).map_or(0, |o| o.0);
-            lag.insert(tp.to_string(), (committed, end));
-        }
+    for tp in scenario.partitions() {
+        let committed = state.group_committed.get(&tp).map(|o| o.0);
+        let end = state.cluster.leader_high_watermark(&tp).map_or(0, |o| o.0);
+        lag.insert(tp.to_string(), (committed, end));
     }
     Some(lag)
 }
@@ -208,20 +205,17 @@ fn final_group_lag(
 fn group_lag(world: &WorldRef) -> Vec<String> {
     let state = world.state();
     let mut lag = Vec::new();
-    for topic in &world.scenario.topics {
-        for partition in 0..topic.partitions {
-            let tp = TopicPartition::new(topic.name.clone(), partition);
-            let committed = state.group_committed.get(&tp).copied();
-            // The HW the leader last reported may trail an ack that just arrived.
-            let acked = Offset(state.acked_end.get(&tp.to_string()).copied().unwrap_or(0));
-            match state.cluster.leader_high_watermark(&tp).map(|hw| hw.max(acked)) {
-                Some(hw) if committed.unwrap_or(Offset::ZERO) >= hw => {}
-                Some(hw) => lag.push(match committed {
-                    Some(c) => format!("{tp} committed {c} of hw {hw}"),
-                    None => format!("{tp} has no commit (hw {hw})"),
-                }),
-                None => lag.push(format!("{tp} has no known leader HW")),
-            }
+    for tp in world.scenario.partitions() {
+        let committed = state.group_committed.get(&tp).copied();
+        // The HW the leader last reported may trail an ack that just arrived.
+        let acked = Offset(state.acked_end.get(&tp.to_string()).copied().unwrap_or(0));
+        match state.cluster.leader_high_watermark(&tp).map(|hw| hw.max(acked)) {
+            Some(hw) if committed.unwrap_or(Offset::ZERO) >= hw => {}
+            Some(hw) => lag.push(match committed {
+                Some(c) => format!("{tp} committed {c} of hw {hw}"),
+                None => format!("{tp} has no commit (hw {hw})"),
+            }),
+            None => lag.push(format!("{tp} has no known leader HW")),
         }
     }
     lag

@@ -444,6 +444,17 @@ impl Default for BrokerSettings {
 }
 
 impl Scenario {
+    /// Every partition of the scenario's topics, in topic order.
+    pub fn partitions(&self) -> Vec<kafkasim::types::TopicPartition> {
+        self.topics
+            .iter()
+            .flat_map(|t| {
+                (0..t.partitions)
+                    .map(move |p| kafkasim::types::TopicPartition::new(t.name.clone(), p))
+            })
+            .collect()
+    }
+
     /// The group's partition of the offsets topic (its coordinator leads it), in
     /// subscribe mode.
     pub fn coordinator_partition(&self) -> Option<kafkasim::types::TopicPartition> {

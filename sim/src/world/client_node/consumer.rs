@@ -73,7 +73,7 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
         next_correlation: SHELL_CORRELATION_BASE,
         end_offsets: BTreeMap::new(),
     };
-    let tps = all_partitions(&scenario);
+    let tps = scenario.partitions();
     let keys: Vec<String> = tps.iter().map(ToString::to_string).collect();
     world.state().instant(process, OpF::Assign, OpValue::Assign(keys));
     shell.consumer.assign(tps.clone());
@@ -270,14 +270,6 @@ impl Shell {
         }
         correlation_id
     }
-}
-
-fn all_partitions(scenario: &Scenario) -> Vec<TopicPartition> {
-    scenario
-        .topics
-        .iter()
-        .flat_map(|t| (0..t.partitions).map(move |p| TopicPartition::new(t.name.clone(), p)))
-        .collect()
 }
 
 pub(super) fn consumer_config(scenario: &Scenario) -> ConsumerConfig {

@@ -55,6 +55,14 @@ enum Stage {
     Stopped,
 }
 
+/// A commit op in flight: its id at the member, what it commits, and its outcome once the
+/// member reported it.
+struct OpenCommit {
+    id: u64,
+    offsets: Vec<CommitOffset>,
+    result: Option<CommitResult>,
+}
+
 /// Records taken in one poll: what the history shows and what to commit.
 struct Batch {
     records: BTreeMap<String, Vec<Record>>,
@@ -71,10 +79,8 @@ struct Shell {
     rng: rand_chacha::ChaCha8Rng,
     /// Ownership changes since the last completion.
     rebalance_log: Vec<RebalanceEntry>,
-    /// Commit outcomes not yet consumed by the stage machine, by commit id.
-    commits: BTreeMap<u64, CommitResult>,
-    /// The open commit op: its id at the member and what it commits.
-    open_commit: Option<(u64, Vec<CommitOffset>)>,
+    /// The open commit op (one at a time, as ops of one process are).
+    open_commit: Option<OpenCommit>,
     /// Fenced or refused for good.
     stopped: bool,
     /// What this process's acknowledged commits set, per partition: an idle member
@@ -104,7 +110,6 @@ pub async fn member_main(world: WorldRef, index: u32) {
         conns,
         rng,
         rebalance_log: Vec::new(),
-        commits: BTreeMap::new(),
         open_commit: None,
         stopped: false,
         acked: BTreeMap::new(),
@@ -224,21 +229,18 @@ impl Shell {
         let extra = commit_extra(generation, &member);
         self.world.state().invoke_with(self.process, OpF::Commit, value, extra);
         let id = self.member.commit(now, offsets.clone());
-        self.open_commit = Some((id, offsets));
+        self.open_commit = Some(OpenCommit { id, offsets, result: None });
         self.collect_events();
         id
     }
 
     /// Completes the commit op `id` if its outcome is known; returns whether it was.
     fn finish_commit(&mut self, id: u64) -> bool {
-        let Some(result) = self.commits.remove(&id) else { return false };
-        let offsets = match self.open_commit.take() {
-            Some((open, offsets)) if open == id => offsets,
-            other => {
-                self.open_commit = other;
-                return false;
-            }
+        let finished = |c: &mut OpenCommit| c.id == id && c.result.is_some();
+        let Some(OpenCommit { offsets, result, .. }) = self.open_commit.take_if(finished) else {
+            return false;
         };
+        let result = result.expect("take_if checked the outcome is in");
         let op_type = match &result {
             CommitResult::Ok => OpType::Ok,
             CommitResult::Err(_) => OpType::Fail,
@@ -250,9 +252,8 @@ impl Shell {
         if result == CommitResult::Ok {
             for (tp, offset, _) in &offsets {
                 self.acked.insert(tp.clone(), *offset);
-                let committed = state.group_committed.entry(tp.clone()).or_insert(*offset);
-                *committed = (*committed).max(*offset);
             }
+            advance_group_committed(&mut state, &offsets);
         }
         state.complete_with(self.process, op_type, value, extra);
         true
@@ -306,16 +307,14 @@ impl Shell {
                     (RebalanceKind::Lost, generation, partitions)
                 }
                 MemberEvent::CommitCompleted { id, offsets, result } => {
-                    if self.open_commit.as_ref().is_some_and(|(open, _)| *open == id) {
-                        self.commits.insert(id, result);
-                    } else if result == CommitResult::Ok {
+                    match self.open_commit.as_mut().filter(|c| c.id == id) {
+                        Some(open) => open.result = Some(result),
                         // An auto-commit (or the commit before a revoke): not an op of the
                         // history, but it moves the group's committed offsets all the same.
-                        let mut state = self.world.state();
-                        for (tp, offset, _) in offsets {
-                            let committed = state.group_committed.entry(tp).or_insert(offset);
-                            *committed = (*committed).max(offset);
+                        None if result == CommitResult::Ok => {
+                            advance_group_committed(&mut self.world.state(), &offsets)
                         }
+                        None => {}
                     }
                     continue;
                 }
@@ -410,6 +409,15 @@ fn batch_of(records: Vec<ConsumedRecord>) -> Batch {
     }
     let offsets = next.into_iter().map(|(tp, (offset, epoch))| (tp, offset, epoch)).collect();
     Batch { records: by_key, offsets }
+}
+
+/// An acknowledged commit moves the group's committed offsets (never back: the highest
+/// acknowledged one is what the quiet phase compares with the end offsets).
+fn advance_group_committed(state: &mut crate::world::WorldState, offsets: &[CommitOffset]) {
+    for (tp, offset, _) in offsets {
+        let committed = state.group_committed.entry(tp.clone()).or_insert(*offset);
+        *committed = (*committed).max(*offset);
+    }
 }
 
 fn commit_value(offsets: &[CommitOffset]) -> BTreeMap<String, u64> {

@@ -206,14 +206,7 @@ impl GroupMember {
         actions: &mut Vec<ConsumerAction>,
     ) {
         let Phase::Assigning { members, since } = &self.phase else { return };
-        let subscriptions: Vec<MemberSubscription> = members
-            .iter()
-            .map(|m| MemberSubscription {
-                member_id: m.member_id.clone(),
-                topics: m.protocol.topics.clone(),
-                owned: m.protocol.owned_partitions.clone(),
-            })
-            .collect();
+        let subscriptions: Vec<MemberSubscription> = members.iter().map(Into::into).collect();
         let since = *since;
         let mut counts = BTreeMap::new();
         let mut missing = Vec::new();

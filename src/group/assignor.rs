@@ -39,6 +39,17 @@ pub struct MemberSubscription {
     pub owned: Vec<TopicPartition>,
 }
 
+impl From<&crate::protocol::JoinGroupMember> for MemberSubscription {
+    /// The subscription a JoinGroup response hands the leader for one member.
+    fn from(m: &crate::protocol::JoinGroupMember) -> Self {
+        MemberSubscription {
+            member_id: m.member_id.clone(),
+            topics: m.protocol.topics.clone(),
+            owned: m.protocol.owned_partitions.clone(),
+        }
+    }
+}
+
 /// member id -> its partitions, sorted. Every member appears, possibly with nothing.
 pub type Assignment = BTreeMap<String, Vec<TopicPartition>>;
 

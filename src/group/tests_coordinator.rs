@@ -168,15 +168,7 @@ impl Harness {
         assert_eq!(leader, joins[0].member_id, "the first member to join leads");
         assert_eq!(joins[0].members.len(), 3, "the leader gets the member list");
         assert!(joins[1..].iter().all(|j| j.members.is_empty() && j.error == ErrorCode::None));
-        let members: Vec<MemberSubscription> = joins[0]
-            .members
-            .iter()
-            .map(|m| MemberSubscription {
-                member_id: m.member_id.clone(),
-                topics: m.protocol.topics.clone(),
-                owned: m.protocol.owned_partitions.clone(),
-            })
-            .collect();
+        let members: Vec<MemberSubscription> = joins[0].members.iter().map(Into::into).collect();
         let ppt = BTreeMap::from([("t".to_string(), TOPIC_PARTITIONS)]);
         let assignment = assign(AssignorKind::RoundRobin, &members, &ppt);
         let follower_syncs: Vec<u64> =

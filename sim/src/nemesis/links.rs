@@ -30,70 +30,106 @@ impl NetSwitch for NetSim {
     }
 }
 
-/// How many live faults hold each directed link and each whole-node clog.
-#[derive(Debug, Default)]
-pub struct LinkClogs {
-    links: BTreeMap<(NodeId, NodeId), u32>,
-    nodes: BTreeMap<NodeId, u32>,
+/// How many live faults hold each key (a link, a node's clog, a pause): the effect starts
+/// at the first hold and ends at the last release, so overlapping faults nest.
+#[derive(Clone, Debug)]
+pub struct Holds<K> {
+    counts: BTreeMap<K, u32>,
+}
+
+impl<K> Default for Holds<K> {
+    fn default() -> Self {
+        Holds { counts: BTreeMap::new() }
+    }
 }
 
 /// Holds are bounded by the faults alive at once; a count this high is a leak.
 const HOLDS_MAX: u32 = 1_000_000;
 
+impl<K: Ord + Clone + std::fmt::Debug> Holds<K> {
+    /// One more hold on `key`; true when it is the first (start the effect).
+    pub fn hold(&mut self, key: K) -> bool {
+        let count = self.counts.entry(key.clone()).or_insert(0);
+        *count += 1;
+        assert!(*count <= HOLDS_MAX, "{key:?} held {count} times: a release leaks");
+        *count == 1
+    }
+
+    /// One hold fewer on `key`; true when it was the last (end the effect). A release
+    /// without a hold (the heal already cleared everything) does nothing.
+    pub fn release(&mut self, key: &K) -> bool {
+        let Some(count) = self.counts.get_mut(key) else { return false };
+        *count -= 1;
+        let last = *count == 0;
+        if last {
+            self.counts.remove(key);
+        }
+        last
+    }
+
+    /// Drops every hold on `key` (its node was killed: the effect is gone with it).
+    pub fn forget(&mut self, key: &K) {
+        self.counts.remove(key);
+    }
+
+    pub fn is_held(&self, key: &K) -> bool {
+        self.counts.contains_key(key)
+    }
+
+    /// Every held key, and no holds left (the heal).
+    pub fn take_all(&mut self) -> Vec<K> {
+        std::mem::take(&mut self.counts).into_keys().collect()
+    }
+}
+
+/// How many live faults hold each directed link and each whole-node clog.
+#[derive(Debug, Default)]
+pub struct LinkClogs {
+    links: Holds<(NodeId, NodeId)>,
+    nodes: Holds<NodeId>,
+}
+
 impl LinkClogs {
     /// Drops packets from `src` to `dst` until every hold on the link is released.
     pub fn hold_link(&mut self, net: &impl NetSwitch, src: NodeId, dst: NodeId) {
-        let count = self.links.entry((src, dst)).or_insert(0);
-        *count += 1;
-        assert!(*count <= HOLDS_MAX, "link {src}->{dst} held {count} times: a release leaks");
-        if *count == 1 {
+        if self.links.hold((src, dst)) {
             net.clog_link(src, dst);
         }
     }
 
-    /// Releases one hold; the last one unclogs the link. A release without a hold (the
-    /// heal already cleared everything) does nothing.
+    /// Releases one hold; the last one unclogs the link.
     pub fn release_link(&mut self, net: &impl NetSwitch, src: NodeId, dst: NodeId) {
-        let Some(count) = self.links.get_mut(&(src, dst)) else { return };
-        *count -= 1;
-        if *count == 0 {
-            self.links.remove(&(src, dst));
+        if self.links.release(&(src, dst)) {
             net.unclog_link(src, dst);
         }
     }
 
     /// Cuts the node off the network (both directions) until every hold is released.
     pub fn hold_node(&mut self, net: &impl NetSwitch, id: NodeId) {
-        let count = self.nodes.entry(id).or_insert(0);
-        *count += 1;
-        assert!(*count <= HOLDS_MAX, "node {id} clogged {count} times: a release leaks");
-        if *count == 1 {
+        if self.nodes.hold(id) {
             net.clog_node(id);
         }
     }
 
     pub fn release_node(&mut self, net: &impl NetSwitch, id: NodeId) {
-        let Some(count) = self.nodes.get_mut(&id) else { return };
-        *count -= 1;
-        if *count == 0 {
-            self.nodes.remove(&id);
+        if self.nodes.release(&id) {
             net.unclog_node(id);
         }
     }
 
     /// Unclogs everything held, whatever the counts (the heal).
     pub fn clear(&mut self, net: &impl NetSwitch) {
-        for (src, dst) in std::mem::take(&mut self.links).into_keys() {
+        for (src, dst) in self.links.take_all() {
             net.unclog_link(src, dst);
         }
-        for id in std::mem::take(&mut self.nodes).into_keys() {
+        for id in self.nodes.take_all() {
             net.unclog_node(id);
         }
     }
 
     /// Whether any fault holds the directed link.
     pub fn is_link_held(&self, src: NodeId, dst: NodeId) -> bool {
-        self.links.contains_key(&(src, dst))
+        self.links.is_held(&(src, dst))
     }
 }
 
@@ -184,6 +220,21 @@ mod tests {
         assert!(net.links.borrow().is_empty());
         clogs.hold_link(&net, b, c);
         assert!(net.links.borrow().contains(&(b, c)), "counts start afresh after a clear");
+    }
+
+    #[test]
+    fn holds_nest_and_a_forgotten_key_starts_afresh() {
+        let mut holds = Holds::default();
+        assert!(holds.hold("consumer-1"), "the first hold starts the effect");
+        assert!(!holds.hold("consumer-1"));
+        assert!(!holds.release(&"consumer-1"), "one fault still holds it");
+        assert!(holds.release(&"consumer-1"), "the last release ends it");
+        assert!(!holds.release(&"consumer-1"), "a stray release does nothing");
+        holds.hold("consumer-1");
+        holds.hold("consumer-1");
+        holds.forget(&"consumer-1");
+        assert!(!holds.is_held(&"consumer-1"));
+        assert!(holds.hold("consumer-1"), "counts start afresh after a kill");
     }
 
     /// One byte over `stream`, or None if none arrives within `wait`.

@@ -13,7 +13,7 @@ use crate::scenario::validate::kebab;
 use crate::scenario::{FaultKind, FaultStep, NemesisSettings};
 use crate::world::disk::{IoErrorRates, SimDisk};
 use crate::world::{now_duration, Phase, WorldRef};
-use links::LinkClogs;
+use links::{Holds, LinkClogs};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
@@ -59,10 +59,10 @@ pub struct Nemesis {
     down: Mutex<std::collections::BTreeSet<String>>,
     /// Nodes cut off or paused, with how many faults hold each: a replica among them is
     /// about to leave its ISR, so it does not count as the one that keeps the records.
-    impaired: Mutex<BTreeMap<String, u32>>,
+    impaired: Mutex<Holds<String>>,
     /// Pause faults holding each node: overlapping pauses resume the node when the last
     /// one ends, not the first.
-    paused: Mutex<BTreeMap<NodeId, u32>>,
+    paused: Mutex<Holds<NodeId>>,
 }
 
 /// A fault resolved to nodes: what `apply` does and `repair` undoes.
@@ -92,8 +92,8 @@ impl Nemesis {
             rng: Mutex::new(rng),
             clogs: Mutex::new(LinkClogs::default()),
             down: Mutex::new(std::collections::BTreeSet::new()),
-            impaired: Mutex::new(BTreeMap::new()),
-            paused: Mutex::new(BTreeMap::new()),
+            impaired: Mutex::new(Holds::default()),
+            paused: Mutex::new(Holds::default()),
         })
     }
 
@@ -264,7 +264,7 @@ impl Nemesis {
                 partition.isr.contains(broker)
                     && r.log_end_offset >= hw
                     && !down.contains(&name)
-                    && !impaired.contains_key(&name)
+                    && !impaired.is_held(&name)
                     && !nodes.contains(&name)
             });
             if !intact {
@@ -333,20 +333,20 @@ impl Nemesis {
         }
     }
 
-    fn impair(&self, nodes: &[String], by: i32) {
+    /// One hold (`held`) or one release on each of `nodes` as impaired.
+    fn impair(&self, nodes: Vec<String>, held: bool) {
         let mut impaired = self.impaired.lock().expect("nemesis impaired set");
         for node in nodes {
-            let count = impaired.entry(node.clone()).or_insert(0);
-            *count = count.saturating_add_signed(by);
-            if *count == 0 {
-                impaired.remove(node);
-            }
+            match held {
+                true => impaired.hold(node),
+                false => impaired.release(&node),
+            };
         }
     }
 
     /// Carries out a planned fault.
     fn apply(&self, fault: &Fault, plan: &Plan, name: &str, id: NodeId) -> Applied {
-        self.impair(&Self::impaired_by(fault, plan, name), 1);
+        self.impair(Self::impaired_by(fault, plan, name), true);
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         match fault.kind {
@@ -355,7 +355,7 @@ impl Nemesis {
                 for node in &plan.nodes {
                     handle.kill(self.id_of(node));
                     // A killed node comes back running: its pauses are over.
-                    self.paused.lock().expect("nemesis paused set").remove(&self.id_of(node));
+                    self.paused.lock().expect("nemesis paused set").forget(&self.id_of(node));
                     self.world.state().stats.crashes += 1;
                     if node.starts_with("broker-") {
                         self.down.lock().expect("nemesis down set").insert(node.clone());
@@ -376,10 +376,7 @@ impl Nemesis {
                 }
             }
             FaultKind::Pause => {
-                let mut paused = self.paused.lock().expect("nemesis paused set");
-                let holds = paused.entry(id).or_insert(0);
-                *holds += 1;
-                if *holds == 1 {
+                if self.paused.lock().expect("nemesis paused set").hold(id) {
                     handle.pause(id);
                 }
             }
@@ -436,7 +433,7 @@ impl Nemesis {
             // The heal already undid every fault (and restarted every node).
             return;
         }
-        self.impair(&Self::impaired_by(fault, plan, name), -1);
+        self.impair(Self::impaired_by(fault, plan, name), false);
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         match fault.kind {
@@ -450,13 +447,8 @@ impl Nemesis {
                 }
             }
             FaultKind::Pause => {
-                let mut paused = self.paused.lock().expect("nemesis paused set");
-                let holds = paused.get(&id).copied().unwrap_or(1).saturating_sub(1);
-                if holds == 0 {
-                    paused.remove(&id);
+                if self.paused.lock().expect("nemesis paused set").release(&id) {
                     handle.resume(id);
-                } else {
-                    paused.insert(id, holds);
                 }
             }
             FaultKind::Isolate => self.clogs().release_node(&*NetSim::current(), id),
@@ -517,8 +509,8 @@ impl Nemesis {
         // loss of the whole cluster, outside what Kafka promises.
         let clustered = self.world.scenario.cluster.controllers > 0;
         self.down.lock().expect("nemesis down set").clear();
-        self.impaired.lock().expect("nemesis impaired set").clear();
-        self.paused.lock().expect("nemesis paused set").clear();
+        self.impaired.lock().expect("nemesis impaired set").take_all();
+        self.paused.lock().expect("nemesis paused set").take_all();
         for (name, id) in &self.targets.nodes {
             net.unclog_node(*id);
             disk.heal(*id);

@@ -60,8 +60,9 @@ pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
             continue;
         }
         let invoke_index = outstanding.remove(&op.process).unwrap_or(op.index);
-        let rebalanced: BTreeSet<String> =
-            op.rebalance_log().into_iter().flat_map(|entry| entry.keys).collect();
+        let log = op.rebalance_log();
+        let rebalanced: BTreeSet<&str> =
+            log.iter().flat_map(|entry| &entry.keys).map(String::as_str).collect();
         if !rebalanced.is_empty() {
             positions
                 .retain(|&(process, key), _| process != op.process || !rebalanced.contains(key));
@@ -77,7 +78,7 @@ pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
                     completion_index: op.index,
                     subscribe_mode: subscribed.contains(&op.process),
                 };
-                if !rebalanced.contains(key) {
+                if !rebalanced.contains(key.as_str()) {
                     internal_order(&run, known(key), out);
                 }
                 if op.op_type == OpType::Ok {
@@ -88,11 +89,11 @@ pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
         // Where in the op a revocation or loss happened is unknown: the records may predate
         // it, so the next poll is not compared with them either. (Records of a key cannot
         // predate its assignment.)
-        let ended: BTreeSet<String> = op
-            .rebalance_log()
-            .into_iter()
+        let ended: BTreeSet<&str> = log
+            .iter()
             .filter(|entry| entry.kind != RebalanceKind::Assigned)
-            .flat_map(|entry| entry.keys)
+            .flat_map(|entry| &entry.keys)
+            .map(String::as_str)
             .collect();
         if !ended.is_empty() {
             positions.retain(|&(process, key), _| process != op.process || !ended.contains(key));

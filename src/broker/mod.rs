@@ -219,6 +219,11 @@ impl Broker {
         self.config.node_id
     }
 
+    /// The topics this broker hosts, as configured (the internal offsets topic included).
+    pub fn topics(&self) -> &[TopicSpec] {
+        &self.config.topics
+    }
+
     pub fn take_outputs(&mut self) -> Vec<BrokerOutput> {
         std::mem::take(&mut self.outputs)
     }

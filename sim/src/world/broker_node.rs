@@ -228,16 +228,8 @@ fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: 
             ClusterEvent::HighWatermark { broker: me, tp, epoch, hw }
         }
         Fact::AckedAll { tp, last_offset, hw, isr } => {
-            let min_insync = world
-                .scenario
-                .topics
-                .iter()
-                .find(|t| t.name == tp.topic)
-                .map_or(1, |t| t.min_insync_replicas as usize)
-                .max(match tp.topic == kafkasim::group::OFFSETS_TOPIC {
-                    true => world.scenario.cluster.brokers.min(2) as usize,
-                    false => 1,
-                });
+            let spec = broker.topics().iter().find(|t| t.name == tp.topic);
+            let min_insync = spec.map_or(1, |t| t.min_insync_replicas);
             ClusterEvent::AckedAll { broker: me, tp, last_offset, hw, isr, min_insync }
         }
         Fact::Group { coordinator_epoch, event } => {

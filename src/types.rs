@@ -45,6 +45,12 @@ impl fmt::Display for Offset {
 )]
 pub struct Epoch(pub u32);
 
+impl Epoch {
+    pub fn next(self) -> Epoch {
+        Epoch(self.0 + 1)
+    }
+}
+
 impl fmt::Display for Epoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "e{}", self.0)
@@ -136,6 +142,16 @@ impl fmt::Display for BrokerEpoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "be{}", self.0)
     }
+}
+
+/// An ISR member as an AlterPartition names it (KIP-903): the broker and the broker epoch
+/// of the incarnation the leader saw catch up (None: not sent, as before KIP-903). The
+/// controller refuses a member whose epoch is not the one it has registered, so a stale
+/// expansion cannot re-admit a replica that restarted since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IsrMember {
+    pub broker: NodeId,
+    pub broker_epoch: Option<BrokerEpoch>,
 }
 
 /// A partition's metadata version (KRaft's partition_epoch): bumped on every change of

@@ -53,6 +53,8 @@ pub struct ClusterSettings {
     /// KIP-392: a follower serves consumer fetches below its own HW instead of answering
     /// NotLeaderOrFollower (Kafka: on when replica.selector.class is set; off by default).
     pub follower_fetch: bool,
+    /// KIP-903: ISR expansions name each member's broker epoch (Kafka since 3.5).
+    pub isr_broker_epochs: bool,
 }
 
 impl Default for ClusterSettings {
@@ -68,6 +70,7 @@ impl Default for ClusterSettings {
             hw_checkpoint_interval_ms: 5_000,
             metadata_max_wait_ms: 500,
             follower_fetch: false,
+            isr_broker_epochs: true,
         }
     }
 }
@@ -390,7 +393,11 @@ impl Broker {
         let session = self.session();
         let registered = session.broker_epoch;
         if registered.is_none() && !session.in_flight(&ControlKind::Register) && !storage_failed {
-            let body = Request::Controller(ControllerRequest::BrokerRegistration { broker_id: me });
+            // No clean-shutdown marker: every start follows a crash (KIP-966 unclean shutdown).
+            let body = Request::Controller(ControllerRequest::BrokerRegistration {
+                broker_id: me,
+                previous_broker_epoch: None,
+            });
             self.send_control(now, ControlKind::Register, body, 0);
         }
         let session = self.session();
@@ -481,8 +488,21 @@ impl Broker {
             .filter(|(_, p)| p.replicas.contains(&me))
             .map(|(tp, p)| (tp, p.clone()))
             .collect();
+        let live: BTreeMap<NodeId, BrokerEpoch> = self
+            .session()
+            .image
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(&id, b)| (id, b.broker_epoch))
+            .collect();
         for (tp, state) in states {
             self.apply_partition_state(now, &tp, &state);
+            if let Some(PartitionRole::Leader(leader)) =
+                self.partitions.get_mut(&tp).map(|p| &mut p.role)
+            {
+                leader.set_live_brokers(live.clone());
+            }
         }
         self.wake_fetches(now);
     }
@@ -493,6 +513,7 @@ impl Broker {
             replica_lag_time_max_ms: session.settings.replica_lag_time_max_ms,
             min_insync_replicas: session.min_insync.get(&tp.topic).copied().unwrap_or(1),
             truncation: session.settings.truncation,
+            isr_broker_epochs: session.settings.isr_broker_epochs,
             ..ReplicationConfig::default()
         }
     }
@@ -656,12 +677,18 @@ impl Broker {
         for output in outputs {
             match output {
                 LeaderOutput::AlterPartition(request) => {
+                    let mut new_isr = request.members();
+                    let own_epoch =
+                        self.broker_epoch().filter(|_| !request.broker_epochs.is_empty());
+                    for member in new_isr.iter_mut().filter(|m| m.broker == request.leader) {
+                        member.broker_epoch = own_epoch;
+                    }
                     let body = Request::Controller(ControllerRequest::AlterPartition {
                         tp: request.tp.clone(),
                         leader_id: request.leader,
                         leader_epoch: request.leader_epoch,
                         partition_epoch: request.partition_epoch,
-                        new_isr: request.new_isr,
+                        new_isr,
                     });
                     self.send_control(now, ControlKind::AlterPartition(request.tp), body, 0);
                 }

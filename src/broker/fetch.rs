@@ -147,6 +147,11 @@ impl Broker {
                 Some(p) if p.offline => refuse(ErrorCode::KafkaStorageError),
                 Some(p) => match &mut p.role {
                     PartitionRole::Leader(leader) => {
+                        if let (Some(replica), Some(epoch)) =
+                            (request.replica_id, request.replica_epoch)
+                        {
+                            leader.record_broker_epoch(replica, epoch);
+                        }
                         let mut bounded = wanted.clone();
                         let max_bytes = budget.min(wanted.partition_max_bytes as usize).max(1);
                         bounded.partition_max_bytes = max_bytes as u32;

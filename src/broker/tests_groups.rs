@@ -355,6 +355,7 @@ fn move_leader(b: &mut Broker, index: u64, leader: u32, epoch: u32) -> Vec<Broke
         partition_epoch: PartitionEpoch(epoch),
         isr: vec![NodeId(0), NodeId(1)],
         elr: Vec::new(),
+        last_known_leader: None,
         unclean: false,
     };
     image.apply(&change).expect("partition change");

@@ -6,6 +6,8 @@
 //!   PartitionChange, ...) and the `MetadataImage` that applies committed ones.
 //! - `quorum`: `QuorumController`, which owns a `RaftNode`, answers broker requests when it
 //!   is the active controller (the Raft leader) and turns them into record batches.
+//! - `partition_change`: one partition change decided as Kafka 4's PartitionChangeBuilder
+//!   does (target ISR, eligible leader replicas, election, last known leader).
 //! - `invariants`: metadata invariants (leader epochs only grow, leader in ISR unless
 //!   unclean) as checkable functions.
 //!
@@ -13,6 +15,7 @@
 //! shell that carries messages (sim/).
 
 pub mod invariants;
+pub mod partition_change;
 pub mod quorum;
 pub mod raft;
 pub mod records;
@@ -21,6 +24,7 @@ pub mod records;
 mod tests;
 
 pub use invariants::{MetadataChecker, MetadataViolation};
+pub use partition_change::UncleanRecovery;
 pub use quorum::{
     ControllerConfig, ControllerError, ControllerReady, ControllerReply, ControllerRequest,
     ControllerResponse, HeartbeatReply, QuorumController,

@@ -12,46 +12,57 @@
 //! Driver contract: as `RaftNode` (persist + sync, send `raft.messages`, then
 //! `on_persisted`), and send `replies` after the raft messages of the same ready.
 
+use super::partition_change::{ChangeRules, Election, PartitionChange, UncleanRecovery};
 use super::raft::{
     EntryPayload, LogIndex, PersistentState, ProposeError, RaftConfig, RaftError, RaftMessage,
     RaftNode, Ready,
 };
 use super::records::{decode_batch, encode_batch, MetadataImage, MetadataRecord, PartitionState};
-use crate::types::{BrokerEpoch, Epoch, Millis, NodeId, PartitionEpoch, Term, TopicPartition};
+use crate::types::{
+    BrokerEpoch, Epoch, IsrMember, Millis, NodeId, PartitionEpoch, Term, TopicPartition,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
+use tracing::{info, warn};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControllerConfig {
     /// Kafka's broker.session.timeout.ms default.
     pub broker_session_timeout_ms: u64,
+    /// KIP-966 eligible leader replicas (Kafka 4: eligible.leader.replicas.version=1).
+    /// Off: the pre-KIP-966 rules, where the last ISR member stays electable after a restart.
+    pub eligible_leader_replicas: bool,
+    /// What happens to a partition whose ISR and ELR are both empty.
+    pub unclean_recovery: UncleanRecovery,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        ControllerConfig { broker_session_timeout_ms: 9000 }
+        ControllerConfig {
+            broker_session_timeout_ms: 9000,
+            eligible_leader_replicas: true,
+            unclean_recovery: UncleanRecovery::default(),
+        }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerRequest {
-    BrokerRegistration {
-        broker_id: NodeId,
-    },
+    /// `previous_broker_epoch`: the epoch this broker's clean-shutdown marker recorded, or
+    /// None when it has none (it crashed). Anything but the registered epoch is an unclean
+    /// shutdown (KIP-966): the broker may have lost its unsynced tail.
+    BrokerRegistration { broker_id: NodeId, previous_broker_epoch: Option<BrokerEpoch> },
     /// `metadata_offset`: the highest metadata-log index the broker has applied; a fenced
     /// broker is unfenced once it reaches its own registration (its broker epoch).
-    BrokerHeartbeat {
-        broker_id: NodeId,
-        broker_epoch: BrokerEpoch,
-        metadata_offset: LogIndex,
-    },
+    BrokerHeartbeat { broker_id: NodeId, broker_epoch: BrokerEpoch, metadata_offset: LogIndex },
     AlterPartition {
         tp: TopicPartition,
         leader_id: NodeId,
         leader_epoch: Epoch,
         partition_epoch: PartitionEpoch,
-        new_isr: Vec<NodeId>,
+        /// With broker epochs (KIP-903) when the leader sends them.
+        new_isr: Vec<IsrMember>,
     },
     CreateTopics {
         name: String,
@@ -225,7 +236,9 @@ impl QuorumController {
         self.now = now;
         self.refresh_active();
         let result = match request {
-            ControllerRequest::BrokerRegistration { broker_id } => self.register(broker_id),
+            ControllerRequest::BrokerRegistration { broker_id, previous_broker_epoch } => {
+                self.register(broker_id, previous_broker_epoch)
+            }
             ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset } => {
                 self.heartbeat(broker_id, broker_epoch, metadata_offset)
             }
@@ -348,18 +361,21 @@ impl QuorumController {
         Ok(index)
     }
 
-    fn register(&mut self, broker_id: NodeId) -> Outcome {
+    fn register(&mut self, broker_id: NodeId, previous: Option<BrokerEpoch>) -> Outcome {
         let wrap = ControllerResponse::BrokerRegistration;
         if self.active_term.is_none() {
             return Outcome::Now(wrap(Err(self.not_active())));
         }
         // KRaft's broker epoch: the log index of the registration record.
         let broker_epoch = BrokerEpoch(self.raft.last_index() + 1);
-        // A live broker re-registering lost its state: treat the old incarnation as gone.
-        let mut batch = if self.pending.is_live(broker_id) {
-            self.fence_batch(broker_id, true)
-        } else {
-            self.unclean_shutdown_batch(broker_id)
+        let registered = self.pending.broker(broker_id).copied();
+        // KIP-966: a shutdown was clean only if the marker names the registered epoch.
+        let clean = registered.is_some_and(|b| previous == Some(b.broker_epoch));
+        let mut batch = match registered {
+            // A live broker re-registering lost its state: the old incarnation is gone.
+            Some(b) if !b.fenced => self.fence_batch(broker_id, !clean),
+            Some(_) if !clean => self.unclean_shutdown_batch(broker_id),
+            _ => Vec::new(),
         };
         batch.insert(0, MetadataRecord::RegisterBroker { broker_id, broker_epoch });
         // RegisterBroker first leaves the broker fenced, so the fence records that follow
@@ -413,7 +429,7 @@ impl QuorumController {
         leader_id: NodeId,
         leader_epoch: Epoch,
         partition_epoch: PartitionEpoch,
-        new_isr: Vec<NodeId>,
+        new_isr: Vec<IsrMember>,
     ) -> Outcome {
         let wrap = ControllerResponse::AlterPartition;
         if self.active_term.is_none() {
@@ -439,7 +455,7 @@ impl QuorumController {
         leader_id: NodeId,
         leader_epoch: Epoch,
         partition_epoch: PartitionEpoch,
-        new_isr: Vec<NodeId>,
+        new_isr: Vec<IsrMember>,
     ) -> Result<PartitionState, ControllerError> {
         let current = self
             .pending
@@ -471,25 +487,45 @@ impl QuorumController {
                 what: format!("{leader_id} does not lead {tp}"),
             });
         }
-        let unique: BTreeSet<NodeId> = new_isr.iter().copied().collect();
-        if unique.len() != new_isr.len()
-            || !new_isr.contains(&leader_id)
-            || !new_isr.iter().all(|r| current.replicas.contains(r))
+        let members: Vec<NodeId> = new_isr.iter().map(|m| m.broker).collect();
+        let unique: BTreeSet<NodeId> = members.iter().copied().collect();
+        if unique.len() != members.len()
+            || !members.contains(&leader_id)
+            || !members.iter().all(|r| current.replicas.contains(r))
         {
             return Err(ControllerError::InvalidRequest {
-                what: format!("isr {new_isr:?} for {tp}"),
+                what: format!("isr {members:?} for {tp}"),
             });
         }
-        if let Some(&broker) = new_isr.iter().find(|&&r| !self.pending.is_live(r)) {
-            return Err(ControllerError::IneligibleReplica { tp: tp.clone(), broker });
+        if let Some(member) = new_isr.iter().find(|m| !self.eligible(m)) {
+            return Err(ControllerError::IneligibleReplica {
+                tp: tp.clone(),
+                broker: member.broker,
+            });
         }
-        let elr = current.elr.iter().copied().filter(|r| !new_isr.contains(r)).collect();
-        Ok(PartitionState {
-            isr: new_isr,
-            elr,
-            partition_epoch: PartitionEpoch(current.partition_epoch.0 + 1),
-            unclean: false,
-            ..current.clone()
+        let rules = self.rules(&self.pending, &tp.topic);
+        let built = PartitionChange::new(tp, current)
+            .target_isr(members)
+            .build(&rules, |r| self.pending.is_live(r));
+        let mut next = match built {
+            Some((next, _)) => next,
+            None => PartitionState {
+                partition_epoch: current.partition_epoch.next(),
+                ..current.clone()
+            },
+        };
+        assert_eq!(next.leader, Some(leader_id), "{tp}: AlterPartition moved the leader");
+        // The leader confirmed its ISR: a partition led after an unclean election is
+        // recovered (Kafka's LeaderRecoveryState RECOVERED).
+        next.unclean = false;
+        Ok(next)
+    }
+
+    /// KIP-903: an ISR member must be registered, unfenced and, when the request names
+    /// its broker epoch, in that very incarnation.
+    fn eligible(&self, member: &IsrMember) -> bool {
+        self.pending.broker(member.broker).is_some_and(|b| {
+            !b.fenced && member.broker_epoch.is_none_or(|epoch| epoch == b.broker_epoch)
         })
     }
 
@@ -546,133 +582,110 @@ impl QuorumController {
         }
     }
 
-    /// FenceBroker, then for every partition holding the broker: out of the ISR (unless it
-    /// is the last member) and, if it led, a new leader from the live ISR, else from the
-    /// live eligible leader replicas, else (unclean election enabled) any live replica
-    /// flagged unclean, else no leader.
-    ///
-    /// Eligible leader replicas (KIP-966): a broker fenced out of an ISR that thereby falls
-    /// below min.insync.replicas had every committed record (nothing commits below
-    /// min.insync), so it stays electable in the ELR. A broker that restarted
-    /// (`unclean_shutdown`: it may have lost its unsynced tail) never is.
+    /// The rules a change of a partition of `topic` is decided under.
+    fn rules(&self, image: &MetadataImage, topic: &str) -> ChangeRules {
+        let topic = image.topic(topic).expect("a partition's topic exists");
+        ChangeRules {
+            elr: self.config.eligible_leader_replicas,
+            min_insync_replicas: usize::from(topic.min_insync_replicas),
+            unclean_leader_election: topic.unclean_leader_election,
+            unclean_recovery: self.config.unclean_recovery,
+        }
+    }
+
+    /// One PartitionChange record per partition `touched` that changes once `departure`
+    /// is applied, decided against `image` (who is live).
+    fn partition_changes(
+        &self,
+        image: &MetadataImage,
+        touched: impl Fn(&PartitionState) -> bool,
+        departure: Departure,
+    ) -> Vec<MetadataRecord> {
+        let mut batch = Vec::new();
+        for (tp, p) in image.partitions().filter(|(_, p)| touched(p)) {
+            let rules = self.rules(image, &tp.topic);
+            let change = match departure {
+                Departure::None => PartitionChange::new(&tp, p),
+                Departure::Fenced(broker) => PartitionChange::new(&tp, p).remove(broker),
+                Departure::UncleanShutdown(broker) => {
+                    PartitionChange::new(&tp, p).unclean_shutdown(broker)
+                }
+            };
+            let Some((next, election)) = change.build(&rules, |r| image.is_live(r)) else {
+                continue;
+            };
+            match election {
+                Election::Elr => {
+                    info!(%tp, leader = ?next.leader, "leader elected from the eligible leader replicas")
+                }
+                Election::LastKnownLeader => {
+                    warn!(%tp, leader = ?next.leader, "unclean recovery: last known leader elected")
+                }
+                Election::Unclean => warn!(%tp, leader = ?next.leader, "unclean leader election"),
+                Election::Offline => info!(%tp, "no eligible replica: partition offline"),
+                Election::Unchanged | Election::Isr => {}
+            }
+            batch.push(change_record(&tp, &next));
+        }
+        batch
+    }
+
+    /// FenceBroker, then every partition the broker is in the ISR of or leads: out of the
+    /// ISR and leadership (`PartitionChange` elects and keeps the ELR). With
+    /// `unclean_shutdown` (its old incarnation is gone and may have lost its unsynced tail)
+    /// and ELR on, it also leaves every ELR.
     fn fence_batch(&self, broker_id: NodeId, unclean_shutdown: bool) -> Vec<MetadataRecord> {
         let broker_epoch =
             self.pending.broker(broker_id).expect("fencing a registered broker").broker_epoch;
         let mut after = self.pending.clone();
         let fence = MetadataRecord::FenceBroker { broker_id, broker_epoch };
         after.apply(&fence).expect("fence a registered broker");
+        let unclean = unclean_shutdown && self.config.eligible_leader_replicas;
+        let touched = |p: &PartitionState| {
+            p.isr.contains(&broker_id)
+                || p.leader == Some(broker_id)
+                || (unclean && p.elr.contains(&broker_id))
+        };
+        let departure = if unclean {
+            Departure::UncleanShutdown(broker_id)
+        } else {
+            Departure::Fenced(broker_id)
+        };
         let mut batch = vec![fence];
-        for (tp, p) in after.partitions() {
-            if !p.isr.contains(&broker_id) && p.leader != Some(broker_id) {
-                continue;
-            }
-            let topic = after.topic(&tp.topic).expect("partition's topic");
-            let unclean_allowed = topic.unclean_leader_election;
-            let min_insync = usize::from(topic.min_insync_replicas.max(1));
-            let mut isr: Vec<NodeId> = p.isr.iter().copied().filter(|&r| r != broker_id).collect();
-            let mut elr: Vec<NodeId> = p.elr.iter().copied().filter(|&r| r != broker_id).collect();
-            let removed = isr.len() < p.isr.len();
-            if isr.is_empty() {
-                isr = p.isr.clone();
-            } else if removed && isr.len() < min_insync && !unclean_shutdown {
-                elr.push(broker_id);
-            }
-            if unclean_shutdown && isr == [broker_id] && !elr.is_empty() {
-                // Its log may have lost committed records another eligible replica holds.
-                isr.clear();
-            }
-            let mut next = PartitionState {
-                isr,
-                elr,
-                partition_epoch: PartitionEpoch(p.partition_epoch.0 + 1),
-                ..p.clone()
-            };
-            if p.leader == Some(broker_id) || next.isr.is_empty() {
-                next.leader_epoch = Epoch(p.leader_epoch.0 + 1);
-                next.unclean = false;
-                let clean =
-                    p.replicas.iter().copied().find(|r| next.isr.contains(r) && after.is_live(*r));
-                let eligible =
-                    p.replicas.iter().copied().find(|r| next.elr.contains(r) && after.is_live(*r));
-                let unclean = p.replicas.iter().copied().find(|&r| after.is_live(r));
-                match (clean, eligible, unclean) {
-                    (Some(leader), _, _) => next.leader = Some(leader),
-                    (None, Some(leader), _) => {
-                        tracing::info!(%tp, %leader, "leader elected from the eligible leader replicas");
-                        next.leader = Some(leader);
-                        next.isr = vec![leader];
-                        next.elr.retain(|r| *r != leader);
-                    }
-                    (None, None, Some(leader)) if unclean_allowed => {
-                        tracing::warn!(%tp, %leader, "unclean leader election");
-                        next.leader = Some(leader);
-                        next.isr = vec![leader];
-                        next.unclean = true;
-                    }
-                    _ => {
-                        tracing::info!(%tp, "no live in-sync replica: partition offline");
-                        next.leader = None;
-                    }
-                }
-            }
-            batch.push(change_record(&tp, &next));
-        }
+        batch.extend(self.partition_changes(&after, touched, departure));
         batch
     }
 
-    /// A fenced broker registers again after a restart (an unclean shutdown: its unsynced
-    /// tail may be gone): it leaves every ELR, and an ISR it is the last member of when an
-    /// eligible leader replica can take over.
+    /// A fenced broker registers again after an unclean shutdown (KIP-966): it leaves every
+    /// ISR and ELR. Before KIP-966 nothing changes.
     fn unclean_shutdown_batch(&self, broker_id: NodeId) -> Vec<MetadataRecord> {
-        let mut batch = Vec::new();
-        for (tp, p) in self.pending.partitions() {
-            let in_elr = p.elr.contains(&broker_id);
-            let elr: Vec<NodeId> = p.elr.iter().copied().filter(|&r| r != broker_id).collect();
-            let sole = p.isr == [broker_id] && !elr.is_empty() && p.leader.is_none();
-            if !in_elr && !sole {
-                continue;
-            }
-            let next = PartitionState {
-                isr: if sole { Vec::new() } else { p.isr.clone() },
-                elr,
-                partition_epoch: PartitionEpoch(p.partition_epoch.0 + 1),
-                ..p.clone()
-            };
-            batch.push(change_record(&tp, &next));
+        if !self.config.eligible_leader_replicas {
+            return Vec::new();
         }
-        batch
+        let touched = |p: &PartitionState| p.isr.contains(&broker_id) || p.elr.contains(&broker_id);
+        self.partition_changes(&self.pending, touched, Departure::UncleanShutdown(broker_id))
     }
 
-    /// UnfenceBroker, then leaders for offline partitions the broker can lead.
+    /// UnfenceBroker, then leaders for leaderless partitions the broker may now lead.
     fn unfence_batch(&self, broker_id: NodeId) -> Vec<MetadataRecord> {
         let broker_epoch =
             self.pending.broker(broker_id).expect("unfencing a registered broker").broker_epoch;
         let unfence = MetadataRecord::UnfenceBroker { broker_id, broker_epoch };
+        let mut after = self.pending.clone();
+        after.apply(&unfence).expect("unfence a registered broker");
+        let touched = |p: &PartitionState| p.leader.is_none() && p.replicas.contains(&broker_id);
         let mut batch = vec![unfence];
-        for (tp, p) in self.pending.partitions() {
-            if p.leader.is_some() || !p.replicas.contains(&broker_id) {
-                continue;
-            }
-            let unclean_allowed =
-                self.pending.topic(&tp.topic).expect("partition's topic").unclean_leader_election;
-            let in_isr = p.isr.contains(&broker_id);
-            let eligible = p.elr.contains(&broker_id);
-            if !in_isr && !eligible && !unclean_allowed {
-                continue;
-            }
-            let next = PartitionState {
-                leader: Some(broker_id),
-                leader_epoch: Epoch(p.leader_epoch.0 + 1),
-                partition_epoch: PartitionEpoch(p.partition_epoch.0 + 1),
-                isr: if in_isr { p.isr.clone() } else { vec![broker_id] },
-                elr: p.elr.iter().copied().filter(|&r| r != broker_id).collect(),
-                unclean: !in_isr && !eligible,
-                replicas: p.replicas.clone(),
-            };
-            batch.push(change_record(&tp, &next));
-        }
+        batch.extend(self.partition_changes(&after, touched, Departure::None));
         batch
     }
+}
+
+/// Which broker leaves the partitions a batch of changes touches, and how.
+#[derive(Clone, Copy)]
+enum Departure {
+    None,
+    Fenced(NodeId),
+    UncleanShutdown(NodeId),
 }
 
 enum Outcome {
@@ -688,6 +701,7 @@ fn change_record(tp: &TopicPartition, next: &PartitionState) -> MetadataRecord {
         partition_epoch: next.partition_epoch,
         isr: next.isr.clone(),
         elr: next.elr.clone(),
+        last_known_leader: next.last_known_leader,
         unclean: next.unclean,
     }
 }

@@ -48,6 +48,9 @@ pub enum MetadataRecord {
         /// Eligible leader replicas (KIP-966): fenced out of an ISR below min.insync, with
         /// every committed record, and electable cleanly once unfenced.
         elr: Vec<NodeId>,
+        /// KIP-966's LastKnownElr as Kafka 4 uses it: the leader the partition had when its
+        /// ISR became empty, electable by unclean recovery.
+        last_known_leader: Option<NodeId>,
         /// The leader was chosen outside the ISR (unclean election): data may be lost.
         unclean: bool,
     },
@@ -82,11 +85,13 @@ pub struct BrokerState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     pub replicas: Vec<NodeId>,
-    /// Empty only while the partition has no leader (its last member restarted uncleanly
-    /// and an eligible leader replica can take over).
+    /// Empty only while the partition has no leader (KIP-966: its last member was fenced or
+    /// restarted uncleanly; it may sit in the ELR).
     pub isr: Vec<NodeId>,
     /// Eligible leader replicas (KIP-966).
     pub elr: Vec<NodeId>,
+    /// The leader when the ISR became empty (KIP-966's last known ELR), for unclean recovery.
+    pub last_known_leader: Option<NodeId>,
     pub leader: Option<NodeId>,
     pub leader_epoch: Epoch,
     pub partition_epoch: PartitionEpoch,
@@ -205,6 +210,7 @@ impl MetadataImage {
                 partition_epoch,
                 isr,
                 elr,
+                last_known_leader,
                 unclean,
             } => {
                 let current = self
@@ -214,6 +220,7 @@ impl MetadataImage {
                     replicas: current.replicas.clone(),
                     isr: isr.clone(),
                     elr: elr.clone(),
+                    last_known_leader: *last_known_leader,
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
@@ -272,6 +279,7 @@ impl MetadataImage {
                 replicas: replicas.clone(),
                 isr: replicas.clone(),
                 elr: Vec::new(),
+                last_known_leader: None,
                 leader: replicas.first().copied(),
                 leader_epoch: Epoch(0),
                 partition_epoch: PartitionEpoch(0),
@@ -346,6 +354,7 @@ mod tests {
                 partition_epoch: PartitionEpoch(pe),
                 isr: isr.iter().copied().map(NodeId).collect(),
                 elr: Vec::new(),
+                last_known_leader: None,
                 unclean,
             };
         // A new leader without a leader epoch bump.

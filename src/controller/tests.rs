@@ -3,7 +3,7 @@
 
 use super::raft::{PersistentState, RaftConfig};
 use super::*;
-use crate::types::{BrokerEpoch, Epoch, Millis, NodeId, PartitionEpoch, TopicPartition};
+use crate::types::{BrokerEpoch, Epoch, IsrMember, Millis, NodeId, PartitionEpoch, TopicPartition};
 
 struct Harness {
     c: QuorumController,
@@ -14,15 +14,13 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_config(ControllerConfig::default())
+    }
+
+    fn with_config(config: ControllerConfig) -> Harness {
         let raft = RaftConfig::new(NodeId(100), vec![NodeId(100)]);
-        let c = QuorumController::new(
-            raft,
-            ControllerConfig::default(),
-            PersistentState::default(),
-            1,
-            Millis(0),
-        )
-        .expect("valid config");
+        let c = QuorumController::new(raft, config, PersistentState::default(), 1, Millis(0))
+            .expect("valid config");
         let mut h = Harness { c, now: Millis(0), next_id: 0, checker: MetadataChecker::new() };
         h.advance(2500);
         assert!(h.c.is_active(), "single voter becomes active");
@@ -61,10 +59,18 @@ impl Harness {
         reply.response
     }
 
+    /// Registers after a crash: no clean-shutdown marker.
     fn register(&mut self, broker: u32) -> BrokerEpoch {
-        match self
-            .request(broker, ControllerRequest::BrokerRegistration { broker_id: NodeId(broker) })
-        {
+        self.register_after(broker, None)
+    }
+
+    /// Registers with the epoch a clean-shutdown marker recorded, if any.
+    fn register_after(&mut self, broker: u32, marker: Option<BrokerEpoch>) -> BrokerEpoch {
+        let req = ControllerRequest::BrokerRegistration {
+            broker_id: NodeId(broker),
+            previous_broker_epoch: marker,
+        };
+        match self.request(broker, req) {
             ControllerResponse::BrokerRegistration(Ok(epoch)) => epoch,
             other => panic!("registration failed: {other:?}"),
         }
@@ -216,9 +222,20 @@ fn heartbeat_timeout_fences_and_moves_leadership_within_the_isr() {
     );
 }
 
+fn members(ids: &[u32]) -> Vec<IsrMember> {
+    ids.iter().map(|&b| IsrMember { broker: NodeId(b), broker_epoch: None }).collect()
+}
+
 /// Shrinks t-0's ISR to its leader (broker 1), then lets broker 1's session expire.
 fn lose_the_only_in_sync_replica(unclean: bool) -> (Harness, Vec<BrokerEpoch>) {
-    let mut h = Harness::new();
+    lose_the_only_in_sync_replica_with(unclean, ControllerConfig::default())
+}
+
+fn lose_the_only_in_sync_replica_with(
+    unclean: bool,
+    config: ControllerConfig,
+) -> (Harness, Vec<BrokerEpoch>) {
+    let mut h = Harness::with_config(config);
     let epochs = h.brokers(2);
     h.create("t", 1, 2, unclean);
     let req = ControllerRequest::AlterPartition {
@@ -226,16 +243,20 @@ fn lose_the_only_in_sync_replica(unclean: bool) -> (Harness, Vec<BrokerEpoch>) {
         leader_id: NodeId(1),
         leader_epoch: Epoch(0),
         partition_epoch: PartitionEpoch(0),
-        new_isr: vec![NodeId(1)],
+        new_isr: members(&[1]),
     };
     assert!(matches!(h.request(1, req), ControllerResponse::AlterPartition(Ok(_))));
     h.keep_alive(&[(2, epochs[1])], 11_000);
     (h, epochs)
 }
 
+/// Kafka before KIP-966: the last ISR member stays in the ISR and leads again after any
+/// restart, whatever its restart lost.
 #[test]
-fn no_live_isr_member_and_unclean_off_leaves_the_partition_offline() {
-    let (mut h, _) = lose_the_only_in_sync_replica(false);
+fn pre_kip966_no_live_isr_member_leaves_the_partition_offline_until_it_returns() {
+    let config =
+        ControllerConfig { eligible_leader_replicas: false, ..ControllerConfig::default() };
+    let (mut h, _) = lose_the_only_in_sync_replica_with(false, config);
     let p = h.partition("t", 0);
     assert_eq!(p.leader, None);
     assert_eq!(p.isr, vec![NodeId(1)], "the last in-sync replica stays in the isr");
@@ -269,7 +290,7 @@ fn alter_partition_validates_epochs_and_eligibility() {
         leader_id: NodeId(1),
         leader_epoch: Epoch(le),
         partition_epoch: PartitionEpoch(pe),
-        new_isr: isr.iter().copied().map(NodeId).collect(),
+        new_isr: members(isr),
     };
     let ok = h.request(1, alter(0, 0, &[1, 2]));
     let ControllerResponse::AlterPartition(Ok(state)) = ok else { panic!("accepted: {ok:?}") };
@@ -312,7 +333,7 @@ fn a_follower_controller_refuses_requests() {
     c.handle(
         NodeId(7),
         9,
-        ControllerRequest::BrokerRegistration { broker_id: NodeId(7) },
+        ControllerRequest::BrokerRegistration { broker_id: NodeId(7), previous_broker_epoch: None },
         Millis(1),
     );
     let ready = c.take_ready();
@@ -380,7 +401,10 @@ fn three_controllers_converge_on_one_image() {
     nodes[a].handle(
         NodeId(10),
         1,
-        ControllerRequest::BrokerRegistration { broker_id: NodeId(10) },
+        ControllerRequest::BrokerRegistration {
+            broker_id: NodeId(10),
+            previous_broker_epoch: None,
+        },
         now,
     );
     for _ in 0..5 {
@@ -417,13 +441,16 @@ fn an_eligible_leader_replica_leads_instead_of_the_last_isr_member_after_its_res
     let p = h.partition("t", 0);
     assert_eq!(p.isr, vec![NodeId(1)]);
     assert_eq!(p.elr, vec![NodeId(2)], "fenced out below min.insync: eligible");
-    // Broker 1 loses power; its session expires; then it registers again (unclean).
+    // Broker 1 loses power; its session expires: the ISR empties into the ELR.
     h.advance(11_000);
     let p = h.partition("t", 0);
-    assert_eq!((p.leader, p.isr.clone()), (None, vec![NodeId(1)]), "last member, offline");
+    assert_eq!((p.leader, p.isr.clone()), (None, vec![]), "last member fenced, offline");
+    assert_eq!(p.elr, vec![NodeId(1), NodeId(2)]);
+    assert_eq!(p.last_known_leader, Some(NodeId(1)));
+    // It registers again after an unclean shutdown: it leaves the ELR.
     let e1 = h.register(1);
     let p = h.partition("t", 0);
-    assert!(p.isr.is_empty(), "a restarted last member is not trusted over the elr: {p:?}");
+    assert_eq!(p.elr, vec![NodeId(2)], "a restarted member is not trusted: {p:?}");
     h.heartbeat(1, e1);
     assert_eq!(h.partition("t", 0).leader, None, "the restarted broker does not lead");
     // Broker 2 comes back and catches up: elected cleanly from the ELR.
@@ -432,4 +459,118 @@ fn an_eligible_leader_replica_leads_instead_of_the_last_isr_member_after_its_res
     assert_eq!(p.leader, Some(NodeId(2)));
     assert_eq!(p.isr, vec![NodeId(2)]);
     assert!(p.elr.is_empty() && !p.unclean);
+}
+
+/// KIP-966 with `unclean.recovery.strategy` none: the last ISR member fenced moves to the
+/// ELR; its restart after an unclean shutdown takes it out; the partition then waits.
+#[test]
+fn kip966_an_unclean_restart_of_the_last_member_leaves_the_partition_offline() {
+    let config =
+        ControllerConfig { unclean_recovery: UncleanRecovery::None, ..ControllerConfig::default() };
+    let (mut h, _) = lose_the_only_in_sync_replica_with(false, config);
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.isr.clone(), p.elr.clone()), (None, vec![], vec![NodeId(1)]));
+    let e1 = h.register(1);
+    assert!(h.partition("t", 0).elr.is_empty(), "an unclean shutdown leaves the elr");
+    h.heartbeat(1, e1);
+    let p = h.partition("t", 0);
+    assert_eq!(p.leader, None, "no isr, no elr, no recovery: offline: {p:?}");
+}
+
+/// KIP-966 balanced recovery, as Kafka 4's controller does it: the last known leader is
+/// elected once back, flagged unclean (it may have lost its unsynced tail).
+#[test]
+fn kip966_balanced_recovery_elects_the_last_known_leader_flagged_unclean() {
+    let (mut h, _) = lose_the_only_in_sync_replica(false);
+    let e1 = h.register(1);
+    h.heartbeat(1, e1);
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(1)), vec![NodeId(1)]));
+    assert!(p.unclean, "recovery outside any isr or elr is unclean: {p:?}");
+    assert_eq!(p.last_known_leader, None, "a leader clears the last known leader");
+}
+
+/// KIP-966: a broker whose clean-shutdown marker names its registered epoch kept its log,
+/// so it stays in the ELR and is elected cleanly.
+#[test]
+fn kip966_a_clean_shutdown_keeps_the_replica_eligible() {
+    let (mut h, epochs) = lose_the_only_in_sync_replica(false);
+    let e1 = h.register_after(1, Some(epochs[0]));
+    assert_eq!(h.partition("t", 0).elr, vec![NodeId(1)], "clean shutdown: still eligible");
+    h.heartbeat(1, e1);
+    let p = h.partition("t", 0);
+    assert_eq!((p.leader, p.isr.clone(), p.unclean), (Some(NodeId(1)), vec![NodeId(1)], false));
+    assert!(p.elr.is_empty());
+}
+
+/// KIP-966: the ELR follows every change, AlterPartition included: shrinking below
+/// min.insync moves the removed members into it, growing back to min.insync clears it.
+#[test]
+fn kip966_alter_partition_maintains_the_elr() {
+    let mut h = Harness::new();
+    h.brokers(3);
+    let req = ControllerRequest::CreateTopics {
+        name: "t".into(),
+        partitions: 1,
+        replication_factor: 3,
+        unclean_leader_election: false,
+        min_insync_replicas: 2,
+    };
+    h.request(1, req);
+    let alter = |pe: u32, isr: &[u32]| ControllerRequest::AlterPartition {
+        tp: TopicPartition::new("t", 0),
+        leader_id: NodeId(1),
+        leader_epoch: Epoch(0),
+        partition_epoch: PartitionEpoch(pe),
+        new_isr: members(isr),
+    };
+    h.request(1, alter(0, &[1]));
+    let p = h.partition("t", 0);
+    assert_eq!((p.isr.clone(), p.elr.clone()), (vec![NodeId(1)], vec![NodeId(2), NodeId(3)]));
+    h.request(1, alter(1, &[1, 3]));
+    let p = h.partition("t", 0);
+    assert_eq!((p.isr.clone(), p.elr.clone()), (vec![NodeId(1), NodeId(3)], vec![]));
+}
+
+/// KIP-903: an ISR expansion naming a broker epoch the broker no longer has (it restarted
+/// since the leader saw it catch up) is refused; without epochs (before KIP-903) it is not.
+#[test]
+fn kip903_an_expansion_with_a_stale_broker_epoch_is_refused() {
+    let mut h = Harness::new();
+    let epochs = h.brokers(2);
+    h.create("t", 1, 2, false);
+    let alter = |pe: u32, isr: Vec<IsrMember>| ControllerRequest::AlterPartition {
+        tp: TopicPartition::new("t", 0),
+        leader_id: NodeId(1),
+        leader_epoch: Epoch(0),
+        partition_epoch: PartitionEpoch(pe),
+        new_isr: isr,
+    };
+    h.request(1, alter(0, members(&[1])));
+    // Broker 2 restarts: a new broker epoch, and it catches up (unfenced).
+    let restarted = h.register(2);
+    assert!(restarted > epochs[1]);
+    h.heartbeat(2, restarted);
+    let stale = vec![
+        IsrMember { broker: NodeId(1), broker_epoch: Some(epochs[0]) },
+        IsrMember { broker: NodeId(2), broker_epoch: Some(epochs[1]) },
+    ];
+    assert!(matches!(
+        h.request(1, alter(1, stale)),
+        ControllerResponse::AlterPartition(Err(ControllerError::IneligibleReplica {
+            broker: NodeId(2),
+            ..
+        }))
+    ));
+    let current = vec![
+        IsrMember { broker: NodeId(1), broker_epoch: Some(epochs[0]) },
+        IsrMember { broker: NodeId(2), broker_epoch: Some(restarted) },
+    ];
+    assert!(matches!(h.request(1, alter(1, current)), ControllerResponse::AlterPartition(Ok(_))));
+    // Without epochs the controller cannot tell (the pre-KIP-903 request).
+    h.request(1, alter(2, members(&[1])));
+    assert!(matches!(
+        h.request(1, alter(3, members(&[1, 2]))),
+        ControllerResponse::AlterPartition(Ok(_))
+    ));
 }

@@ -6,7 +6,8 @@
 //! function the controller module and the tests share.
 
 use super::{PartitionEpoch, PartitionState};
-use crate::types::{Epoch, NodeId, TopicPartition};
+use crate::types::{BrokerEpoch, Epoch, IsrMember, NodeId, TopicPartition};
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// A leader's proposal to change the ISR (Kafka's AlterPartition, KIP-497).
@@ -18,6 +19,18 @@ pub struct AlterPartitionRequest {
     /// The partition epoch the proposal was built on; the controller refuses others.
     pub partition_epoch: PartitionEpoch,
     pub new_isr: Vec<NodeId>,
+    /// KIP-903: the broker epoch each member's fetches carried, where known; empty when
+    /// switched off (`ReplicationConfig::isr_broker_epochs`).
+    pub broker_epochs: BTreeMap<NodeId, BrokerEpoch>,
+}
+
+impl AlterPartitionRequest {
+    /// The proposed ISR as the controller reads it: each member with its broker epoch.
+    pub fn members(&self) -> Vec<IsrMember> {
+        let member =
+            |&broker| IsrMember { broker, broker_epoch: self.broker_epochs.get(&broker).copied() };
+        self.new_isr.iter().map(member).collect()
+    }
 }
 
 /// Why the controller refused an AlterPartition (or it never got an answer).
@@ -143,6 +156,7 @@ mod tests {
             leader_epoch: Epoch(2),
             partition_epoch: PartitionEpoch(partition_epoch),
             new_isr: isr.iter().map(|n| NodeId(*n)).collect(),
+            broker_epochs: BTreeMap::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::protocol::{
     OffsetForLeaderPartition,
 };
 use crate::record::RecordBatch;
-use crate::types::{Epoch, Millis, NodeId, Offset, TopicPartition};
+use crate::types::{BrokerEpoch, Epoch, Millis, NodeId, Offset, TopicPartition};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -37,6 +37,8 @@ pub struct FollowerProgress {
     pub last_fetch_ms: Millis,
     /// The leader's LEO at that last fetch.
     pub last_fetch_leader_leo: Offset,
+    /// The broker epoch its fetches carry (KIP-903), once known.
+    pub broker_epoch: Option<BrokerEpoch>,
 }
 
 /// What the driver must do or record.
@@ -122,6 +124,9 @@ pub struct PartitionLeader {
     /// The LEO when this replica became leader: a follower below it has not caught up
     /// with records an earlier leader may have committed, so it may not join the ISR.
     leader_epoch_start_offset: Offset,
+    /// The brokers the metadata shows registered and unfenced, with their broker epochs;
+    /// None until the driver tells (then any replica may join).
+    live_brokers: Option<BTreeMap<NodeId, BrokerEpoch>>,
     waiting: Vec<WaitingProduce>,
     outputs: Vec<LeaderOutput>,
 }
@@ -159,6 +164,7 @@ impl PartitionLeader {
             followers,
             high_watermark: high_watermark.min(leo),
             leader_epoch_start_offset: leo,
+            live_brokers: None,
             waiting: Vec::new(),
             outputs: Vec::new(),
         }
@@ -302,6 +308,25 @@ impl PartitionLeader {
         response
     }
 
+    /// The live brokers of the latest metadata image, with their broker epochs.
+    pub fn set_live_brokers(&mut self, live: BTreeMap<NodeId, BrokerEpoch>) {
+        self.live_brokers = Some(live);
+    }
+
+    /// A replica's fetch names the incarnation it comes from (its broker epoch, KIP-903); an
+    /// ISR expansion proposed for it carries that epoch.
+    pub fn record_broker_epoch(&mut self, replica: NodeId, broker_epoch: BrokerEpoch) {
+        if let Some(progress) = self.followers.get_mut(&replica) {
+            assert!(
+                progress.broker_epoch.is_none_or(|e| e <= broker_epoch),
+                "{}: {replica} broker epoch went back {:?} -> {broker_epoch}",
+                self.tp,
+                progress.broker_epoch
+            );
+            progress.broker_epoch = Some(broker_epoch);
+        }
+    }
+
     /// OffsetsForLeaderEpoch from a follower (or a consumer, KIP-320).
     pub fn on_offsets_for_leader_epoch(
         &self,
@@ -422,8 +447,20 @@ impl PartitionLeader {
         progress.last_fetch_leader_leo = leo;
     }
 
+    /// Kafka's Partition.isReplicaIsrEligible: a fenced or unregistered broker never joins
+    /// (KIP-841), nor, with KIP-903, one whose fetches come from another incarnation than
+    /// the one registered. Proposing it anyway would only be refused, over and over, while
+    /// an eligible replica waits behind it.
+    fn isr_eligible(&self, replica: NodeId) -> bool {
+        let Some(live) = &self.live_brokers else { return true };
+        let Some(&registered) = live.get(&replica) else { return false };
+        !self.config.isr_broker_epochs
+            || self.followers.get(&replica).and_then(|p| p.broker_epoch) == Some(registered)
+    }
+
     fn maybe_expand_isr(&mut self, replica: NodeId) {
-        if self.isr.pending().is_some() || self.isr.contains(replica) {
+        if self.isr.pending().is_some() || self.isr.contains(replica) || !self.isr_eligible(replica)
+        {
             return;
         }
         let leo = self.followers[&replica].log_end_offset.expect("just fetched");
@@ -457,12 +494,19 @@ impl PartitionLeader {
         assert!(new_isr.contains(&self.node), "{}: isr {new_isr:?} without leader", self.tp);
         self.isr.propose(&new_isr);
         info!(tp = %self.tp, node = %self.node, epoch = %self.leader_epoch, partition_epoch = %self.partition_epoch, proposed = ?new_isr, "isr change proposed");
+        let broker_epochs = if self.config.isr_broker_epochs {
+            let known = |r: &NodeId| Some((*r, self.followers.get(r)?.broker_epoch?));
+            new_isr.iter().filter_map(known).collect()
+        } else {
+            BTreeMap::new()
+        };
         self.outputs.push(LeaderOutput::AlterPartition(AlterPartitionRequest {
             tp: self.tp.clone(),
             leader: self.node,
             leader_epoch: self.leader_epoch,
             partition_epoch: self.partition_epoch,
             new_isr,
+            broker_epochs,
         }));
     }
 
@@ -535,6 +579,7 @@ fn fresh_progress(now: Millis, leo: Offset) -> FollowerProgress {
         last_caught_up_ms: now,
         last_fetch_ms: now,
         last_fetch_leader_leo: leo,
+        broker_epoch: None,
     }
 }
 
@@ -601,6 +646,36 @@ mod tests {
         assert_eq!(c.alter_queue[0].new_isr, vec![node(1), node(2), node(3)]);
         c.controller_step();
         assert_eq!(c.leader().isr().len(), 3);
+    }
+
+    /// Kafka's Partition.isReplicaIsrEligible (KIP-841, KIP-903): a caught-up follower
+    /// that the metadata shows fenced, or whose fetches come from another incarnation than
+    /// the registered one, is not proposed; an eligible one behind it is.
+    /// (acks1-failover --variant acks-all seed 218: proposals of a fenced, restarted
+    /// follower were refused over and over while the one eligible follower never joined.)
+    #[test]
+    fn only_isr_eligible_followers_are_proposed() {
+        let mut c = Cluster::new(3, config(1));
+        c.produce("m0").unwrap();
+        c.replicate(2);
+        c.produce("m1").unwrap();
+        c.advance(11_000);
+        c.tick();
+        c.controller_step();
+        assert_eq!(c.leader().isr(), &[node(1)], "both followers lagged out");
+        let epoch = |e| BrokerEpoch(e);
+        let leader = c.leader_mut();
+        leader.record_broker_epoch(node(2), epoch(5));
+        leader.record_broker_epoch(node(3), epoch(6));
+        // Node 2 is fenced; node 3 is live but registered under a newer epoch.
+        leader.set_live_brokers([(node(1), epoch(1)), (node(3), epoch(7))].into());
+        c.step(node(2)).unwrap();
+        c.step(node(3)).unwrap();
+        assert!(c.alter_queue.is_empty(), "no eligible follower: {:?}", c.alter_queue);
+        c.leader_mut().record_broker_epoch(node(3), epoch(7));
+        c.step(node(3)).unwrap();
+        assert_eq!(c.alter_queue[0].new_isr, vec![node(1), node(3)]);
+        assert_eq!(c.alter_queue[0].broker_epochs.get(&node(3)), Some(&epoch(7)));
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct ReplicationConfig {
     pub truncation: TruncationRule,
     /// Bytes a follower asks for per fetch (replica.fetch.max.bytes, 1 MiB).
     pub replica_fetch_max_bytes: u32,
+    /// KIP-903: an ISR expansion names each member's broker epoch, so the controller
+    /// refuses one built on an incarnation that has since restarted. Off: Kafka before 3.5.
+    pub isr_broker_epochs: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -80,6 +83,7 @@ impl Default for ReplicationConfig {
             min_insync_replicas: 1,
             truncation: TruncationRule::LeaderEpoch,
             replica_fetch_max_bytes: 1024 * 1024,
+            isr_broker_epochs: true,
         }
     }
 }

@@ -171,6 +171,14 @@ impl Cluster {
         }
     }
 
+    pub fn leader_mut(&mut self) -> &mut PartitionLeader {
+        let node = self.leader_node();
+        match &mut self.replicas.get_mut(&node).expect("the leader is a replica").role {
+            Role::Leader(l) => l,
+            Role::Follower(_) => panic!("controller's leader does not lead"),
+        }
+    }
+
     pub fn log(&self, n: NodeId) -> &PartitionLog {
         &self.replicas[&n].log
     }

@@ -2,12 +2,34 @@
 
 use crate::scenario::{
     CleanupSetting, DiskSettings, FlushSetting, NetworkSettings, Scenario, TopicConfig,
+    UncleanRecoverySetting,
 };
 use crate::world::disk::{CrashPolicy, DiskConfig};
 use kafkasim::broker::{GroupSettings, TopicSpec};
+use kafkasim::controller::{ControllerConfig, UncleanRecovery};
 use kafkasim::log::{CleanupPolicy, FlushPolicy, LogConfig};
 use std::ops::Range;
 use std::time::Duration;
+
+/// The controller's settings: session timeout and the KIP-966 switches.
+pub fn controller_config(scenario: &Scenario) -> ControllerConfig {
+    let broker = &scenario.broker;
+    ControllerConfig {
+        broker_session_timeout_ms: broker.session_timeout_ms,
+        eligible_leader_replicas: broker.eligible_leader_replicas,
+        unclean_recovery: match broker.unclean_recovery {
+            UncleanRecoverySetting::None => UncleanRecovery::None,
+            UncleanRecoverySetting::Balanced => UncleanRecovery::Balanced,
+        },
+    }
+}
+
+/// Whether the controller may elect a last known leader outside any ISR (KIP-966 unclean
+/// recovery), which, like unclean election, may lose records.
+pub fn unclean_recovery_on(scenario: &Scenario) -> bool {
+    let config = controller_config(scenario);
+    config.eligible_leader_replicas && config.unclean_recovery == UncleanRecovery::Balanced
+}
 
 pub fn log_config(topic: &TopicConfig) -> LogConfig {
     let defaults = LogConfig::default();

@@ -107,6 +107,22 @@ pub struct BrokerSettings {
     pub heartbeat_interval_ms: u64,
     /// Longest a follower's fetch is parked at the leader (replica.fetch.wait.max.ms).
     pub replica_fetch_wait_max_ms: u64,
+    /// KIP-966 eligible leader replicas (Kafka 4). false: the old rules, where the last
+    /// in-sync replica stays electable after it restarted with its unsynced tail gone.
+    pub eligible_leader_replicas: bool,
+    /// KIP-966 `unclean.recovery.strategy` for a partition whose ISR and ELR are empty:
+    /// "balanced" elects the last known leader (Kafka 4's controller), "none" waits.
+    pub unclean_recovery: UncleanRecoverySetting,
+    /// KIP-903: AlterPartition names each ISR member's broker epoch. false: Kafka before
+    /// 3.5, where a delayed ISR expansion can re-admit a replica that restarted empty.
+    pub isr_broker_epochs: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UncleanRecoverySetting {
+    None,
+    Balanced,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -439,6 +455,9 @@ impl Default for BrokerSettings {
             session_timeout_ms: 9_000,
             heartbeat_interval_ms: 2_000,
             replica_fetch_wait_max_ms: 500,
+            eligible_leader_replicas: true,
+            unclean_recovery: UncleanRecoverySetting::Balanced,
+            isr_broker_epochs: true,
         }
     }
 }

@@ -305,6 +305,7 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
             crate::scenario::TruncationSetting::HighWatermark => TruncationRule::HighWatermark,
         },
         follower_fetch: scenario.consumer.fetch_from_follower,
+        isr_broker_epochs: settings.isr_broker_epochs,
         ..ClusterSettings::default()
     });
     BrokerConfig {

@@ -15,9 +15,7 @@ use bytes::Bytes;
 use kafkasim::controller::raft::storage::{encode_records, recover};
 use kafkasim::controller::raft::{EntryPayload, RaftConfig};
 use kafkasim::controller::records::decode_batch;
-use kafkasim::controller::{
-    ControllerConfig, ControllerError, MetadataImage, MetadataRecord, QuorumController,
-};
+use kafkasim::controller::{ControllerError, MetadataImage, MetadataRecord, QuorumController};
 use kafkasim::protocol::{
     encode_frame, ErrorCode, Frame, MetadataFetchResponse, Request, RequestFrame, Response,
     ResponseFrame,
@@ -52,8 +50,7 @@ pub async fn controller_main(world: WorldRef, index: u32) {
     };
     let voters = (0..world.scenario.cluster.controllers).map(NodeId).collect();
     let raft_config = RaftConfig::new(NodeId(index), voters);
-    let config =
-        ControllerConfig { broker_session_timeout_ms: world.scenario.broker.session_timeout_ms };
+    let config = crate::runner::config::controller_config(&world.scenario);
     let now = world.clock_ms(&name);
     // A fresh election-timer stream per start, still a function of the root seed.
     let seed = crate::seed::substream(world.seed, &format!("{name}/raft"))
@@ -279,12 +276,18 @@ fn report_records(
                 isr,
                 elr,
                 unclean,
+                ..
             } => {
-                let unclean_allowed =
+                let topic_allows =
                     image.topic(&tp.topic).is_some_and(|t| t.unclean_leader_election);
+                // KIP-966 unclean recovery elects the last known leader without the topic's
+                // unclean.leader.election.enable; the event says which rule chose it.
+                let recovery_allows = crate::runner::config::unclean_recovery_on(&world.scenario);
+                let unclean_allowed = topic_allows || recovery_allows;
                 if unclean {
+                    let kind = if topic_allows { "unclean-election" } else { "unclean-recovery" };
                     let fields = [("tp", tp.to_string()), ("leader", format!("{leader:?}"))];
-                    world.event(name, "unclean-election", &fields);
+                    world.event(name, kind, &fields);
                 }
                 if active {
                     let fields = [

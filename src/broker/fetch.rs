@@ -147,10 +147,13 @@ impl Broker {
                 Some(p) if p.offline => refuse(ErrorCode::KafkaStorageError),
                 Some(p) => match &mut p.role {
                     PartitionRole::Leader(leader) => {
-                        if let (Some(replica), Some(epoch)) =
-                            (request.replica_id, request.replica_epoch)
+                        if let Some((replica, epoch)) =
+                            request.replica_id.zip(request.replica_epoch)
                         {
-                            leader.record_broker_epoch(replica, epoch);
+                            if !leader.record_broker_epoch(replica, epoch) {
+                                partitions.push(refuse(ErrorCode::StaleBrokerEpoch));
+                                continue;
+                            }
                         }
                         let mut bounded = wanted.clone();
                         let max_bytes = budget.min(wanted.partition_max_bytes as usize).max(1);

@@ -314,17 +314,16 @@ impl PartitionLeader {
     }
 
     /// A replica's fetch names the incarnation it comes from (its broker epoch, KIP-903); an
-    /// ISR expansion proposed for it carries that epoch.
-    pub fn record_broker_epoch(&mut self, replica: NodeId, broker_epoch: BrokerEpoch) {
-        if let Some(progress) = self.followers.get_mut(&replica) {
-            assert!(
-                progress.broker_epoch.is_none_or(|e| e <= broker_epoch),
-                "{}: {replica} broker epoch went back {:?} -> {broker_epoch}",
-                self.tp,
-                progress.broker_epoch
-            );
-            progress.broker_epoch = Some(broker_epoch);
+    /// ISR expansion proposed for it carries that epoch. Returns false for a fetch from an
+    /// incarnation older than one already seen (a late fetch of a replica that restarted
+    /// since, which the metadata may not show yet): the caller refuses it as stale.
+    pub fn record_broker_epoch(&mut self, replica: NodeId, broker_epoch: BrokerEpoch) -> bool {
+        let Some(progress) = self.followers.get_mut(&replica) else { return true };
+        if progress.broker_epoch.is_some_and(|seen| seen > broker_epoch) {
+            return false;
         }
+        progress.broker_epoch = Some(broker_epoch);
+        true
     }
 
     /// OffsetsForLeaderEpoch from a follower (or a consumer, KIP-320).
@@ -676,6 +675,9 @@ mod tests {
         c.step(node(3)).unwrap();
         assert_eq!(c.alter_queue[0].new_isr, vec![node(1), node(3)]);
         assert_eq!(c.alter_queue[0].broker_epochs.get(&node(3)), Some(&epoch(7)));
+        // A late fetch of node 3's previous incarnation is stale (group-safe seeds 32, 98).
+        assert!(!c.leader_mut().record_broker_epoch(node(3), epoch(6)));
+        assert!(c.leader_mut().record_broker_epoch(node(3), epoch(7)));
     }
 
     #[test]

@@ -1,0 +1,82 @@
+//! "Safe means safe" (issue 9): the seeds on which a safe scenario once lost acknowledged
+//! records or crashed, each kept as a regression with the cause it had, and the scenarios
+//! of Kafka 4's safety protocols, each finding its historical bug with the switch off and
+//! passing with it on. Fixed seed lists only; long sweeps belong to `kafkasim sweep`.
+
+use sim::runner::{run_seed, RunOutcome, Verdict};
+use sim::scenario::load_variant;
+use std::path::Path;
+
+fn run(name: &str, variant: Option<&str>, seed: u64) -> RunOutcome {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{name}.toml"));
+    let scenario = load_variant(&path, variant).unwrap_or_else(|error| panic!("{error}"));
+    let outcome = run_seed(&scenario, variant, seed);
+    assert!(
+        outcome.judgement.met,
+        "{name} {variant:?} seed {seed}: expectation not met: {:?}",
+        outcome.judgement
+    );
+    outcome
+}
+
+fn assert_passes(name: &str, variant: Option<&str>, seeds: &[u64]) {
+    for &seed in seeds {
+        let outcome = run(name, variant, seed);
+        assert_eq!(outcome.verdict, Verdict::Pass, "{name} {variant:?} seed {seed}");
+        assert!(outcome.stats.records_acked > 0, "{name} seed {seed}: a vacuous pass");
+    }
+}
+
+fn assert_finds(name: &str, anomaly: &str, seeds: &[u64]) {
+    for &seed in seeds {
+        let outcome = run(name, None, seed);
+        assert_eq!(outcome.verdict, Verdict::Safety, "{name} seed {seed}");
+        assert!(
+            outcome.judgement.found_expected.iter().any(|found| found == anomaly),
+            "{name} seed {seed} did not find {anomaly}: {:?}",
+            outcome.judgement
+        );
+    }
+}
+
+/// A leader kept proposing a fenced, just-restarted follower for the ISR, so the one
+/// eligible follower never rejoined before the sole ISR member lost power.
+#[test]
+fn acks_all_failover_keeps_acked_records_on_the_seeds_that_lost_them() {
+    assert_passes("acks1-failover", Some("acks-all"), &[218, 622, 674]);
+}
+
+/// Two ISR members lost power; before KIP-966 was complete one of them, emptied, was
+/// elected and the replica holding the data truncated to it.
+#[test]
+fn follower_fetch_keeps_acked_records_after_a_power_loss_of_two_isr_members() {
+    assert_passes("replicated-safe", Some("follower-fetch"), &[229]);
+}
+
+/// A late fetch from a follower's previous incarnation crashed its leader.
+#[test]
+fn a_late_fetch_from_a_previous_incarnation_is_refused() {
+    assert_passes("group-safe", None, &[32, 98]);
+}
+
+/// KIP-966 off: the leader that shrank the ISR to itself loses power and leads again.
+#[test]
+fn last_replica_standing_finds_lost_write_without_elr() {
+    assert_finds("last-replica-standing", "lost-write", &[1, 2, 3]);
+}
+
+#[test]
+fn last_replica_standing_keeps_every_record_with_elr() {
+    assert_passes("last-replica-standing", Some("elr"), &[1, 2, 3]);
+}
+
+/// KIP-903 off: a held ISR expansion re-admits a replica that restarted empty.
+#[test]
+fn stale_isr_expansion_finds_lost_write_without_broker_epochs() {
+    assert_finds("stale-isr-expansion", "lost-write", &[1, 2, 3]);
+}
+
+#[test]
+fn stale_isr_expansion_is_refused_with_broker_epochs() {
+    assert_passes("stale-isr-expansion", Some("broker-epochs"), &[1, 2, 3]);
+}

@@ -284,7 +284,7 @@ fn report_records(
                 // unclean.leader.election.enable; the event says which rule chose it.
                 let recovery_allows = crate::runner::config::unclean_recovery_on(&world.scenario);
                 let unclean_allowed = topic_allows || recovery_allows;
-                if unclean {
+                if unclean && active {
                     let kind = if topic_allows { "unclean-election" } else { "unclean-recovery" };
                     let fields = [("tp", tp.to_string()), ("leader", format!("{leader:?}"))];
                     world.event(name, kind, &fields);

@@ -193,6 +193,9 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                     report_records(&world, &name, index, image, bytes, active);
                 }
             }
+            if let Some(last) = ready.raft.committed.last() {
+                world.state().cluster.observe_committed(last.index, controller.committed_image());
+            }
             for reply in ready.replies {
                 let Some(conn) = reply_routes.remove(&(reply.to, reply.request_id)) else {
                     continue;

@@ -19,7 +19,7 @@ use crate::scenario::{FaultKind, FaultStep, NemesisSettings};
 use crate::world::cluster::ClusterView;
 use crate::world::disk::{IoErrorRates, SimDisk};
 use crate::world::{now_duration, Phase, WorldRef};
-use envelope::{holders, Envelope, Impact};
+use envelope::{Envelope, Impact};
 use links::{Holds, LinkClogs};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
@@ -94,12 +94,14 @@ enum Applied {
 impl Nemesis {
     pub fn new(world: WorldRef, targets: Targets) -> Arc<Nemesis> {
         let rng = crate::seed::substream(world.seed, "nemesis");
+        // A broker cut off or paused may be fenced up to a session timeout later.
+        let grace_ms = world.scenario.broker.session_timeout_ms;
         Arc::new(Nemesis {
             world,
             targets: Arc::new(targets),
             rng: Mutex::new(rng),
             clogs: Mutex::new(LinkClogs::default()),
-            envelope: Mutex::new(Envelope::default()),
+            envelope: Mutex::new(Envelope::new(grace_ms)),
             paused: Mutex::new(Holds::default()),
             spikes: Mutex::new(Holds::default()),
         })
@@ -257,7 +259,7 @@ impl Nemesis {
     /// restart no fault vetted), or, with `spare_last_replica`, when it would leave a
     /// partition without a spare while a broker is killed (see `envelope`).
     fn vet(&self, kind: FaultKind, plan: &Plan, cluster: &ClusterView) -> Result<(), String> {
-        let envelope = self.envelope();
+        let mut envelope = self.envelope();
         let on_process = matches!(
             kind,
             FaultKind::Crash
@@ -270,7 +272,10 @@ impl Nemesis {
         }
         let spare = self.world.scenario.nemesis.as_ref().is_some_and(|n| n.spare_last_replica);
         match spare {
-            true => envelope.check_spares(&plan.impact, &holders(cluster)),
+            true => {
+                let holders = envelope.holders(cluster);
+                envelope.check_spares(&plan.impact, &holders, now_ms())
+            }
             false => Ok(()),
         }
     }
@@ -400,7 +405,7 @@ impl Nemesis {
             // The heal already undid every fault (and restarted every node).
             return;
         }
-        let released = self.envelope().release(live);
+        let released = self.envelope().release(live, now_ms());
         assert!(released.is_some(), "fault {live} ({name}) released twice or never held");
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
@@ -465,8 +470,8 @@ impl Nemesis {
     /// last one to end restores the base exactly.
     fn set_latency(&self) {
         let base = crate::runner::config::send_latency(&self.world.scenario.network);
-        let factor = self.spikes.lock().expect("nemesis spikes").max_key().copied().unwrap_or(1);
-        NetSim::current().update_config(|config| config.send_latency = scale(&base, factor));
+        let latency = spiked(&base, &self.spikes.lock().expect("nemesis spikes"));
+        NetSim::current().update_config(|config| config.send_latency = latency);
     }
 
     /// Ends every fault: network whole, disks healthy, nothing paused, every broker
@@ -594,13 +599,44 @@ fn uniform(rng: &mut ChaCha8Rng, range: [f64; 2]) -> f64 {
     }
 }
 
-fn scale(range: &std::ops::Range<Duration>, factor: u32) -> std::ops::Range<Duration> {
-    range.start * factor..range.end * factor
+/// The base latency under the live spikes: scaled by the largest factor, never by their
+/// product; the base itself when none is live.
+fn spiked(base: &std::ops::Range<Duration>, spikes: &Holds<u32>) -> std::ops::Range<Duration> {
+    let factor = spikes.max_key().copied().unwrap_or(1);
+    base.start * factor..base.end * factor
+}
+
+/// Simulated milliseconds since the start of the run.
+fn now_ms() -> u64 {
+    now_duration().as_millis() as u64
 }
 
 async fn sleep_until(at: Duration) {
     let now = now_duration();
     if at > now {
         madsim::time::sleep(at - now).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_spikes_take_the_largest_factor_and_the_last_restores_the_base() {
+        let base = Duration::from_micros(500)..Duration::from_micros(3_000);
+        let mut spikes = Holds::default();
+        assert_eq!(spiked(&base, &spikes), base);
+        spikes.hold(10);
+        spikes.hold(50);
+        spikes.hold(50);
+        let worst = Duration::from_millis(25)..Duration::from_millis(150);
+        assert_eq!(spiked(&base, &spikes), worst, "the largest factor, not 10 x 50 x 50");
+        spikes.release(&50);
+        assert_eq!(spiked(&base, &spikes), worst, "another 50x spike is still live");
+        spikes.release(&50);
+        assert_eq!(spiked(&base, &spikes), base.start * 10..base.end * 10);
+        spikes.release(&10);
+        assert_eq!(spiked(&base, &spikes), base, "the base, exactly");
     }
 }

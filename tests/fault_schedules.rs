@@ -48,19 +48,8 @@ fn step() -> impl Strategy<Value = FaultStep> {
     ]);
     (kinds, prop::sample::select(TARGETS), 0u32..180, 5u32..80, 1u32..3).prop_map(
         |(kind, target, at_ds, duration_ds, count)| {
-            let mut step = FaultStep {
-                at_s: f64::from(at_ds) / 10.0,
-                kind,
-                target: Some(target.to_string()),
-                duration_s: Some(f64::from(duration_ds) / 10.0),
-                factor: None,
-                rate: None,
-                count: None,
-                skew_ms: None,
-                drift_ppm: None,
-                peer: None,
-                nodes: None,
-            };
+            let at_s = f64::from(at_ds) / 10.0;
+            let mut step = scripted(at_s, kind, Some(target), f64::from(duration_ds) / 10.0);
             match kind {
                 FaultKind::PowerLoss => {
                     step.target = None;
@@ -127,4 +116,80 @@ fn a_written_schedule_loads_back_unchanged() {
     let path = write_failure(&scenario, 0);
     let loaded = load(&path).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(loaded, scenario);
+}
+
+/// A scripted fault at `at_s` into the faulty phase.
+fn scripted(at_s: f64, kind: FaultKind, target: Option<&str>, duration_s: f64) -> FaultStep {
+    FaultStep {
+        at_s,
+        kind,
+        target: target.map(str::to_string),
+        duration_s: Some(duration_s),
+        factor: None,
+        rate: None,
+        count: None,
+        skew_ms: None,
+        drift_ppm: None,
+        peer: None,
+        nodes: None,
+    }
+}
+
+/// The reasons of the run's skipped faults of `kind`.
+fn skipped(outcome: &sim::runner::RunOutcome, kind: &str) -> Vec<String> {
+    outcome
+        .events
+        .iter()
+        .filter(|e| {
+            e.kind == "fault-skipped" && e.fields.get("kind").map(String::as_str) == Some(kind)
+        })
+        .map(|e| e.fields.get("reason").cloned().unwrap_or_default())
+        .collect()
+}
+
+fn injected(outcome: &sim::runner::RunOutcome, node: &str, kind: &str) -> usize {
+    let kind = format!("fault-{kind}");
+    outcome.events.iter().filter(|e| e.node == node && e.kind == kind).count()
+}
+
+#[test]
+fn a_crash_of_a_node_already_down_is_skipped_and_the_run_passes() {
+    let mut scenario = base();
+    scenario.faults = vec![
+        scripted(1.0, FaultKind::Crash, Some("broker-0"), 4.0),
+        scripted(2.0, FaultKind::Crash, Some("broker-0"), 1.0),
+        scripted(2.5, FaultKind::Pause, Some("broker-0"), 1.0),
+    ];
+    let outcome = run_seed(&scenario, None, 1);
+    assert!(outcome.judgement.met, "{:?}", outcome.judgement);
+    assert_eq!(injected(&outcome, "broker-0", "crash"), 1, "the second crash is skipped");
+    assert_eq!(injected(&outcome, "broker-0", "pause"), 0, "a down node is not paused");
+    let reasons = [skipped(&outcome, "crash"), skipped(&outcome, "pause")].concat();
+    assert!(reasons.iter().all(|r| r.contains("already down")), "{reasons:?}");
+}
+
+#[test]
+fn the_last_spare_is_not_impaired_while_the_other_replicas_are_down() {
+    let mut scenario = base();
+    let mut power_loss = scripted(1.0, FaultKind::PowerLoss, None, 5.0);
+    power_loss.nodes = Some(vec!["broker-0".to_string(), "broker-1".to_string()]);
+    scenario.faults = vec![
+        power_loss,
+        scripted(2.0, FaultKind::Pause, Some("broker-2"), 1.0),
+        scripted(2.5, FaultKind::Isolate, Some("broker-2"), 1.0),
+        scripted(3.0, FaultKind::SlowDisk, Some("broker-2"), 1.0),
+        scripted(3.5, FaultKind::Crash, Some("broker-2"), 1.0),
+    ];
+    let outcome = run_seed(&scenario, None, 1);
+    assert!(outcome.judgement.met, "{:?}", outcome.judgement);
+    let refused = skipped(&outcome, "power-loss");
+    assert_eq!(injected(&outcome, "broker-0", "power-loss"), 1, "broker-2 is a spare: {refused:?}");
+    for kind in ["pause", "isolate", "slow-disk", "crash"] {
+        assert_eq!(injected(&outcome, "broker-2", kind), 0, "{kind} of the last spare");
+        let reasons = skipped(&outcome, kind);
+        assert!(
+            reasons.len() == 1 && reasons[0].contains("unimpaired in-sync replica"),
+            "{kind}: {reasons:?}"
+        );
+    }
 }

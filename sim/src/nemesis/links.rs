@@ -76,6 +76,11 @@ impl<K: Ord + Clone + std::fmt::Debug> Holds<K> {
         self.counts.contains_key(key)
     }
 
+    /// The largest held key (the factor of the strongest live latency spike).
+    pub fn max_key(&self) -> Option<&K> {
+        self.counts.keys().next_back()
+    }
+
     /// Every held key, and no holds left (the heal).
     pub fn take_all(&mut self) -> Vec<K> {
         std::mem::take(&mut self.counts).into_keys().collect()

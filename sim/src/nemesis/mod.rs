@@ -3,16 +3,23 @@
 //! it heals everything. Every injection and repair is an event in the node event log
 //! (warn level in the logs). Targets are resolved when a fault fires, with the nemesis's
 //! own sub-stream (`resolve`); network cuts go through reference-counted clogs (`links`).
-//! Owns what is faulty and for how long; the world owns what a fault does to a node.
+//! Every fault is vetted against the faults still live (`envelope`): none hits a node that
+//! is down, and with `spare_last_replica` every partition keeps an unimpaired in-sync
+//! replica for as long as a broker is killed. Latency spikes do not compound: the largest
+//! live factor applies to the base latency. Owns what is faulty and for how long; the
+//! world owns what a fault does to a node.
 
+pub mod envelope;
 pub mod links;
 pub mod resolve;
 
 use crate::check::cluster::ClusterEvent;
 use crate::scenario::validate::kebab;
 use crate::scenario::{FaultKind, FaultStep, NemesisSettings};
+use crate::world::cluster::ClusterView;
 use crate::world::disk::{IoErrorRates, SimDisk};
 use crate::world::{now_duration, Phase, WorldRef};
+use envelope::{Envelope, Impact};
 use links::{Holds, LinkClogs};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
@@ -55,14 +62,13 @@ pub struct Nemesis {
     targets: Arc<Targets>,
     rng: Mutex<ChaCha8Rng>,
     clogs: Mutex<LinkClogs>,
-    /// Brokers killed and not restarted yet.
-    down: Mutex<std::collections::BTreeSet<String>>,
-    /// Nodes cut off or paused, with how many faults hold each: a replica among them is
-    /// about to leave its ISR, so it does not count as the one that keeps the records.
-    impaired: Mutex<Holds<String>>,
+    /// The live faults: who is down, who is impaired, whether a new fault may join them.
+    envelope: Mutex<Envelope>,
     /// Pause faults holding each node: overlapping pauses resume the node when the last
     /// one ends, not the first.
     paused: Mutex<Holds<NodeId>>,
+    /// The factors of the live latency spikes: the largest one applies.
+    spikes: Mutex<Holds<u32>>,
 }
 
 /// A fault resolved to nodes: what `apply` does and `repair` undoes.
@@ -74,6 +80,8 @@ struct Plan {
     links: Vec<(String, String)>,
     /// Extra event fields: the peer, the sides of a split or bridge, the nodes.
     fields: Vec<(&'static str, String)>,
+    /// What it does to nodes while it lasts (for the envelope).
+    impact: Impact,
 }
 
 /// Whether a fault lasts until its repair or is done at once (bit flips).
@@ -86,14 +94,16 @@ enum Applied {
 impl Nemesis {
     pub fn new(world: WorldRef, targets: Targets) -> Arc<Nemesis> {
         let rng = crate::seed::substream(world.seed, "nemesis");
+        // A broker cut off or paused may be fenced up to a session timeout later.
+        let grace_ms = world.scenario.broker.session_timeout_ms;
         Arc::new(Nemesis {
             world,
             targets: Arc::new(targets),
             rng: Mutex::new(rng),
             clogs: Mutex::new(LinkClogs::default()),
-            down: Mutex::new(std::collections::BTreeSet::new()),
-            impaired: Mutex::new(Holds::default()),
+            envelope: Mutex::new(Envelope::new(grace_ms)),
             paused: Mutex::new(Holds::default()),
+            spikes: Mutex::new(Holds::default()),
         })
     }
 
@@ -173,6 +183,8 @@ impl Nemesis {
     /// Resolves the fault's nodes (and links) now, against the cluster as last reported.
     fn plan(&self, fault: &Fault) -> Result<Plan, String> {
         let names: Vec<String> = self.targets.nodes.keys().cloned().collect();
+        let live: Vec<String> =
+            names.iter().filter(|name| !self.envelope().is_down(name)).cloned().collect();
         let cluster = self.world.state().cluster.clone();
         let coordinator = self.world.scenario.coordinator_partition();
         let resolver = Resolver { names: &names, cluster: &cluster, coordinator };
@@ -227,7 +239,8 @@ impl Nemesis {
                     None => {
                         let first = target.filter(|name| is_server(name));
                         let count = fault.count.max(1) as usize;
-                        resolver.random_brokers(first, count, &mut *rng)
+                        let up = Resolver { names: &live, cluster: &cluster, coordinator: None };
+                        up.random_brokers(first, count, &mut *rng)
                     }
                 };
                 plan.fields.push(("nodes", plan.nodes.join(",")));
@@ -237,44 +250,34 @@ impl Nemesis {
         if plan.nodes.is_empty() {
             return Err("the fault resolved to no node".to_string());
         }
-        let kills = matches!(fault.kind, FaultKind::Crash | FaultKind::PowerLoss);
-        let spare = self.world.scenario.nemesis.as_ref().is_some_and(|n| n.spare_last_replica);
-        if kills && spare {
-            self.check_spares_a_replica(&plan.nodes)?;
-        }
+        plan.impact = impact_of(fault.kind, &plan);
+        self.vet(fault.kind, &plan, &cluster)?;
         Ok(plan)
     }
 
-    /// Err when killing `nodes` would leave a partition with no live, reachable in-sync
-    /// replica at or above the HW its replicas reported (a paused or cut-off replica is
-    /// about to be dropped from the ISR by a shrink already on its way). Only an in-sync replica can be elected with
-    /// unclean election off, so a live replica outside the ISR does not save the records:
-    /// the last ISR member leads again after its power loss (Kafka's "last replica
-    /// standing", which KIP-966 addresses).
-    fn check_spares_a_replica(&self, nodes: &[String]) -> Result<(), String> {
-        let down = self.down.lock().expect("nemesis down set").clone();
-        let impaired = self.impaired.lock().expect("nemesis impaired set").clone();
-        let state = self.world.state();
-        let replicas = &state.cluster.replicas;
-        for (tp, partition) in &state.cluster.partitions {
-            let of_tp = || replicas.iter().filter(move |((_, t), _)| t == tp);
-            let hw = of_tp().map(|(_, r)| r.high_watermark).max().unwrap_or_default();
-            let intact = of_tp().any(|((broker, _), r)| {
-                let name = format!("broker-{}", broker.0);
-                partition.isr.contains(broker)
-                    && r.log_end_offset >= hw
-                    && !down.contains(&name)
-                    && !impaired.is_held(&name)
-                    && !nodes.contains(&name)
-            });
-            if !intact {
-                return Err(format!(
-                    "it would leave {tp} without a live in-sync replica holding its records up to hw {hw} (isr {:?})",
-                    partition.isr
-                ));
-            }
+    /// Err when the fault acts on a process that is down (a kill would be repaired by a
+    /// restart no fault vetted), or, with `spare_last_replica`, when it would leave a
+    /// partition without a spare while a broker is killed (see `envelope`).
+    fn vet(&self, kind: FaultKind, plan: &Plan, cluster: &ClusterView) -> Result<(), String> {
+        let mut envelope = self.envelope();
+        let on_process = matches!(
+            kind,
+            FaultKind::Crash
+                | FaultKind::PowerLoss
+                | FaultKind::Pause
+                | FaultKind::ResetConnections
+        );
+        if let Some(node) = plan.nodes.iter().find(|node| on_process && envelope.is_down(node)) {
+            return Err(format!("`{node}` is already down"));
         }
-        Ok(())
+        let spare = self.world.scenario.nemesis.as_ref().is_some_and(|n| n.spare_last_replica);
+        match spare {
+            true => {
+                let holders = envelope.holders(cluster);
+                envelope.check_spares(&plan.impact, &holders, now_ms())
+            }
+            false => Ok(()),
+        }
     }
 
     fn id_of(&self, name: &str) -> NodeId {
@@ -307,46 +310,16 @@ impl Nemesis {
         if self.apply(&fault, &plan, &name, id) == Applied::Once {
             return;
         }
+        let live = self.envelope().hold(plan.impact.clone());
         let nemesis = self.clone();
         madsim::task::spawn(async move {
             madsim::time::sleep(fault.duration).await;
-            nemesis.repair(&fault, &plan, &name, id);
+            nemesis.repair(&fault, &plan, &name, id, live);
         });
-    }
-
-    /// The nodes a pause or a network fault cuts off: the paused or isolated node, every
-    /// end of a cut link.
-    fn impaired_by(fault: &Fault, plan: &Plan, name: &str) -> Vec<String> {
-        match fault.kind {
-            FaultKind::Pause | FaultKind::Isolate => vec![name.to_string()],
-            FaultKind::OneWayCut
-            | FaultKind::Split
-            | FaultKind::Bridge
-            | FaultKind::CutBrokerLinks => {
-                let mut nodes: Vec<String> =
-                    plan.links.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
-                nodes.sort();
-                nodes.dedup();
-                nodes
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// One hold (`held`) or one release on each of `nodes` as impaired.
-    fn impair(&self, nodes: Vec<String>, held: bool) {
-        let mut impaired = self.impaired.lock().expect("nemesis impaired set");
-        for node in nodes {
-            match held {
-                true => impaired.hold(node),
-                false => impaired.release(&node),
-            };
-        }
     }
 
     /// Carries out a planned fault.
     fn apply(&self, fault: &Fault, plan: &Plan, name: &str, id: NodeId) -> Applied {
-        self.impair(Self::impaired_by(fault, plan, name), true);
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         match fault.kind {
@@ -358,7 +331,6 @@ impl Nemesis {
                     self.paused.lock().expect("nemesis paused set").forget(&self.id_of(node));
                     self.world.state().stats.crashes += 1;
                     if node.starts_with("broker-") {
-                        self.down.lock().expect("nemesis down set").insert(node.clone());
                         // Its last report describes the log it just lost.
                         self.world
                             .state()
@@ -414,9 +386,8 @@ impl Nemesis {
                 return Applied::Once;
             }
             FaultKind::LatencySpike => {
-                NetSim::current().update_config(|config| {
-                    config.send_latency = scale(&config.send_latency, fault.factor.max(1));
-                });
+                self.spikes.lock().expect("nemesis spikes").hold(fault.factor.max(1));
+                self.set_latency();
             }
             FaultKind::ClockSkew => {
                 let now = crate::world::now_ns();
@@ -428,22 +399,24 @@ impl Nemesis {
         Applied::UntilRepair
     }
 
-    fn repair(&self, fault: &Fault, plan: &Plan, name: &str, id: NodeId) {
+    /// Undoes a fault; `live` is its hold in the envelope.
+    fn repair(&self, fault: &Fault, plan: &Plan, name: &str, id: NodeId, live: u64) {
         if self.world.phase() != Phase::Faulty {
             // The heal already undid every fault (and restarted every node).
             return;
         }
-        self.impair(Self::impaired_by(fault, plan, name), false);
+        let released = self.envelope().release(live, now_ms());
+        assert!(released.is_some(), "fault {live} ({name}) released twice or never held");
         let handle = Handle::current();
         let disk = madsim::plugin::simulator::<SimDisk>();
         match fault.kind {
             FaultKind::Crash | FaultKind::PowerLoss => {
                 for node in &plan.nodes {
+                    assert!(!self.envelope().is_down(node), "{node} killed by two live faults");
                     // Kill first: a restart alone keeps the old sockets bound.
                     let node_id = self.id_of(node);
                     handle.kill(node_id);
                     handle.restart(node_id);
-                    self.down.lock().expect("nemesis down set").remove(node);
                 }
             }
             FaultKind::Pause => {
@@ -476,8 +449,8 @@ impl Nemesis {
                 }
             }
             FaultKind::LatencySpike => {
-                let base = crate::runner::config::send_latency(&self.world.scenario.network);
-                NetSim::current().update_config(|config| config.send_latency = base);
+                self.spikes.lock().expect("nemesis spikes").release(&fault.factor.max(1));
+                self.set_latency();
             }
         }
         let kind = kebab(fault.kind);
@@ -487,6 +460,18 @@ impl Nemesis {
 
     fn clogs(&self) -> std::sync::MutexGuard<'_, LinkClogs> {
         self.clogs.lock().expect("link clogs lock is never poisoned: a panic ends the run")
+    }
+
+    fn envelope(&self) -> std::sync::MutexGuard<'_, Envelope> {
+        self.envelope.lock().expect("envelope lock is never poisoned: a panic ends the run")
+    }
+
+    /// The base latency scaled by the largest live spike: spikes never compound, and the
+    /// last one to end restores the base exactly.
+    fn set_latency(&self) {
+        let base = crate::runner::config::send_latency(&self.world.scenario.network);
+        let latency = spiked(&base, &self.spikes.lock().expect("nemesis spikes"));
+        NetSim::current().update_config(|config| config.send_latency = latency);
     }
 
     /// Ends every fault: network whole, disks healthy, nothing paused, every broker
@@ -508,8 +493,8 @@ impl Nemesis {
         // cluster keeps its live brokers: restarting every replica at once would be a power
         // loss of the whole cluster, outside what Kafka promises.
         let clustered = self.world.scenario.cluster.controllers > 0;
-        self.down.lock().expect("nemesis down set").clear();
-        self.impaired.lock().expect("nemesis impaired set").take_all();
+        self.envelope().clear();
+        self.spikes.lock().expect("nemesis spikes").take_all();
         self.paused.lock().expect("nemesis paused set").take_all();
         for (name, id) in &self.targets.nodes {
             net.unclog_node(*id);
@@ -534,6 +519,33 @@ impl Nemesis {
     }
 }
 
+/// What a planned fault does to nodes while it lasts: the nodes a kill takes down; the
+/// paused or isolated node, the node under a disk fault, every end of a cut link.
+fn impact_of(kind: FaultKind, plan: &Plan) -> Impact {
+    let first = || plan.nodes.iter().take(1).cloned().collect();
+    match kind {
+        FaultKind::Crash | FaultKind::PowerLoss => {
+            Impact { kills: plan.nodes.clone(), impairs: Vec::new() }
+        }
+        FaultKind::Pause
+        | FaultKind::Isolate
+        | FaultKind::SlowDisk
+        | FaultKind::DiskFull
+        | FaultKind::IoErrors
+        | FaultKind::BitFlips => Impact { kills: Vec::new(), impairs: first() },
+        FaultKind::OneWayCut | FaultKind::Split | FaultKind::Bridge | FaultKind::CutBrokerLinks => {
+            let mut nodes: Vec<String> =
+                plan.links.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
+            nodes.sort();
+            nodes.dedup();
+            Impact { kills: Vec::new(), impairs: nodes }
+        }
+        FaultKind::ResetConnections | FaultKind::LatencySpike | FaultKind::ClockSkew => {
+            Impact::default()
+        }
+    }
+}
+
 /// A majority/minority split around `target`, or with `nodes` as the minority.
 fn plan_split(
     resolver: &Resolver<'_>,
@@ -554,7 +566,12 @@ fn plan_split(
         return Err(format!("{} servers cannot be split", servers.len()));
     }
     let fields = vec![("minority", minority.join(",")), ("majority", majority.join(","))];
-    Ok(Plan { links: links_across(&minority, &majority), nodes: minority, fields })
+    Ok(Plan {
+        links: links_across(&minority, &majority),
+        nodes: minority,
+        fields,
+        ..Plan::default()
+    })
 }
 
 /// Jepsen's bridge: `bridge` talks to two random halves that cannot talk to each other.
@@ -571,7 +588,7 @@ fn plan_bridge(
         return Err("too few servers for a bridge".to_string());
     }
     let fields = vec![("left", left.join(",")), ("right", right.join(","))];
-    Ok(Plan { links: links_across(&left, &right), nodes: vec![bridge], fields })
+    Ok(Plan { links: links_across(&left, &right), nodes: vec![bridge], fields, ..Plan::default() })
 }
 
 fn uniform(rng: &mut ChaCha8Rng, range: [f64; 2]) -> f64 {
@@ -582,13 +599,44 @@ fn uniform(rng: &mut ChaCha8Rng, range: [f64; 2]) -> f64 {
     }
 }
 
-fn scale(range: &std::ops::Range<Duration>, factor: u32) -> std::ops::Range<Duration> {
-    range.start * factor..range.end * factor
+/// The base latency under the live spikes: scaled by the largest factor, never by their
+/// product; the base itself when none is live.
+fn spiked(base: &std::ops::Range<Duration>, spikes: &Holds<u32>) -> std::ops::Range<Duration> {
+    let factor = spikes.max_key().copied().unwrap_or(1);
+    base.start * factor..base.end * factor
+}
+
+/// Simulated milliseconds since the start of the run.
+fn now_ms() -> u64 {
+    now_duration().as_millis() as u64
 }
 
 async fn sleep_until(at: Duration) {
     let now = now_duration();
     if at > now {
         madsim::time::sleep(at - now).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_spikes_take_the_largest_factor_and_the_last_restores_the_base() {
+        let base = Duration::from_micros(500)..Duration::from_micros(3_000);
+        let mut spikes = Holds::default();
+        assert_eq!(spiked(&base, &spikes), base);
+        spikes.hold(10);
+        spikes.hold(50);
+        spikes.hold(50);
+        let worst = Duration::from_millis(25)..Duration::from_millis(150);
+        assert_eq!(spiked(&base, &spikes), worst, "the largest factor, not 10 x 50 x 50");
+        spikes.release(&50);
+        assert_eq!(spiked(&base, &spikes), worst, "another 50x spike is still live");
+        spikes.release(&50);
+        assert_eq!(spiked(&base, &spikes), base.start * 10..base.end * 10);
+        spikes.release(&10);
+        assert_eq!(spiked(&base, &spikes), base, "the base, exactly");
     }
 }

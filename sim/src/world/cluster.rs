@@ -4,6 +4,7 @@
 //! overwrite their own entries; a crashed node's reports stay until a successor replaces them,
 //! so a target may name a node that just died (the fault then hits a dead node, harmlessly).
 
+use kafkasim::controller::MetadataImage;
 use kafkasim::types::{Epoch, NodeId, Offset, PartitionEpoch, TopicPartition};
 use std::collections::BTreeMap;
 
@@ -17,6 +18,9 @@ pub struct ClusterView {
     pub broker_metadata_index: BTreeMap<NodeId, u64>,
     /// Per (broker, partition): its HW and LEO as of its last tick, and whether it leads.
     pub replicas: BTreeMap<(NodeId, TopicPartition), ReplicaView>,
+    /// The newest metadata any controller committed, with its Raft index: ISRs and fenced
+    /// brokers as the quorum decided them, before brokers apply them (the nemesis's guard).
+    pub committed: Option<(u64, MetadataImage)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +100,13 @@ impl ClusterView {
         self.partitions.get(tp).map_or_else(Vec::new, |p| {
             p.replicas.iter().copied().filter(|r| Some(*r) != p.leader).collect()
         })
+    }
+
+    /// Records the metadata a controller committed up to `index`, if it is newer.
+    pub fn observe_committed(&mut self, index: u64, image: &MetadataImage) {
+        if self.committed.as_ref().is_none_or(|(held, _)| *held < index) {
+            self.committed = Some((index, image.clone()));
+        }
     }
 
     /// Records a partition state if it is at least as new as the one held.

@@ -4,6 +4,13 @@
 //! acting on them, sends Raft messages to its peers over outgoing connections, answers
 //! brokers' controller requests and metadata long-polls on their incoming connections, and
 //! reports terms, commits and partition changes to the inside-cluster checker.
+//!
+//! Raft messages travel one way (a reply goes back over the replier's own connection), so
+//! a peer's silence is the request timeout: a peer not heard from within
+//! `RAFT_REQUEST_TIMEOUT_MS` of a message sent to it has its connections in both directions
+//! dropped, and the next message reconnects. A connection stalled by a fault (a clog's
+//! retransmission backoff, a packet held by a latency spike) is thus replaced once the fault
+//! heals, and Raft's heartbeats and elections retry what was lost.
 
 use super::conn::{spawn_connection, ConnEvent, FrameSender};
 use super::disk::SimDisk;
@@ -33,6 +40,9 @@ const JOURNAL: &str = "raft/journal";
 /// Longest the loop sleeps without ticking (broker session timeouts, Raft timers).
 const TICK_MS: u64 = 50;
 const READ_ATTEMPTS: u32 = 20;
+/// How long a peer may stay silent after a Raft message was sent to it before its
+/// connections are replaced (KRaft's `controller.quorum.request.timeout.ms`, 2000 ms).
+const RAFT_REQUEST_TIMEOUT_MS: u64 = 2_000;
 
 /// A broker's metadata long-poll, parked until something newer commits.
 struct ParkedFetch {
@@ -72,6 +82,8 @@ pub async fn controller_main(world: WorldRef, index: u32) {
     let (mut peers, mut peer_rx) =
         Outbound::new(world.clone(), name.clone(), Role::Controller, CONTROLLER_PORT);
     let mut conns: BTreeMap<u64, FrameSender> = BTreeMap::new();
+    // Incoming connections Raft messages arrived on, with the peer controller's index.
+    let mut raft_conns: BTreeMap<u64, u32> = BTreeMap::new();
     // (broker, request id) -> the connection its reply goes back on.
     let mut reply_routes: BTreeMap<(NodeId, u64), u64> = BTreeMap::new();
     let mut parked: Vec<ParkedFetch> = Vec::new();
@@ -92,6 +104,8 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                     let now = world.clock_ms(&name);
                     match frame.body {
                         Request::Raft(message) => {
+                            peers.heard_from(message.from.0);
+                            raft_conns.insert(id, message.from.0);
                             if let Err(error) = controller.step(message, now) {
                                 warn!(node = %name, %error, "raft message refused");
                             }
@@ -124,6 +138,7 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                 }
                 ConnEvent::Closed(_) => {
                     conns.remove(&id);
+                    raft_conns.remove(&id);
                     parked.retain(|p| p.conn != id);
                     reply_routes.retain(|_, conn| *conn != id);
                 }
@@ -143,6 +158,9 @@ pub async fn controller_main(world: WorldRef, index: u32) {
         if now >= due {
             controller.tick(now);
             last_tick = now;
+            for peer in peers.silent_peers(now, RAFT_REQUEST_TIMEOUT_MS) {
+                drop_connections_from(&world, &name, peer, &mut conns, &mut raft_conns);
+            }
         }
 
         while controller.has_ready() {
@@ -163,7 +181,9 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                 }
                 journal_len += len;
             }
+            let now = world.clock_ms(&name);
             for message in &ready.raft.messages {
+                peers.sent_to(message.to.0, now);
                 let frame = RequestFrame {
                     correlation_id: 0,
                     client_id: NodeId(index),
@@ -189,6 +209,9 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                     let active = controller.is_active();
                     report_records(&world, &name, index, image, bytes, active);
                 }
+            }
+            if let Some(last) = ready.raft.committed.last() {
+                world.state().cluster.observe_committed(last.index, controller.committed_image());
             }
             for reply in ready.replies {
                 let Some(conn) = reply_routes.remove(&(reply.to, reply.request_id)) else {
@@ -349,6 +372,26 @@ fn report_records(
             _ => {}
         }
     }
+}
+
+/// Drops the incoming connections from a silent peer controller (its end sees the reset at
+/// its next write and reconnects); the outgoing one was closed already.
+fn drop_connections_from(
+    world: &WorldRef,
+    name: &str,
+    peer: u32,
+    conns: &mut BTreeMap<u64, FrameSender>,
+    raft_conns: &mut BTreeMap<u64, u32>,
+) {
+    let silent: Vec<u64> =
+        raft_conns.iter().filter(|(_, from)| **from == peer).map(|(id, _)| *id).collect();
+    for id in silent {
+        raft_conns.remove(&id);
+        conns.remove(&id);
+    }
+    info!(node = %name, peer, "raft peer silent past the request timeout: reconnecting");
+    let fields = [("peer", node_name(Role::Controller, peer))];
+    world.event(name, "raft-request-timeout", &fields);
 }
 
 fn respond(conns: &BTreeMap<u64, FrameSender>, conn: u64, correlation_id: u32, body: Response) {

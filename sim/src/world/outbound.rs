@@ -3,11 +3,17 @@
 //! starts a connect task and queues the frame; the task reports back, the queue is flushed
 //! or, if the connect failed, the owner hears the peer is unreachable. A connect gives up
 //! after `CONNECT_TIMEOUT_MS`, as a clogged link would otherwise hold it forever.
+//!
+//! Owners whose peers answer over the peers' own connections (controllers' Raft messages)
+//! track silence instead of request deadlines: `sent_to` starts a wait, `heard_from` ends it,
+//! and `silent_peers` closes the connection to every peer that stayed silent past a
+//! timeout, so a stalled connection is replaced by the next send.
 
 use super::conn::{spawn_connection, ConnEvent, FrameSender};
 use super::{node_ip, node_name, Role, WorldRef};
 use bytes::Bytes;
 use kafkasim::protocol::{encode_frame, Frame};
+use kafkasim::types::Millis;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,6 +50,8 @@ pub struct Outbound {
     role: Role,
     port: u16,
     links: BTreeMap<u32, Link>,
+    /// Per peer: when the oldest message sent to it since it was last heard from went out.
+    waiting: BTreeMap<u32, Millis>,
     next_id: u64,
     events: mpsc::UnboundedSender<(u64, ConnEvent)>,
     connected: mpsc::UnboundedSender<(u32, u64, Option<FrameSender>)>,
@@ -65,6 +73,7 @@ impl Outbound {
             role,
             port,
             links: BTreeMap::new(),
+            waiting: BTreeMap::new(),
             next_id: 0,
             events,
             connected,
@@ -97,6 +106,32 @@ impl Outbound {
     /// Drops the connection to `to` (the next send reconnects).
     pub fn close(&mut self, to: u32) {
         self.links.remove(&to);
+    }
+
+    /// A message went to `to` at `now` that the peer should answer, over any connection.
+    pub fn sent_to(&mut self, to: u32, now: Millis) {
+        self.waiting.entry(to).or_insert(now);
+    }
+
+    /// Something arrived from `peer`: it is not silent.
+    pub fn heard_from(&mut self, peer: u32) {
+        self.waiting.remove(&peer);
+    }
+
+    /// Peers silent for `timeout_ms` since a message was sent to them: their connections
+    /// are closed (the next send reconnects) and their waits end.
+    pub fn silent_peers(&mut self, now: Millis, timeout_ms: u64) -> Vec<u32> {
+        let silent: Vec<u32> = self
+            .waiting
+            .iter()
+            .filter(|(_, since)| now.since(**since) >= timeout_ms)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &silent {
+            self.waiting.remove(peer);
+            self.links.remove(peer);
+        }
+        silent
     }
 
     /// A connect task finished.

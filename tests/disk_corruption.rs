@@ -41,3 +41,10 @@ fn flipped_base_offset_is_cut_not_a_panic() {
 fn recovery_that_cannot_persist_refuses_to_start() {
     assert_never_corrupt(None, &[8831]);
 }
+
+/// `--variant bit-flips` 1883: the same flipped base offset, found by the variant.
+/// 2835: a flipped `meta/incarnation` was shifted into an overflowing producer id.
+#[test]
+fn bit_flips_variant_seeds() {
+    assert_never_corrupt(Some("bit-flips"), &[1883, 2835]);
+}

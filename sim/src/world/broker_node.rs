@@ -13,6 +13,9 @@ use super::outbound::{Outbound, OutboundEvent};
 use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT, CONTROLLER_PORT};
 use crate::check::cluster::{BatchDigest, ClusterEvent};
 use bytes::Bytes;
+use kafkasim::broker::meta::{
+    decode_incarnation, encode_incarnation, next_incarnation, INCARNATION_FILE,
+};
 use kafkasim::broker::{
     parse_hw_checkpoint, partition_dir, Broker, BrokerConfig, BrokerOutput, ClusterSettings,
     ConnId, Fact, TopicSpec, HW_CHECKPOINT,
@@ -317,26 +320,27 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
 }
 
 /// Reads, increments, writes and syncs the incarnation counter: producer ids stay unique
-/// across restarts. Retries through injected I/O errors; None if the disk never recovers.
+/// across restarts. A corrupt file is a logged event and the clock decides (see
+/// `kafkasim::broker::meta`). Retries through injected I/O errors; None if the disk never
+/// recovers.
 async fn bump_incarnation(disk: &Arc<SimDisk>, world: &WorldRef, name: &str) -> Option<u64> {
-    const PATH: &str = "meta/incarnation";
     for attempt in 0..RECOVERY_IO_ATTEMPTS {
-        let previous = match disk.read_all(PATH).await {
-            Ok(bytes) if bytes.len() == 8 => u64::from_be_bytes(bytes[..8].try_into().expect("8")),
-            Ok(_) => 0,
-            Err(super::disk::DiskError::NotFound { .. }) => 0,
+        let previous = match disk.read_all(INCARNATION_FILE).await {
+            Ok(bytes) => decode_incarnation(&bytes),
+            Err(super::disk::DiskError::NotFound { .. }) => Ok(0),
             Err(error) => {
                 warn!(node = %name, attempt, %error, "reading incarnation failed");
                 madsim::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        // A torn or flipped counter reads as garbage; any value works as long as it grows,
-        // so mix in the simulated start time.
-        let next = previous.max(now_duration().as_millis() as u64) + 1;
-        let data = Bytes::copy_from_slice(&next.to_be_bytes());
-        let written = match disk.write(PATH, 0, data).await {
-            Ok(()) => disk.sync(PATH).await,
+        if let Err(error) = &previous {
+            warn!(node = %name, %error, "incarnation derived from the clock");
+            world.event(name, "meta-corrupt", &[("reason", error.to_string())]);
+        }
+        let next = next_incarnation(previous.as_ref().copied(), now_duration().as_millis() as u64);
+        let written = match disk.write(INCARNATION_FILE, 0, encode_incarnation(next)).await {
+            Ok(()) => disk.sync(INCARNATION_FILE).await,
             Err(error) => Err(error),
         };
         match written {

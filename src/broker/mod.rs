@@ -19,6 +19,7 @@
 mod cluster;
 mod fetch;
 mod groups;
+pub mod meta;
 
 pub use cluster::{parse_hw_checkpoint, ClusterSettings, Fact, HW_CHECKPOINT};
 pub use groups::{GroupSettings, OFFSETS_TOPIC};
@@ -167,6 +168,11 @@ impl Broker {
         high_watermarks: &BTreeMap<TopicPartition, Offset>,
         now: Millis,
     ) -> Broker {
+        assert!(
+            incarnation <= meta::INCARNATION_MAX,
+            "incarnation {incarnation} of {} overflows its producer ids",
+            config.node_id
+        );
         let mut partitions = BTreeMap::new();
         let cluster = config.cluster.clone().map(|settings| {
             let min_insync =

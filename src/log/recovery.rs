@@ -334,7 +334,10 @@ fn validate_batches(
         // segments only); anywhere else a batch must start exactly where the last ended.
         let gap_ok =
             config.cleanup == CleanupPolicy::Compact && start > next && start <= recovery_point;
-        let too_far = batch.last_offset().0 - base.0 > u64::from(u32::MAX);
+        // The base offset sits outside the batch CRC (as in Kafka): a flipped one can point
+        // below the segment's base, so the distance is checked, never subtracted blindly.
+        let too_far =
+            batch.last_offset().0.checked_sub(base.0).is_none_or(|d| d > u64::from(u32::MAX));
         if (start != next && !gap_ok) || too_far {
             let reason = format!("offset discontinuity: batch at {start}, expected {next}");
             return (kept, Some((position, next, reason)));
@@ -536,6 +539,17 @@ mod tests {
         let (log, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(2));
         assert_eq!(log.log_end_offset(), Offset(9));
         assert_eq!(report.cuts[0].reason, "gap before segment above the recovery point");
+    }
+
+    #[test]
+    fn batch_below_its_segment_base_is_cut() {
+        // The base offset is outside the batch CRC: a flipped one passes the checksum.
+        let (_, mut disk) = flushed_log(3);
+        let below = batch_of(&[b"low".to_vec()], 0, None).with_position(Offset(2), Epoch(1));
+        disk.durable.insert(segment_file(DIR, Offset(9), LOG_SUFFIX), below.as_bytes().to_vec());
+        let (log, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(2));
+        assert_eq!(log.log_end_offset(), Offset(9));
+        assert_eq!(report.cuts[0].reason, "offset discontinuity: batch at 2, expected 9");
     }
 
     proptest! {

@@ -13,6 +13,9 @@ use super::outbound::{Outbound, OutboundEvent};
 use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT, CONTROLLER_PORT};
 use crate::check::cluster::{BatchDigest, ClusterEvent};
 use bytes::Bytes;
+use kafkasim::broker::meta::{
+    decode_incarnation, encode_incarnation, next_incarnation, INCARNATION_FILE,
+};
 use kafkasim::broker::{
     parse_hw_checkpoint, partition_dir, Broker, BrokerConfig, BrokerOutput, ClusterSettings,
     ConnId, Fact, TopicSpec, HW_CHECKPOINT,
@@ -32,8 +35,8 @@ use tracing::{info, warn};
 
 /// How often the broker ticks when nothing else wakes it (retention, flush intervals).
 const TICK_MS: u64 = 50;
-/// Attempts at reading a file during recovery before the broker gives up starting.
-const RECOVERY_READ_ATTEMPTS: u32 = 20;
+/// Attempts at each disk read or write during recovery before the broker gives up starting.
+const RECOVERY_IO_ATTEMPTS: u32 = 20;
 
 type DiskJob = (u64, Vec<DiskOp>);
 
@@ -318,26 +321,27 @@ fn broker_config(world: &WorldRef, index: u32) -> BrokerConfig {
 }
 
 /// Reads, increments, writes and syncs the incarnation counter: producer ids stay unique
-/// across restarts. Retries through injected I/O errors; None if the disk never recovers.
+/// across restarts. A corrupt file is a logged event and the clock decides (see
+/// `kafkasim::broker::meta`). Retries through injected I/O errors; None if the disk never
+/// recovers.
 async fn bump_incarnation(disk: &Arc<SimDisk>, world: &WorldRef, name: &str) -> Option<u64> {
-    const PATH: &str = "meta/incarnation";
-    for attempt in 0..RECOVERY_READ_ATTEMPTS {
-        let previous = match disk.read_all(PATH).await {
-            Ok(bytes) if bytes.len() == 8 => u64::from_be_bytes(bytes[..8].try_into().expect("8")),
-            Ok(_) => 0,
-            Err(super::disk::DiskError::NotFound { .. }) => 0,
+    for attempt in 0..RECOVERY_IO_ATTEMPTS {
+        let previous = match disk.read_all(INCARNATION_FILE).await {
+            Ok(bytes) => decode_incarnation(&bytes),
+            Err(super::disk::DiskError::NotFound { .. }) => Ok(0),
             Err(error) => {
                 warn!(node = %name, attempt, %error, "reading incarnation failed");
                 madsim::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        // A torn or flipped counter reads as garbage; any value works as long as it grows,
-        // so mix in the simulated start time.
-        let next = previous.max(now_duration().as_millis() as u64) + 1;
-        let data = Bytes::copy_from_slice(&next.to_be_bytes());
-        let written = match disk.write(PATH, 0, data).await {
-            Ok(()) => disk.sync(PATH).await,
+        if let Err(error) = &previous {
+            warn!(node = %name, %error, "incarnation derived from the clock");
+            world.event(name, "meta-corrupt", &[("reason", error.to_string())]);
+        }
+        let next = next_incarnation(previous.as_ref().copied(), now_duration().as_millis() as u64);
+        let written = match disk.write(INCARNATION_FILE, 0, encode_incarnation(next)).await {
+            Ok(()) => disk.sync(INCARNATION_FILE).await,
             Err(error) => Err(error),
         };
         match written {
@@ -379,15 +383,38 @@ async fn recover_logs(
                     &[("tp", tp.to_string()), ("report", format!("{report:?}"))],
                 );
             }
+            // Recovery's syncs and checkpoint vouch for the data the broker is about to
+            // serve: if they cannot be made durable the broker must not start, or a later
+            // crash reuses offsets consumers read (disk-faults seed 8831).
             for op in log.take_disk_ops() {
-                if let Err(error) = apply(disk, op).await {
-                    warn!(node = %name, tp = %tp, %error, "recovery write failed");
-                }
+                apply_with_retries(disk, world, name, op).await?;
             }
             logs.insert(tp, log);
         }
     }
     Some(logs)
+}
+
+/// Carries out one recovery op, retrying through injected I/O errors (every op is
+/// idempotent); None, with the start refused, if the disk never takes it.
+async fn apply_with_retries(
+    disk: &Arc<SimDisk>,
+    world: &WorldRef,
+    name: &str,
+    op: DiskOp,
+) -> Option<()> {
+    for attempt in 0..RECOVERY_IO_ATTEMPTS {
+        match apply(disk, op.clone()).await {
+            Ok(()) => return Some(()),
+            Err(error) => {
+                warn!(node = %name, path = op.path(), attempt, %error, "recovery write failed");
+                madsim::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let reason = format!("cannot write {}", op.path());
+    world.event(name, "broker-start-failed", &[("reason", reason)]);
+    None
 }
 
 async fn read_with_retries(
@@ -396,7 +423,7 @@ async fn read_with_retries(
     name: &str,
     path: &str,
 ) -> Option<Bytes> {
-    for attempt in 0..RECOVERY_READ_ATTEMPTS {
+    for attempt in 0..RECOVERY_IO_ATTEMPTS {
         match disk.read_all(path).await {
             Ok(bytes) => return Some(bytes),
             Err(error) => {

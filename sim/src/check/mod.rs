@@ -8,7 +8,9 @@
 //! - `sends`: nonmonotonic-send, int-nonmonotonic-send, realtime-send-order;
 //! - `groups`: realtime-commit-order from the history; stale-commit and two-owners live
 //!   (through `cluster`), and the per-group figures;
-//! - `promises`: which anomalies Kafka allows under a given configuration.
+//! - `losses`: why each lost record was lost, read from the node event log;
+//! - `promises`: which anomalies Kafka allows under a given configuration and, with the
+//!   losses the event log explains, which follow from an allowed loss.
 //!
 //! The checker reports what the history shows; whether that is a bug or "expected under
 //! this config" is [`promises::allowed`]'s call. Everything is O(n log n) in the history
@@ -18,6 +20,7 @@ pub mod cluster;
 mod durability;
 mod facts;
 pub mod groups;
+pub mod losses;
 mod offsets;
 mod polls;
 pub mod promises;

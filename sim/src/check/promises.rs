@@ -1,10 +1,16 @@
 //! Kafka's promises by configuration: whether an anomaly is a bug or "expected under this
-//! config". Each rule cites the row of CORRECTNESS.md's anomaly table ("never allowed
-//! when") it implements. Owns no checking: it only judges anomalies the checker found.
+//! config". Each rule cites the row of docs/CORRECTNESS.md's anomaly table ("never allowed
+//! when") it implements. [`allowed`] decides from the configuration alone; [`Judge`] adds
+//! what the event log showed (see `losses`): a lost record is allowed when the events
+//! explain it, and offsets reused after an allowed loss come with it. Owns no checking: it
+//! only judges anomalies the checker found.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::cluster::InvariantKind;
+use super::losses::{LossCause, LossFinding, Observed};
 use super::{Anomaly, AnomalyKind, Between};
 
 /// Producer acks.
@@ -64,9 +70,29 @@ impl ConfigFacts {
             && self.acks != Acks::Zero
     }
 
-    /// Whether acked records are promised to survive (and keep their offsets).
+    /// The replication half of the safe config: acks=all, min.insync.replicas >= 2 with
+    /// RF >= 3, unclean leader election off. Under it an acked record is lost only when
+    /// every in-sync replica holding it loses it (Kafka does not fsync), which the event log
+    /// must show.
+    pub fn is_replication_safe(&self) -> bool {
+        self.acks == Acks::All
+            && self.min_insync_replicas >= 2
+            && self.replication_factor >= 3
+            && !self.unclean_election
+    }
+
+    /// Whether acked records are promised to survive (and keep their offsets) unless the
+    /// event log shows every in-sync copy lost to an unsynced crash. What the fault
+    /// schedule might do does not enter: the judge decides from what happened.
     pub fn protects_acked_writes(&self) -> bool {
-        self.is_safe() || self.is_durable_single_broker()
+        self.is_replication_safe() || self.is_durable_single_broker()
+    }
+
+    /// The scenario's faults are meant to keep one in-sync replica's data (no correlated
+    /// power loss of every replica, or every batch flushed): a loss to unsynced crashes
+    /// of every in-sync replica is then outside the scenario's envelope.
+    pub fn spares_a_replica(&self) -> bool {
+        !self.faults_destroy_all_replicas || self.flush_every_batch
     }
 
     /// CORRECTNESS.md, duplicate row: "idempotence on, or retries = 0".
@@ -195,12 +221,166 @@ fn unsafe_durability_reason(config: &ConfigFacts) -> &'static str {
         "acks=1 loses records the leader acked before followers copied them"
     } else if config.replication_factor == 1 && !config.flush_every_batch {
         "RF 1 without flushing every batch loses the unsynced tail on a crash"
-    } else if config.replication_factor < 3 || config.min_insync_replicas < 2 {
-        "fewer than 2 in-sync replicas may ack a record alone"
-    } else if config.faults_destroy_all_replicas && !config.flush_every_batch {
-        "the faults destroy the unsynced data of every replica at once"
     } else {
-        "idempotence off: retried batches may be reordered or duplicated"
+        "fewer than 2 in-sync replicas may ack a record alone"
+    }
+}
+
+/// How the judge rules on one anomaly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ruling {
+    /// Kafka promises its absence: a bug.
+    Forbidden,
+    /// Expected under this config, for this reason.
+    Allowed(String),
+    /// Kafka allows it (every in-sync copy was lost to unsynced crashes), but the scenario's
+    /// faults promise to spare a replica: the run left its envelope (a testbed problem,
+    /// never a pass).
+    OutsideEnvelope(String),
+}
+
+/// Offsets reused after one allowed loss on a key: [from, below) was truncated at `time_ns`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Reuse {
+    from: u64,
+    below: u64,
+    time_ns: u64,
+    because: String,
+}
+
+/// The judge of one run: the configuration plus what the event log explained.
+pub struct Judge<'a> {
+    config: &'a ConfigFacts,
+    /// (key, value) of each lost record -> its ruling.
+    losses: BTreeMap<(String, u64), Ruling>,
+    reuses: BTreeMap<String, Vec<Reuse>>,
+    observed: Observed,
+}
+
+impl<'a> Judge<'a> {
+    /// Rules on every finding of `losses` and derives the offsets their allowed losses free.
+    pub fn new(config: &'a ConfigFacts, findings: &[LossFinding], observed: Observed) -> Judge<'a> {
+        let mut judge =
+            Judge { config, losses: BTreeMap::new(), reuses: BTreeMap::new(), observed };
+        for finding in findings {
+            let ruling = judge.rule_on_loss(finding);
+            let allowed = ruling != Ruling::Forbidden;
+            let record = &finding.record;
+            judge.losses.insert((record.key.clone(), record.value), ruling);
+            if allowed {
+                judge.add_reuse(finding);
+            }
+        }
+        judge
+    }
+
+    /// Rules on one anomaly of `kind`.
+    pub fn rule(&self, kind: AnomalyKind, anomaly: &Anomaly) -> Ruling {
+        let by_config = allowed(kind, anomaly, self.config);
+        match kind {
+            AnomalyKind::LostWrite | AnomalyKind::Unseen if !self.config.group_at_most_once => {
+                let value = anomaly.values.first().copied().unwrap_or(u64::MAX);
+                let found = self.losses.get(&(anomaly.key.clone(), value)).cloned();
+                found.unwrap_or_else(|| {
+                    by_config.map_or(Ruling::Forbidden, |r| Ruling::Allowed(r.into()))
+                })
+            }
+            AnomalyKind::InconsistentOffsets
+            | AnomalyKind::NonmonotonicSend
+            | AnomalyKind::IntNonmonotonicSend
+            | AnomalyKind::RealtimeSendOrder => match self.reuse_behind(kind, anomaly) {
+                Some(reuse) => Ruling::Allowed(format!(
+                    "offsets {}..{} of {} were reused after an allowed loss there: {}",
+                    reuse.from, reuse.below, anomaly.key, reuse.because
+                )),
+                None => by_config.map_or(Ruling::Forbidden, |r| Ruling::Allowed(r.into())),
+            },
+            _ => by_config.map_or(Ruling::Forbidden, |r| Ruling::Allowed(r.into())),
+        }
+    }
+
+    /// A lost record: allowed when the events explain it (unclean election only where the
+    /// topic allows it), else when the config does not promise it.
+    fn rule_on_loss(&self, finding: &LossFinding) -> Ruling {
+        let config = self.config;
+        let cause = finding.cause.as_ref().filter(|cause| {
+            !matches!(cause, LossCause::UncleanElection { .. }) || config.unclean_election
+        });
+        if let Some(cause) = cause {
+            let reason = cause.describe(&finding.record);
+            let unsynced = matches!(cause, LossCause::UnsyncedCrash { .. });
+            if unsynced && config.protects_acked_writes() && config.spares_a_replica() {
+                return Ruling::OutsideEnvelope(reason);
+            }
+            return Ruling::Allowed(reason);
+        }
+        if config.protects_acked_writes() {
+            return Ruling::Forbidden;
+        }
+        let reason = unsafe_durability_reason(config);
+        match &finding.point {
+            Some(point) => Ruling::Allowed(format!("{reason}: {}", point.describe())),
+            None => Ruling::Allowed(reason.to_string()),
+        }
+    }
+
+    /// Records the offsets an allowed loss frees: from its truncation point (else its own
+    /// offset) up to past the highest offset acked or polled on the key before the loss.
+    fn add_reuse(&mut self, finding: &LossFinding) {
+        let record = &finding.record;
+        let (from, time_ns) = finding
+            .point
+            .as_ref()
+            .map_or((record.offset, record.committed_ns), |p| (p.truncation_point, p.time_ns));
+        let reached = self.observed.reached_before(&record.key, time_ns).unwrap_or(record.offset);
+        let below = reached.max(record.offset) + 1;
+        let because = match self.losses.get(&(record.key.clone(), record.value)) {
+            Some(Ruling::Allowed(reason) | Ruling::OutsideEnvelope(reason)) => reason.clone(),
+            _ => format!("value {} at offset {} was lost", record.value, record.offset),
+        };
+        let reuses = self.reuses.entry(record.key.clone()).or_default();
+        match reuses.iter_mut().find(|r| (r.from, r.time_ns) == (from, time_ns)) {
+            Some(reuse) => reuse.below = reuse.below.max(below),
+            None => reuses.push(Reuse { from, below, time_ns, because }),
+        }
+    }
+
+    /// The allowed loss whose reused offsets explain `anomaly`: every offset it names lies
+    /// in the freed range, and it spans the loss (an op before it; for the send-order kinds
+    /// also one after it).
+    fn reuse_behind(&self, kind: AnomalyKind, anomaly: &Anomaly) -> Option<&Reuse> {
+        let reuses = self.reuses.get(&anomaly.key)?;
+        let time = |op: &u64| self.observed.time_of(*op);
+        let first_ns = anomaly.ops.iter().filter_map(time).min()?;
+        let last_ns = anomaly.ops.iter().filter_map(time).max()?;
+        reuses.iter().find(|reuse| {
+            let inside = !anomaly.offsets.is_empty()
+                && anomaly.offsets.iter().all(|o| (reuse.from..reuse.below).contains(o));
+            // An offset read by many polls lists only its first ops: only the start counts.
+            let after = kind == AnomalyKind::InconsistentOffsets || last_ns >= reuse.time_ns;
+            inside && first_ns <= reuse.time_ns && after
+        })
+    }
+}
+
+/// The safe config of the tests: RF 3 on 3 brokers, min.insync 2, acks=all, idempotence,
+/// unclean election off, no flush, faults that spare a replica.
+#[cfg(test)]
+pub(crate) fn safe_for_tests() -> ConfigFacts {
+    ConfigFacts {
+        acks: Acks::All,
+        min_insync_replicas: 2,
+        replication_factor: 3,
+        broker_count: 3,
+        unclean_election: false,
+        idempotence: true,
+        retries: 5,
+        max_in_flight: 5,
+        assign_without_seek: true,
+        flush_every_batch: false,
+        faults_destroy_all_replicas: false,
+        group_at_most_once: false,
+        generation_check: true,
     }
 }
 
@@ -209,21 +389,7 @@ mod tests {
     use super::*;
 
     fn safe() -> ConfigFacts {
-        ConfigFacts {
-            acks: Acks::All,
-            min_insync_replicas: 2,
-            replication_factor: 3,
-            broker_count: 3,
-            unclean_election: false,
-            idempotence: true,
-            retries: 5,
-            max_in_flight: 5,
-            assign_without_seek: true,
-            flush_every_batch: false,
-            faults_destroy_all_replicas: false,
-            group_at_most_once: false,
-            generation_check: true,
-        }
+        safe_for_tests()
     }
 
     fn anomaly() -> Anomaly {
@@ -269,14 +435,18 @@ mod tests {
     }
 
     #[test]
-    fn min_insync_one_or_whole_cluster_power_loss_is_not_safe() {
+    fn min_insync_one_is_not_safe_but_a_whole_cluster_power_loss_must_show_itself() {
         let config = ConfigFacts { min_insync_replicas: 1, ..safe() };
         assert!(allowed(AnomalyKind::LostWrite, &anomaly(), &config).is_some());
+        // Faults that may take every replica down do not allow a loss by themselves: the
+        // event log must show every in-sync copy gone (see `losses`).
         let config = ConfigFacts { faults_destroy_all_replicas: true, ..safe() };
-        assert!(allowed(AnomalyKind::LostWrite, &anomaly(), &config).is_some());
+        assert_eq!(allowed(AnomalyKind::LostWrite, &anomaly(), &config), None);
+        assert!(!config.spares_a_replica() && !config.is_safe());
         let config =
             ConfigFacts { faults_destroy_all_replicas: true, flush_every_batch: true, ..safe() };
         assert_eq!(allowed(AnomalyKind::LostWrite, &anomaly(), &config), None);
+        assert!(config.spares_a_replica());
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! each anomaly found against the scenario (must find, may show) and against what Kafka
 //! promises under the scenario's configuration.
 
-use super::{RunOutcome, Verdict};
+use std::collections::BTreeMap;
+
+use super::{Judgement, RunOutcome, Verdict};
 use crate::check::groups::{add_history_figures, GroupFigures};
-use crate::check::promises::{allowed, allowed_violation, Acks, ConfigFacts};
-use crate::check::{check, AnomalyKind, CheckOptions};
+use crate::check::losses::{self, LossSettings};
+use crate::check::promises::{allowed_violation, Acks, ConfigFacts, Judge, Ruling};
+use crate::check::{check, AnomalyKind, CheckOptions, CheckReport};
 use crate::history::History;
 use crate::scenario::{
-    AcksSetting, CommitSetting, ConsumerMode, FaultKind, FlushSetting, Scenario,
+    AcksSetting, CommitSetting, ConsumerMode, FaultKind, FlushSetting, Scenario, TruncationSetting,
 };
 
 /// Anomaly entries kept per kind in reports.
@@ -36,33 +39,9 @@ fn rebalances_after_setup(events: &[super::outcome::Event]) -> u64 {
 pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
     let Input { history, problems, violations, mut groups, outcome } = input;
     add_history_figures(&history, &scenario.consumer.group_id, &mut groups);
-    let report = check(&history, &CheckOptions { entries_per_kind_max: ENTRIES_PER_KIND_MAX });
     let facts = config_facts(scenario);
+    let (report, rulings) = judge_history(scenario, &facts, &history, outcome);
     let judgement = &mut outcome.judgement;
-    for kind in AnomalyKind::ALL {
-        if report.count(kind) == 0 {
-            continue;
-        }
-        let name = kind.name().to_string();
-        if scenario.expect.must_find.contains(&name) {
-            judgement.found_expected.push(name);
-            continue;
-        }
-        if scenario.expect.may_show.contains(&name) {
-            judgement.allowed.push((name, "the scenario lists it under may_show".to_string()));
-            continue;
-        }
-        // Allowed only if Kafka's promises allow every instance found.
-        let reasons: Vec<Option<&'static str>> =
-            report.entries(kind).iter().map(|anomaly| allowed(kind, anomaly, &facts)).collect();
-        match reasons.iter().all(Option::is_some) {
-            true => {
-                let reason = reasons.first().copied().flatten().unwrap_or("allowed by config");
-                judgement.allowed.push((name, format!("expected under this config: {reason}")));
-            }
-            false => judgement.forbidden.push(name),
-        }
-    }
     let mut by_invariant: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
         std::collections::BTreeMap::new();
     let mut invariant_allowed: std::collections::BTreeMap<String, Option<&'static str>> =
@@ -125,6 +104,7 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
     judgement.met =
         judgement.forbidden.is_empty() && (judgement.problems.is_empty() || stalled_by_the_bug);
     outcome.check_report = serde_json::to_value(&report).expect("check reports serialize");
+    attach_rulings(&mut outcome.check_report, &rulings);
     if let Some(serde_json::Value::Object(anomalies)) = outcome.check_report.get_mut("anomalies") {
         for (name, entries) in by_invariant {
             anomalies.insert(name, serde_json::Value::Array(entries));
@@ -135,6 +115,116 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
             let groups = serde_json::to_value(&groups).expect("group figures serialize");
             report.insert("groups".to_string(), groups);
         }
+    }
+}
+
+/// Checks the history and rules on every anomaly instance (the report keeps the first few
+/// of each kind), with the lost records explained from the event log.
+fn judge_history(
+    scenario: &Scenario,
+    facts: &ConfigFacts,
+    history: &History,
+    outcome: &mut RunOutcome,
+) -> (CheckReport, BTreeMap<AnomalyKind, Vec<Ruling>>) {
+    let mut report = check(history, &CheckOptions { entries_per_kind_max: usize::MAX });
+    let lost = losses::lost_records(history, &report);
+    let findings = losses::explain(&outcome.events, loss_settings(scenario), &lost);
+    let promises = Judge::new(facts, &findings, losses::Observed::from_history(history));
+    let mut rulings: BTreeMap<AnomalyKind, Vec<Ruling>> = BTreeMap::new();
+    for kind in AnomalyKind::ALL {
+        if report.count(kind) == 0 {
+            continue;
+        }
+        let ruled: Vec<Ruling> =
+            report.entries(kind).iter().map(|anomaly| promises.rule(kind, anomaly)).collect();
+        judge_kind(scenario, kind, &ruled, &mut outcome.judgement);
+        rulings.insert(kind, ruled);
+    }
+    for entries in report.anomalies.values_mut() {
+        entries.truncate(ENTRIES_PER_KIND_MAX);
+    }
+    (report, rulings)
+}
+
+/// Judges the instances of one anomaly kind found: expected (must_find), listed under
+/// may_show, allowed when every instance is (the first reason shown, the others in
+/// results.json), else forbidden. An instance outside the scenario's envelope is allowed
+/// by Kafka but fails the run as a problem.
+fn judge_kind(scenario: &Scenario, kind: AnomalyKind, ruled: &[Ruling], judgement: &mut Judgement) {
+    let name = kind.name().to_string();
+    let outside: Vec<&String> = ruled
+        .iter()
+        .filter_map(|r| match r {
+            Ruling::OutsideEnvelope(reason) => Some(reason),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = outside.first() {
+        judgement.problems.push(format!(
+            "outside the scenario's envelope: {name}: {first} ({} such record(s)), though \
+             the scenario's faults are meant to spare an in-sync replica (the nemesis guard \
+             let it through)",
+            outside.len()
+        ));
+    }
+    if scenario.expect.must_find.contains(&name) {
+        judgement.found_expected.push(name);
+        return;
+    }
+    if scenario.expect.may_show.contains(&name) {
+        judgement.allowed.push((name, "the scenario lists it under may_show".to_string()));
+        return;
+    }
+    if ruled.contains(&Ruling::Forbidden) {
+        judgement.forbidden.push(name);
+        return;
+    }
+    let first = ruled.iter().find_map(|r| match r {
+        Ruling::Allowed(reason) | Ruling::OutsideEnvelope(reason) => Some(reason.as_str()),
+        Ruling::Forbidden => None,
+    });
+    let mut reason =
+        format!("expected under this config: {}", first.unwrap_or("allowed by config"));
+    if ruled.len() > 1 {
+        let more = ruled.len() - 1;
+        reason.push_str(&format!("; {more} more, each with its reason in results.json"));
+    }
+    judgement.allowed.push((name, reason));
+}
+
+/// Adds each kept entry's ruling to the serialized report: `"judged": "allowed: ..."`.
+fn attach_rulings(
+    check_report: &mut serde_json::Value,
+    rulings: &BTreeMap<AnomalyKind, Vec<Ruling>>,
+) {
+    for (kind, ruled) in rulings {
+        let Some(serde_json::Value::Array(entries)) =
+            check_report.get_mut("anomalies").and_then(|a| a.get_mut(kind.name()))
+        else {
+            continue;
+        };
+        for (entry, ruling) in entries.iter_mut().zip(ruled) {
+            let text = match ruling {
+                Ruling::Forbidden => "forbidden".to_string(),
+                Ruling::Allowed(reason) => format!("allowed: {reason}"),
+                Ruling::OutsideEnvelope(reason) => {
+                    format!("outside the scenario's envelope: {reason}")
+                }
+            };
+            if let serde_json::Value::Object(entry) = entry {
+                entry.insert("judged".to_string(), serde_json::Value::String(text));
+            }
+        }
+    }
+}
+
+/// What the event-log replay of lost records needs from the scenario.
+fn loss_settings(scenario: &Scenario) -> LossSettings {
+    LossSettings {
+        flush_every_batch: scenario.topics.iter().all(|t| t.flush == FlushSetting::EveryBatch),
+        acks_all: scenario.producer.acks == AcksSetting::All,
+        lone_broker: scenario.cluster.controllers == 0,
+        truncation_to_hw: scenario.broker.truncation == TruncationSetting::HighWatermark,
     }
 }
 

@@ -26,3 +26,12 @@ fn a_late_unknown_commit_moves_the_group_back_as_in_kafka() {
         assert_passes("group-safe", None, seed);
     }
 }
+
+/// A coordinator broker paused through its partitions' elections woke up and answered
+/// metadata with its old image; the member took the older leader epoch, fetched from the
+/// deposed leader, got OffsetOutOfRange and reset to the earliest offset (nonmonotonic-poll
+/// and a commit going back). The metadata cache now never takes an older leader epoch.
+#[test]
+fn a_deposed_leader_s_metadata_does_not_reset_a_member() {
+    assert_passes("group-safe", None, 1626);
+}

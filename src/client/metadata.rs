@@ -6,6 +6,11 @@
 //! `RefreshMetadata` action, at most once per `refresh_backoff_ms` (Kafka's
 //! retry.backoff.ms), until a `MetadataResponse` comes back through `update`. The cache
 //! does not send the metadata request itself: the node shell does.
+//!
+//! Leader epochs never go back (KIP-320; Kafka's `Metadata.updateLatestMetadata`): a
+//! broker that missed a leader change (paused, cut off) still answers with its old image,
+//! and a partition whose epoch there is older than one already seen keeps what the cache
+//! knew, and the cache stays stale until a broker names the newer leader again.
 
 use crate::protocol::{ErrorCode, MetadataResponse};
 use crate::types::{Epoch, Millis, NodeId, TopicPartition};
@@ -31,6 +36,8 @@ pub struct MetadataCache {
     refresh_backoff_ms: u64,
     /// Number of responses applied; lets tests and owners see that an update happened.
     version: u64,
+    /// The highest leader epoch seen per partition, kept across topic invalidations.
+    last_seen_epochs: BTreeMap<TopicPartition, Epoch>,
 }
 
 impl MetadataCache {
@@ -43,6 +50,7 @@ impl MetadataCache {
             last_refresh_request: None,
             refresh_backoff_ms,
             version: 0,
+            last_seen_epochs: BTreeMap::new(),
         }
     }
 
@@ -79,8 +87,10 @@ impl MetadataCache {
                 ];
             for p in &topic.partitions {
                 let leader = if p.error == ErrorCode::None { p.leader } else { None };
-                partitions[p.partition as usize] =
+                let fresh =
                     PartitionInfo { leader, leader_epoch: p.leader_epoch, isr: sorted(&p.isr) };
+                let tp = TopicPartition::new(&topic.name, p.partition);
+                partitions[p.partition as usize] = self.newest(&tp, fresh);
             }
             if partitions.iter().any(|p| p.leader.is_none()) && self.wanted.contains(&topic.name) {
                 self.refresh_needed = true;
@@ -188,6 +198,22 @@ impl MetadataCache {
         Some(self.last_refresh_request.map_or(Millis(0), |t| t.plus_ms(self.refresh_backoff_ms)))
     }
 
+    /// `fresh`, unless its leader epoch is older than one seen before for `tp`: then what
+    /// the cache knew (no leader if it knew nothing of that epoch).
+    fn newest(&mut self, tp: &TopicPartition, fresh: PartitionInfo) -> PartitionInfo {
+        let seen = self.last_seen_epochs.get(tp).copied();
+        if seen.is_none_or(|seen| fresh.leader_epoch >= seen) {
+            self.last_seen_epochs.insert(tp.clone(), fresh.leader_epoch);
+            return fresh;
+        }
+        let known = self.info(tp).filter(|p| Some(p.leader_epoch) == seen).cloned();
+        known.unwrap_or(PartitionInfo {
+            leader: None,
+            leader_epoch: seen.expect("an older epoch was compared to one seen"),
+            isr: Vec::new(),
+        })
+    }
+
     fn info(&self, tp: &TopicPartition) -> Option<&PartitionInfo> {
         self.topics.get(&tp.topic).and_then(|p| p.get(tp.partition as usize))
     }
@@ -251,6 +277,30 @@ pub(crate) mod tests {
         assert_eq!(cache.available_partitions("t"), vec![0]);
         assert!(!cache.poll_refresh(Millis(99)));
         assert!(cache.poll_refresh(Millis(100)));
+    }
+
+    #[test]
+    fn an_older_leader_epoch_never_replaces_a_newer_one() {
+        // group-safe seed 1626: broker 1, paused through the election of broker 0 in epoch
+        // 2, wakes up and answers with its old image (itself, epoch 1).
+        let tp = TopicPartition::new("t", 0);
+        let mut cache = MetadataCache::new(10);
+        cache.want_topic("t");
+        let mut newer = metadata("t", &[Some(0)], &[0, 1]);
+        newer.topics[0].partitions[0].leader_epoch = Epoch(2);
+        cache.update(&newer);
+        cache.update(&metadata("t", &[Some(1)], &[0, 1]));
+        assert_eq!((cache.leader(&tp), cache.leader_epoch(&tp)), (Some(NodeId(0)), Some(Epoch(2))));
+        // Once the leader is distrusted, the stale answer does not bring broker 1 back.
+        cache.invalidate_leader(&tp);
+        cache.update(&metadata("t", &[Some(1)], &[0, 1]));
+        assert_eq!(cache.leader(&tp), None);
+        assert!(cache.refresh_needed(), "still waiting for a broker that knows epoch 2");
+        cache.invalidate_topic("t");
+        cache.update(&metadata("t", &[Some(1)], &[0, 1]));
+        assert_eq!((cache.leader(&tp), cache.leader_epoch(&tp)), (None, Some(Epoch(2))));
+        cache.update(&newer);
+        assert_eq!(cache.leader(&tp), Some(NodeId(0)));
     }
 
     #[test]

@@ -247,6 +247,7 @@ impl GroupCoordinator {
         let Some(p) = self.pending.remove(&token) else { return };
         let group = self.groups.get_mut(&p.group_id).expect("a pending commit's group exists");
         let mut partitions = Vec::new();
+        tracing::debug!(token, group = %p.group_id, records = ?p.records, "commit applied");
         for r in p.records {
             if let GroupRecord::OffsetCommit { tp, offset, leader_epoch, .. } = r {
                 group.committed.insert(tp.clone(), (offset, leader_epoch));
@@ -593,6 +594,7 @@ impl GroupCoordinator {
             .collect();
         let token = self.next_token;
         self.next_token += 1;
+        tracing::debug!(token, group = %req.group_id, member = %req.member_id, generation = req.generation_id, offsets = ?req.offsets, "commit accepted");
         self.outputs.push(CoordinatorOutput::AppendRecords {
             token: Some(token),
             records: records.clone(),

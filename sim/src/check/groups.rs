@@ -353,11 +353,23 @@ pub fn add_history_figures(
 /// of offset a > b had completed. The group's committed position went back in real time,
 /// so records between b and a are processed again (or, if A's member was a zombie, A had
 /// claimed records nobody processed). Commits that overlap in time are not ordered.
+///
+/// One backwards move is Kafka's own: a commit whose outcome its member never learned
+/// (info) may land any time later, its request still in flight after the member timed it
+/// out. The coordinator checks only the member and its generation
+/// (`OffsetMetadataManager.commitOffset` → `validateOffsetCommit`), and offsets are
+/// last-writer-wins (`OffsetMetadataManager.replay` → `updateOffset`), so such a commit C
+/// landing after A puts the group back to c, and the next owner resumes from there. B is
+/// excused only when an unknown commit C of the key can be that landing: invoked before B,
+/// c <= b, and of a generation that was current after A landed and before B's member
+/// resumed (A's generation <= C's <= B's): the coordinator refuses C in any other
+/// generation (group-safe seeds 674, 1404, 1487, 1834, 1858).
 pub(crate) fn check_commit_order(history: &History, out: &mut Collector) {
+    let unknown = UnknownCommits::of(history);
     // key -> the highest ok commit completed so far.
     let mut highest: BTreeMap<&str, OkCommit> = BTreeMap::new();
-    // process -> (invoke index, the highest ok commits of its keys when it was invoked).
-    let mut open: BTreeMap<u64, (u64, BTreeMap<&str, OkCommit>)> = BTreeMap::new();
+    // process -> (invoke, the highest ok commits of its keys when it was invoked).
+    let mut open: BTreeMap<u64, (Invoked, BTreeMap<&str, OkCommit>)> = BTreeMap::new();
     for op in history.ops() {
         let OpValue::Commit(offsets) = &op.value else {
             if op.f == OpF::Crash {
@@ -370,33 +382,21 @@ pub(crate) fn check_commit_order(history: &History, out: &mut Collector) {
                 .keys()
                 .filter_map(|k| highest.get(k.as_str()).map(|h| (k.as_str(), *h)))
                 .collect();
-            open.insert(op.process, (op.index, before));
+            open.insert(
+                op.process,
+                (Invoked { index: op.index, generation: op.generation() }, before),
+            );
             continue;
         }
-        let Some((invoke, before)) = open.remove(&op.process) else { continue };
+        let Some((invoked, before)) = open.remove(&op.process) else { continue };
         if op.op_type != OpType::Ok {
             continue;
         }
-        let this = |offset| OkCommit { offset, invoke, completion: op.index, process: op.process };
+        let this = |offset| OkCommit { offset, invoked, completion: op.index, process: op.process };
         for (key, &offset) in offsets {
-            if let Some(earlier) = before.get(key.as_str()).filter(|a| offset < a.offset) {
-                out.push(AnomalyKind::RealtimeCommitOrder, || {
-                    Anomaly::new(
-                        key,
-                        format!(
-                            "process {} committed {key} at {offset} (ops {invoke}-{}), invoked \
-                             after process {}'s commit at {} completed (op {})",
-                            op.process,
-                            op.index,
-                            earlier.process,
-                            earlier.offset,
-                            earlier.completion
-                        ),
-                    )
-                    .offsets(vec![earlier.offset, offset])
-                    .ops([earlier.invoke, earlier.completion, invoke, op.index])
-                    .process(op.process)
-                });
+            let went_back = before.get(key.as_str()).filter(|a| offset < a.offset);
+            if let Some(earlier) = went_back.filter(|a| !unknown.excuses(key, a, &this(offset))) {
+                push_went_back(out, key, earlier, &this(offset));
             }
             let entry = highest.entry(key.as_str()).or_insert(this(offset));
             if offset > entry.offset {
@@ -406,13 +406,93 @@ pub(crate) fn check_commit_order(history: &History, out: &mut Collector) {
     }
 }
 
+fn push_went_back(out: &mut Collector, key: &str, earlier: &OkCommit, later: &OkCommit) {
+    out.push(AnomalyKind::RealtimeCommitOrder, || {
+        Anomaly::new(
+            key,
+            format!(
+                "process {} committed {key} at {} (ops {}-{}), invoked after process {}'s \
+                 commit at {} completed (op {})",
+                later.process,
+                later.offset,
+                later.invoked.index,
+                later.completion,
+                earlier.process,
+                earlier.offset,
+                earlier.completion
+            ),
+        )
+        .offsets(vec![earlier.offset, later.offset])
+        .ops([earlier.invoked.index, earlier.completion, later.invoked.index, later.completion])
+        .process(later.process)
+    });
+}
+
+/// A commit invocation: its op index and the member's generation.
+#[derive(Clone, Copy, Debug)]
+struct Invoked {
+    index: u64,
+    generation: Option<i32>,
+}
+
 /// An ok commit of one key.
 #[derive(Clone, Copy, Debug)]
 struct OkCommit {
     offset: u64,
-    invoke: u64,
+    invoked: Invoked,
     completion: u64,
     process: u64,
+}
+
+/// Per key, the commits whose outcome their member never learned (info, or never
+/// completed): each may have landed at any time after its invocation.
+struct UnknownCommits<'h> {
+    by_key: BTreeMap<&'h str, Vec<(Invoked, u64)>>,
+}
+
+impl<'h> UnknownCommits<'h> {
+    fn of(history: &'h History) -> UnknownCommits<'h> {
+        let mut open: BTreeMap<u64, (Invoked, &BTreeMap<Key, u64>)> = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for op in history.ops() {
+            match (&op.value, op.op_type) {
+                (OpValue::Commit(offsets), OpType::Invoke) => {
+                    let invoked = Invoked { index: op.index, generation: op.generation() };
+                    if let Some(left) = open.insert(op.process, (invoked, offsets)) {
+                        unknown.push(left);
+                    }
+                }
+                (OpValue::Commit(_), OpType::Info) => unknown.extend(open.remove(&op.process)),
+                (OpValue::Commit(_), _) => {
+                    open.remove(&op.process);
+                }
+                _ if op.f == OpF::Crash => unknown.extend(open.remove(&op.process)),
+                _ => {}
+            }
+        }
+        unknown.extend(open.into_values());
+        let mut by_key: BTreeMap<&str, Vec<(Invoked, u64)>> = BTreeMap::new();
+        for (invoked, offsets) in unknown {
+            for (key, &offset) in offsets {
+                by_key.entry(key.as_str()).or_default().push((invoked, offset));
+            }
+        }
+        UnknownCommits { by_key }
+    }
+
+    /// Whether some unknown commit C of `key` can explain `later` going below `earlier`:
+    /// invoked before `later`, c <= its offset, generation between the two.
+    fn excuses(&self, key: &str, earlier: &OkCommit, later: &OkCommit) -> bool {
+        let Some(commits) = self.by_key.get(key) else { return false };
+        let (Some(from), Some(to)) = (earlier.invoked.generation, later.invoked.generation) else {
+            return false;
+        };
+        commits.iter().any(|(c, offset)| {
+            c.index < later.invoked.index
+                && *offset <= later.offset
+                && c.generation.is_some_and(|g| (from..=to).contains(&g))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -630,6 +710,49 @@ mod tests {
         assert_eq!(kinds(&report), vec![AnomalyKind::RealtimeCommitOrder]);
         let e = &report.entries(AnomalyKind::RealtimeCommitOrder)[0];
         assert_eq!((e.offsets.clone(), e.ops.clone()), (vec![10, 7], vec![ai, ac, bi, bc]));
+    }
+
+    /// group-safe seed 674: member 1 commits 4 (its request stuck in a cut link, the commit
+    /// ends info), then 10 (ok); the stuck request lands after 10, so the group's offset is
+    /// 4 again and the next owner, resuming there, commits 6 in generation `b_generation`.
+    fn late_unknown_commit(
+        c: u64,
+        c_generation: i32,
+        b_generation: i32,
+    ) -> crate::check::CheckReport {
+        let mut b = Builder::new();
+        b.subscribe(1);
+        b.subscribe(2);
+        b.invoke_commit(1, &[("events-0", c)], c_generation, "m1");
+        b.complete_commit(1, OpType::Info, &[("events-0", c)]);
+        b.invoke_commit(1, &[("events-0", 10)], 1, "m1");
+        b.complete_commit(1, OpType::Ok, &[("events-0", 10)]);
+        b.invoke_commit(2, &[("events-0", 6)], b_generation, "m2");
+        b.complete_commit(2, OpType::Ok, &[("events-0", 6)]);
+        b.check()
+    }
+
+    #[test]
+    fn an_unknown_commit_landing_late_explains_a_move_back_to_it_and_no_other() {
+        assert!(late_unknown_commit(4, 1, 2).valid);
+        assert!(late_unknown_commit(6, 1, 2).valid);
+        // Above B's offset: the group never went back to where B resumed.
+        assert_eq!(kinds(&late_unknown_commit(7, 1, 2)), vec![AnomalyKind::RealtimeCommitOrder]);
+        // Generation 0 was over before A (generation 1) landed: the coordinator refuses C.
+        assert_eq!(kinds(&late_unknown_commit(4, 0, 2)), vec![AnomalyKind::RealtimeCommitOrder]);
+        // Generation 3 started after B's member resumed in generation 2.
+        assert_eq!(kinds(&late_unknown_commit(4, 3, 2)), vec![AnomalyKind::RealtimeCommitOrder]);
+    }
+
+    #[test]
+    fn an_unknown_commit_invoked_after_the_lower_one_explains_nothing() {
+        let mut b = Builder::new();
+        b.subscribe(1);
+        b.subscribe(2);
+        b.commit(1, OpType::Ok, &[("events-0", 10)]);
+        b.commit(2, OpType::Ok, &[("events-0", 7)]);
+        b.commit(1, OpType::Info, &[("events-0", 4)]);
+        assert_eq!(kinds(&b.check()), vec![AnomalyKind::RealtimeCommitOrder]);
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! UnknownTopicOrPartition, or a connection breaks; the owner then marks it and emits a
 //! `RefreshMetadata` action, at most once per `refresh_backoff_ms` (Kafka's
 //! retry.backoff.ms), until a `MetadataResponse` comes back through `update`. The cache
-//! does not send the metadata request itself: the node shell does.
+//! does not send the metadata request itself: the node shell does, to the node
+//! `least_loaded_node` names (Kafka's NetworkClient.leastLoadedNode), so a paused or
+//! unreachable leader does not also hold up the rediscovery of its successor. With a
+//! `max_age_ms` (Kafka's metadata.max.age.ms) the cache also asks again that long after
+//! its last request, stale or not.
 
 use crate::protocol::{ErrorCode, MetadataResponse};
 use crate::types::{Epoch, Millis, NodeId, TopicPartition};
@@ -29,6 +33,9 @@ pub struct MetadataCache {
     refresh_needed: bool,
     last_refresh_request: Option<Millis>,
     refresh_backoff_ms: u64,
+    /// metadata.max.age.ms: refresh this long after the last request even when nothing
+    /// looks stale. None: only on demand.
+    max_age_ms: Option<u64>,
     /// Number of responses applied; lets tests and owners see that an update happened.
     version: u64,
 }
@@ -42,8 +49,37 @@ impl MetadataCache {
             refresh_needed: true,
             last_refresh_request: None,
             refresh_backoff_ms,
+            max_age_ms: None,
             version: 0,
         }
+    }
+
+    /// Kafka's metadata.max.age.ms: a periodic refresh even when nothing looks stale.
+    pub fn set_max_age(&mut self, max_age_ms: u64) {
+        self.max_age_ms = Some(max_age_ms);
+    }
+
+    /// Where to send a metadata request (Kafka's leastLoadedNode): among the known brokers
+    /// (or `bootstrap` before any are known), one with the fewest requests in flight that
+    /// is not `unreachable`; ties go round by `turn`, so retries spread over the cluster.
+    pub fn least_loaded_node(
+        &self,
+        bootstrap: &[NodeId],
+        turn: u64,
+        in_flight: impl Fn(NodeId) -> usize,
+        unreachable: impl Fn(NodeId) -> bool,
+    ) -> Option<NodeId> {
+        let mut nodes: Vec<NodeId> = self.brokers.iter().chain(bootstrap).copied().collect();
+        nodes.sort();
+        nodes.dedup();
+        if nodes.is_empty() {
+            return None;
+        }
+        let start = (turn % nodes.len() as u64) as usize;
+        let rotated = nodes[start..].iter().chain(&nodes[..start]).copied();
+        let reachable: Vec<NodeId> = rotated.clone().filter(|&n| !unreachable(n)).collect();
+        let candidates = if reachable.is_empty() { rotated.collect() } else { reachable };
+        candidates.into_iter().min_by_key(|&n| in_flight(n))
     }
 
     /// Asks for metadata of `topic` from now on; a topic not yet known triggers a refresh.
@@ -173,19 +209,21 @@ impl MetadataCache {
 
     /// True when the owner should emit a `RefreshMetadata` action now; records the time.
     pub fn poll_refresh(&mut self, now: Millis) -> bool {
-        if !self.refresh_needed || self.refresh_due_at().is_some_and(|at| now < at) {
+        if self.refresh_due_at().is_none_or(|at| now < at) {
             return false;
         }
         self.last_refresh_request = Some(now);
         true
     }
 
-    /// When the next refresh may be requested, if one is needed.
+    /// When the next refresh may be requested: after the backoff if one is needed, else
+    /// when the metadata reaches its max age (if it has one).
     pub fn refresh_due_at(&self) -> Option<Millis> {
+        let last = self.last_refresh_request;
         if !self.refresh_needed {
-            return None;
+            return Some(last?.plus_ms(self.max_age_ms?));
         }
-        Some(self.last_refresh_request.map_or(Millis(0), |t| t.plus_ms(self.refresh_backoff_ms)))
+        Some(last.map_or(Millis(0), |t| t.plus_ms(self.refresh_backoff_ms)))
     }
 
     fn info(&self, tp: &TopicPartition) -> Option<&PartitionInfo> {
@@ -251,6 +289,34 @@ pub(crate) mod tests {
         assert_eq!(cache.available_partitions("t"), vec![0]);
         assert!(!cache.poll_refresh(Millis(99)));
         assert!(cache.poll_refresh(Millis(100)));
+    }
+
+    #[test]
+    fn max_age_refreshes_a_fresh_cache() {
+        let mut cache = MetadataCache::new(100);
+        cache.want_topic("t");
+        cache.set_max_age(5_000);
+        assert!(cache.poll_refresh(Millis(0)));
+        cache.update(&metadata("t", &[Some(1)], &[1]));
+        assert_eq!(cache.refresh_due_at(), Some(Millis(5_000)));
+        assert!(!cache.poll_refresh(Millis(4_999)));
+        assert!(cache.poll_refresh(Millis(5_000)), "metadata.max.age.ms passed");
+    }
+
+    #[test]
+    fn least_loaded_node_skips_busy_and_unreachable_brokers() {
+        let mut cache = MetadataCache::new(100);
+        let bootstrap = [NodeId(0), NodeId(1), NodeId(2)];
+        let busy = |n: NodeId| usize::from(n == NodeId(0));
+        let pick = |cache: &MetadataCache, turn, down: NodeId| {
+            cache.least_loaded_node(&bootstrap, turn, busy, |n| n == down)
+        };
+        assert_eq!(pick(&cache, 0, NodeId(1)), Some(NodeId(2)), "0 is busy, 1 is down");
+        assert_eq!(pick(&cache, 1, NodeId(9)), Some(NodeId(1)), "ties go round by turn");
+        assert_eq!(pick(&cache, 2, NodeId(9)), Some(NodeId(2)));
+        cache.update(&metadata("t", &[Some(3)], &[3]));
+        let all_down = cache.least_loaded_node(&[], 0, |_| 0, |_| true);
+        assert_eq!(all_down, Some(NodeId(3)), "all unreachable: try one anyway");
     }
 
     #[test]

@@ -232,10 +232,6 @@ pub struct Consumer {
     /// Rotates which partition `take_records` starts from, so none starves.
     take_turn: usize,
     last_poll: Option<Millis>,
-    /// When each broker last failed us (disconnect or request timeout), forgotten on its
-    /// next answer: metadata requests avoid it meanwhile.
-    failed_at: BTreeMap<NodeId, Millis>,
-    metadata_turn: u64,
 }
 
 impl Consumer {
@@ -253,8 +249,6 @@ impl Consumer {
             next_correlation_id: 0,
             take_turn: 0,
             last_poll: None,
-            failed_at: BTreeMap::new(),
-            metadata_turn: 0,
         })
     }
 
@@ -335,12 +329,9 @@ impl Consumer {
     /// broker with the fewest requests of ours in flight, avoiding brokers that failed us
     /// within the last request timeout; `bootstrap` until the metadata names brokers.
     pub fn least_loaded_node(&mut self, now: Millis, bootstrap: &[NodeId]) -> Option<NodeId> {
-        self.metadata_turn = self.metadata_turn.wrapping_add(1);
-        let timeout = self.config.request_timeout_ms;
-        let in_flight = |node| self.in_flight.values().filter(|r| r.node == node).count();
-        let failed =
-            |node| self.failed_at.get(&node).is_some_and(|&at| now < at.plus_ms(timeout));
-        self.metadata.least_loaded_node(bootstrap, self.metadata_turn, in_flight, failed)
+        let in_flight = &self.in_flight;
+        let load = |node| in_flight.values().filter(|r| r.node == node).count();
+        self.metadata.least_loaded_node(now, bootstrap, self.config.request_timeout_ms, load)
     }
 
     pub fn position(&self, tp: &TopicPartition) -> Option<Offset> {
@@ -407,7 +398,7 @@ impl Consumer {
             }
         }
         let request = self.in_flight.remove(&correlation_id).expect("present above");
-        self.failed_at.remove(&from);
+        self.metadata.on_answer(from);
         match (request.kind, response) {
             (RequestKind::Fetch(parts), Response::Fetch(body)) => {
                 for (tp, fetch_offset, generation) in parts {
@@ -451,8 +442,7 @@ impl Consumer {
             let request = self.in_flight.remove(&id).expect("listed above");
             self.fail_request(now, request.kind, None);
         }
-        self.failed_at.insert(node, now);
-        self.metadata.on_disconnect(node);
+        self.metadata.on_disconnect(now, node);
     }
 
     /// Up to `max` (and max_poll_records) buffered records, in offset order per partition;

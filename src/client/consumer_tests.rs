@@ -545,7 +545,14 @@ fn an_unknown_epoch_resets_the_position_and_without_a_policy_stalls() {
     c.on_response(Millis(3), to, id, epoch_answer(ErrorCode::None, None));
     let events = c.take_events();
     assert!(
-        matches!(&events[..], [ConsumerEvent::LogTruncation { divergent: None, outcome: TruncationOutcome::Reset, .. }]),
+        matches!(
+            &events[..],
+            [ConsumerEvent::LogTruncation {
+                divergent: None,
+                outcome: TruncationOutcome::Reset,
+                ..
+            }]
+        ),
         "{events:?}"
     );
     let all = requests(&c.poll(Millis(4)));
@@ -556,7 +563,10 @@ fn an_unknown_epoch_resets_the_position_and_without_a_policy_stalls() {
     c.on_response(Millis(3), to, id, epoch_answer(ErrorCode::None, Some((1, 2))));
     let events = c.take_events();
     assert!(
-        matches!(&events[..], [ConsumerEvent::LogTruncation { outcome: TruncationOutcome::Stalled, .. }]),
+        matches!(
+            &events[..],
+            [ConsumerEvent::LogTruncation { outcome: TruncationOutcome::Stalled, .. }]
+        ),
         "LogTruncationException: {events:?}"
     );
     assert!(requests(&c.poll(Millis(4))).is_empty(), "stalled until a seek");

@@ -18,8 +18,8 @@
 //! position with the current one.
 
 use super::{
-    current_leader, Consumer, ConsumerAction, ConsumerEvent, OffsetReset, RequestKind,
-    ResetReason, TruncationOutcome,
+    current_leader, Consumer, ConsumerAction, ConsumerEvent, OffsetReset, RequestKind, ResetReason,
+    TruncationOutcome,
 };
 use crate::protocol::{
     EpochEndOffset, ErrorCode, OffsetForLeaderPartition, OffsetsForLeaderEpochRequest, Request,

@@ -36,6 +36,11 @@ pub struct MetadataCache {
     /// metadata.max.age.ms: refresh this long after the last request even when nothing
     /// looks stale. None: only on demand.
     max_age_ms: Option<u64>,
+    /// When each broker last failed the owner (disconnect, request timeout), until it
+    /// answers again: metadata requests avoid it meanwhile.
+    failed_at: BTreeMap<NodeId, Millis>,
+    /// Rotates ties in `least_loaded_node`.
+    turn: u64,
     /// Number of responses applied; lets tests and owners see that an update happened.
     version: u64,
 }
@@ -50,6 +55,8 @@ impl MetadataCache {
             last_refresh_request: None,
             refresh_backoff_ms,
             max_age_ms: None,
+            failed_at: BTreeMap::new(),
+            turn: 0,
             version: 0,
         }
     }
@@ -60,26 +67,25 @@ impl MetadataCache {
     }
 
     /// Where to send a metadata request (Kafka's leastLoadedNode): among the known brokers
-    /// (or `bootstrap` before any are known), one with the fewest requests in flight that
-    /// is not `unreachable`; ties go round by `turn`, so retries spread over the cluster.
+    /// and `bootstrap`, one with the fewest requests in flight (`in_flight`) that has not
+    /// failed within the last `avoid_ms`; ties go round, so retries spread over the
+    /// cluster. All failed: one of them anyway.
     pub fn least_loaded_node(
-        &self,
+        &mut self,
+        now: Millis,
         bootstrap: &[NodeId],
-        turn: u64,
+        avoid_ms: u64,
         in_flight: impl Fn(NodeId) -> usize,
-        unreachable: impl Fn(NodeId) -> bool,
     ) -> Option<NodeId> {
-        let mut nodes: Vec<NodeId> = self.brokers.iter().chain(bootstrap).copied().collect();
-        nodes.sort();
-        nodes.dedup();
-        if nodes.is_empty() {
-            return None;
-        }
-        let start = (turn % nodes.len() as u64) as usize;
-        let rotated = nodes[start..].iter().chain(&nodes[..start]).copied();
-        let reachable: Vec<NodeId> = rotated.clone().filter(|&n| !unreachable(n)).collect();
-        let candidates = if reachable.is_empty() { rotated.collect() } else { reachable };
-        candidates.into_iter().min_by_key(|&n| in_flight(n))
+        self.turn = self.turn.wrapping_add(1);
+        let failed = &self.failed_at;
+        let unreachable = |n| failed.get(&n).is_some_and(|&at| now < at.plus_ms(avoid_ms));
+        pick_least_loaded(&self.brokers, bootstrap, self.turn, in_flight, unreachable)
+    }
+
+    /// `node` answered: it is reachable again.
+    pub fn on_answer(&mut self, node: NodeId) {
+        self.failed_at.remove(&node);
     }
 
     /// Asks for metadata of `topic` from now on; a topic not yet known triggers a refresh.
@@ -192,8 +198,10 @@ impl MetadataCache {
         self.refresh_needed = true;
     }
 
-    /// A connection to `node` broke: its leaderships may have moved.
-    pub fn on_disconnect(&mut self, node: NodeId) {
+    /// A connection to `node` broke or a request to it timed out: its leaderships may
+    /// have moved, and metadata requests avoid it until it answers again.
+    pub fn on_disconnect(&mut self, now: Millis, node: NodeId) {
+        self.failed_at.insert(node, now);
         if self.topics.values().flatten().any(|p| p.leader == Some(node)) {
             self.refresh_needed = true;
         }
@@ -229,6 +237,28 @@ impl MetadataCache {
     fn info(&self, tp: &TopicPartition) -> Option<&PartitionInfo> {
         self.topics.get(&tp.topic).and_then(|p| p.get(tp.partition as usize))
     }
+}
+
+/// Kafka's leastLoadedNode over `brokers` and `bootstrap`: the reachable node with the
+/// fewest requests in flight, starting the search at `turn`.
+fn pick_least_loaded(
+    brokers: &[NodeId],
+    bootstrap: &[NodeId],
+    turn: u64,
+    in_flight: impl Fn(NodeId) -> usize,
+    unreachable: impl Fn(NodeId) -> bool,
+) -> Option<NodeId> {
+    let mut nodes: Vec<NodeId> = brokers.iter().chain(bootstrap).copied().collect();
+    nodes.sort();
+    nodes.dedup();
+    if nodes.is_empty() {
+        return None;
+    }
+    let start = (turn % nodes.len() as u64) as usize;
+    let rotated = nodes[start..].iter().chain(&nodes[..start]).copied();
+    let reachable: Vec<NodeId> = rotated.clone().filter(|&n| !unreachable(n)).collect();
+    let candidates = if reachable.is_empty() { rotated.collect() } else { reachable };
+    candidates.into_iter().min_by_key(|&n| in_flight(n))
 }
 
 fn sorted(nodes: &[NodeId]) -> Vec<NodeId> {
@@ -304,19 +334,26 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn least_loaded_node_skips_busy_and_unreachable_brokers() {
+    fn least_loaded_node_skips_busy_and_failed_brokers() {
         let mut cache = MetadataCache::new(100);
         let bootstrap = [NodeId(0), NodeId(1), NodeId(2)];
         let busy = |n: NodeId| usize::from(n == NodeId(0));
-        let pick = |cache: &MetadataCache, turn, down: NodeId| {
-            cache.least_loaded_node(&bootstrap, turn, busy, |n| n == down)
-        };
-        assert_eq!(pick(&cache, 0, NodeId(1)), Some(NodeId(2)), "0 is busy, 1 is down");
-        assert_eq!(pick(&cache, 1, NodeId(9)), Some(NodeId(1)), "ties go round by turn");
-        assert_eq!(pick(&cache, 2, NodeId(9)), Some(NodeId(2)));
-        cache.update(&metadata("t", &[Some(3)], &[3]));
-        let all_down = cache.least_loaded_node(&[], 0, |_| 0, |_| true);
-        assert_eq!(all_down, Some(NodeId(3)), "all unreachable: try one anyway");
+        cache.on_disconnect(Millis(0), NodeId(1));
+        let pick =
+            |cache: &mut MetadataCache, now| cache.least_loaded_node(now, &bootstrap, 50, busy);
+        assert_eq!(pick(&mut cache, Millis(10)), Some(NodeId(2)), "0 is busy, 1 failed");
+        assert_eq!(pick(&mut cache, Millis(10)), Some(NodeId(2)));
+        let later: Vec<_> = (0..3).map(|_| pick(&mut cache, Millis(50))).collect();
+        assert!(later.contains(&Some(NodeId(1))), "ties go round once 1 may be tried again");
+        cache.on_disconnect(Millis(60), NodeId(1));
+        cache.on_answer(NodeId(1));
+        let answered: Vec<_> = (0..3).map(|_| pick(&mut cache, Millis(61))).collect();
+        assert!(answered.contains(&Some(NodeId(1))), "1 answered: reachable again");
+        let all_failed = [NodeId(3)];
+        cache.on_disconnect(Millis(61), NodeId(3));
+        let mut lone = MetadataCache::new(100);
+        lone.on_disconnect(Millis(61), NodeId(3));
+        assert_eq!(lone.least_loaded_node(Millis(62), &all_failed, 50, |_| 0), Some(NodeId(3)));
     }
 
     #[test]
@@ -326,10 +363,10 @@ pub(crate) mod tests {
         cache.update(&metadata("t", &[Some(1), None], &[1]));
         assert!(cache.refresh_needed());
         assert_eq!(cache.available_partitions("t"), vec![0]);
-        cache.on_disconnect(NodeId(7));
+        cache.on_disconnect(Millis(0), NodeId(7));
         cache.update(&metadata("t", &[Some(1), Some(1)], &[1]));
         assert!(!cache.refresh_needed());
-        cache.on_disconnect(NodeId(1));
+        cache.on_disconnect(Millis(0), NodeId(1));
         assert!(cache.refresh_needed());
     }
 }

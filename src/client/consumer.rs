@@ -10,6 +10,14 @@
 //! (a fetch may start mid-batch) are skipped; `take_records` hands out records in offset
 //! order and moves positions past them.
 //!
+//! KIP-320: each position carries the leader epoch of the record before it and the leader
+//! (and epoch) it was last known good under. When the metadata names another leader or
+//! epoch, the position awaits validation (consumer_validation.rs): no fetch until the
+//! leader's OffsetsForLeaderEpoch answer shows the position's epoch does not end below the
+//! position; if it does, the log was truncated under the consumer (`LogTruncation`).
+//! Fetches carry the current leader epoch, so a broker with another view answers
+//! FencedLeaderEpoch / UnknownLeaderEpoch instead of serving the wrong log.
+//!
 //! In subscribe mode a `GroupMember` (group_member.rs) drives `assign` and `seek` (to the
 //! committed offsets); nothing here assumes the assignment is static.
 
@@ -50,6 +58,12 @@ pub struct ConsumerConfig {
     /// replica selector on the brokers): the records come bounded by that replica's HW. A
     /// follower's error sends the partition back to its leader until the next metadata.
     pub fetch_from_follower: bool,
+    /// KIP-320: validate positions after a leader change and fence fetches with the
+    /// current leader epoch. `false` is the pre-KIP-320 client: fetches carry no epoch and
+    /// the position is trusted on any leader.
+    pub validate_positions: bool,
+    /// Kafka's metadata.max.age.ms: refresh metadata at least this often.
+    pub metadata_max_age_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -66,6 +80,8 @@ impl Default for ConsumerConfig {
             max_poll_records: 500,
             check_crcs: true,
             fetch_from_follower: false,
+            validate_positions: true,
+            metadata_max_age_ms: 300_000,
         }
     }
 }
@@ -105,6 +121,20 @@ pub enum ResetReason {
     NoPosition,
     /// The broker answered OffsetOutOfRange for the position.
     OutOfRange,
+    /// Validation found the log truncated below the position, with no known divergence
+    /// point (the leader has no epoch that old).
+    LogTruncation,
+}
+
+/// What the consumer did about a truncation it detected (Kafka's maybeCompleteValidation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TruncationOutcome {
+    /// The position moved back to the first offset known to diverge.
+    SeekedToDivergence,
+    /// No divergence point known: auto_offset_reset will place the position.
+    Reset,
+    /// auto_offset_reset = None: stalled until `seek` (Kafka's LogTruncationException).
+    Stalled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +148,15 @@ pub enum ConsumerEvent {
     OffsetOutOfRange { tp: TopicPartition, offset: Offset },
     /// No position and auto_offset_reset = None: stalled until `seek`.
     NoOffset { tp: TopicPartition },
+    /// KIP-320 validation: the leader's log ends the position's epoch below the position
+    /// (or no longer has that epoch). `divergent` is the leader's (epoch, end offset) for it.
+    LogTruncation {
+        tp: TopicPartition,
+        position: Offset,
+        epoch: Epoch,
+        divergent: Option<(Epoch, Offset)>,
+        outcome: TruncationOutcome,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +197,12 @@ struct PartitionState {
     leader_only_at: Option<u64>,
     /// The leader epoch of the last record handed out (or of the seek's commit).
     last_epoch: Option<Epoch>,
+    /// The leader and epoch the position was last known good under (Kafka's
+    /// FetchPosition.currentLeader); another one in the metadata starts a validation.
+    leader_seen: Option<(NodeId, Epoch)>,
+    /// KIP-320: not fetched until OffsetsForLeaderEpoch confirms the position.
+    awaiting_validation: bool,
+    validation_in_flight: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -165,6 +210,8 @@ enum RequestKind {
     /// (partition, fetch offset, generation) per partition.
     Fetch(Vec<(TopicPartition, Offset, u64)>),
     ListOffsets(Vec<(TopicPartition, u64)>),
+    /// OffsetsForLeaderEpoch: (partition, position, generation) per partition.
+    Validate(Vec<(TopicPartition, Offset, u64)>),
 }
 
 #[derive(Clone, Debug)]
@@ -190,9 +237,11 @@ pub struct Consumer {
 impl Consumer {
     pub fn new(client_id: NodeId, config: ConsumerConfig) -> Result<Consumer, ConfigError> {
         config.validate()?;
+        let mut metadata = MetadataCache::new(config.retry_backoff_ms);
+        metadata.set_max_age(config.metadata_max_age_ms);
         Ok(Consumer {
             client_id,
-            metadata: MetadataCache::new(config.retry_backoff_ms),
+            metadata,
             config,
             partitions: BTreeMap::new(),
             in_flight: BTreeMap::new(),
@@ -254,12 +303,35 @@ impl Consumer {
         state.stalled = false;
         state.retry_at = Millis(0);
         state.generation += 1;
+        state.awaiting_validation = false;
+        state.leader_seen = current_leader(&self.metadata, tp);
     }
 
-    /// `seek`, remembering the leader epoch the position was committed with (KIP-320).
+    /// `seek`, remembering the leader epoch the position was committed with (KIP-320):
+    /// with an epoch, the position awaits validation (Kafka's seekUnvalidated). Unlike
+    /// Kafka, an epoch equal to the current leader's is trusted without asking: that
+    /// leader wrote the epoch and never truncates its own epoch.
     pub fn seek_with_epoch(&mut self, tp: &TopicPartition, offset: Offset, epoch: Option<Epoch>) {
         self.seek(tp, offset);
-        self.partitions.get_mut(tp).expect("seek checked the assignment").last_epoch = epoch;
+        let current = self.metadata.leader_epoch(tp);
+        let validate = self.config.validate_positions && epoch.is_some() && epoch != current;
+        let state = self.partitions.get_mut(tp).expect("seek checked the assignment");
+        state.last_epoch = epoch;
+        state.awaiting_validation = validate;
+    }
+
+    /// Whether `tp`'s position waits for OffsetsForLeaderEpoch before the next fetch.
+    pub fn awaiting_validation(&self, tp: &TopicPartition) -> bool {
+        self.partitions.get(tp).is_some_and(|s| s.awaiting_validation)
+    }
+
+    /// Where the shell sends the next metadata request (Kafka's leastLoadedNode): the
+    /// broker with the fewest requests of ours in flight, avoiding brokers that failed us
+    /// within the last request timeout; `bootstrap` until the metadata names brokers.
+    pub fn least_loaded_node(&mut self, now: Millis, bootstrap: &[NodeId]) -> Option<NodeId> {
+        let in_flight = &self.in_flight;
+        let load = |node| in_flight.values().filter(|r| r.node == node).count();
+        self.metadata.least_loaded_node(now, bootstrap, self.config.request_timeout_ms, load)
     }
 
     pub fn position(&self, tp: &TopicPartition) -> Option<Offset> {
@@ -284,6 +356,7 @@ impl Consumer {
 
     pub fn on_metadata(&mut self, metadata: &MetadataResponse) {
         self.metadata.update(metadata);
+        self.check_leaders();
     }
 
     pub fn poll(&mut self, now: Millis) -> Vec<ConsumerAction> {
@@ -291,6 +364,7 @@ impl Consumer {
         let mut actions = Vec::new();
         self.expire_requests(now, &mut actions);
         self.send_list_offsets(now, &mut actions);
+        self.send_validations(now, &mut actions);
         self.send_fetches(now, &mut actions);
         if self.metadata.poll_refresh(now) {
             actions.push(ConsumerAction::RefreshMetadata { topics: self.metadata.wanted_topics() });
@@ -324,6 +398,7 @@ impl Consumer {
             }
         }
         let request = self.in_flight.remove(&correlation_id).expect("present above");
+        self.metadata.on_answer(from);
         match (request.kind, response) {
             (RequestKind::Fetch(parts), Response::Fetch(body)) => {
                 for (tp, fetch_offset, generation) in parts {
@@ -341,6 +416,12 @@ impl Consumer {
                     let answer = body.partitions.iter().find(|p| p.tp == tp);
                     let answer = answer.map(|p| (p.error, p.offset));
                     self.on_list_offsets_partition(now, &tp, generation, answer);
+                }
+            }
+            (RequestKind::Validate(parts), Response::OffsetsForLeaderEpoch(body)) => {
+                for (tp, position, generation) in parts {
+                    let answer = body.partitions.iter().find(|p| p.tp == tp);
+                    self.on_validation_partition(now, &tp, position, generation, answer);
                 }
             }
             (kind, other) => {
@@ -361,7 +442,7 @@ impl Consumer {
             let request = self.in_flight.remove(&id).expect("listed above");
             self.fail_request(now, request.kind, None);
         }
-        self.metadata.on_disconnect(node);
+        self.metadata.on_disconnect(now, node);
     }
 
     /// Up to `max` (and max_poll_records) buffered records, in offset order per partition;
@@ -447,6 +528,14 @@ impl Consumer {
                     self.backoff_partition(now, &tp, code);
                 }
             }
+            RequestKind::Validate(parts) => {
+                for (tp, _, _) in parts {
+                    if let Some(state) = self.partitions.get_mut(&tp) {
+                        state.validation_in_flight = false;
+                    }
+                    self.backoff_partition(now, &tp, code);
+                }
+            }
         }
     }
 
@@ -524,6 +613,9 @@ impl Consumer {
             if state.stalled || state.fetch_in_flight || !state.buffered.is_empty() {
                 continue;
             }
+            if state.awaiting_validation {
+                continue;
+            }
             if now < state.retry_at {
                 continue;
             }
@@ -548,7 +640,10 @@ impl Consumer {
                     tp: tp.clone(),
                     fetch_offset: *offset,
                     partition_max_bytes: self.config.max_partition_fetch_bytes,
-                    current_leader_epoch: self.metadata.leader_epoch(tp),
+                    current_leader_epoch: match self.config.validate_positions {
+                        true => self.metadata.leader_epoch(tp),
+                        false => None,
+                    },
                 })
                 .collect();
             for (tp, _, _) in &parts {
@@ -596,7 +691,9 @@ impl Consumer {
             Some((ErrorCode::None, offset)) => {
                 let (reason, from) = state.reset.take().unwrap_or((ResetReason::NoPosition, None));
                 state.position = Some(offset);
+                state.last_epoch = None;
                 state.generation += 1;
+                state.leader_seen = current_leader(&self.metadata, tp);
                 self.events.push(ConsumerEvent::PositionReset {
                     tp: tp.clone(),
                     from,
@@ -716,6 +813,14 @@ impl Consumer {
         });
     }
 }
+
+/// The leader and leader epoch the metadata names for `tp`, if it names a leader.
+fn current_leader(metadata: &MetadataCache, tp: &TopicPartition) -> Option<(NodeId, Epoch)> {
+    Some((metadata.leader(tp)?, metadata.leader_epoch(tp)?))
+}
+
+#[path = "consumer_validation.rs"]
+mod validation;
 
 #[cfg(test)]
 #[path = "consumer_tests.rs"]

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::client::metadata::tests::metadata;
-use crate::protocol::{FetchResponse, ListOffsetsPartitionResponse, ListOffsetsResponse};
+use crate::protocol::{
+    FetchResponse, ListOffsetsPartitionResponse, ListOffsetsResponse, OffsetForLeaderPartition,
+};
 use crate::record::BatchBuilder;
 use crate::types::Epoch;
 use bytes::BytesMut;
@@ -445,4 +447,183 @@ fn the_position_carries_the_leader_epoch_of_the_record_before_it() {
     assert_eq!(c.position_epoch(&tp0()), Some(Epoch(1)), "a commit of the position says epoch 1");
     c.seek_with_epoch(&tp0(), Offset(7), Some(Epoch(4)));
     assert_eq!((c.position(&tp0()), c.position_epoch(&tp0())), (Some(Offset(7)), Some(Epoch(4))));
+}
+
+// ---- KIP-320 position validation and leader rediscovery ----
+
+/// Metadata naming `leader` for every partition of "t" at `epoch`.
+fn metadata_at(leader: u32, epoch: u32) -> MetadataResponse {
+    let mut m = metadata("t", &[Some(leader), Some(leader), Some(leader)], &[1, 2]);
+    for p in &mut m.topics[0].partitions {
+        p.leader_epoch = Epoch(epoch);
+    }
+    m
+}
+
+/// A consumer that read offsets 0..5 (epoch 1) from broker 1, then learned that broker 2
+/// leads at epoch 2.
+fn consumer_after_leader_change(reset: OffsetReset, validate: bool) -> Consumer {
+    let config = ConsumerConfig {
+        auto_offset_reset: reset,
+        request_timeout_ms: 1_000,
+        fetch_max_wait_ms: 100,
+        validate_positions: validate,
+        ..ConsumerConfig::default()
+    };
+    let mut c = Consumer::new(NodeId(200), config).expect("valid config");
+    c.on_metadata(&metadata_at(1, 1));
+    c.assign(vec![tp0()]);
+    c.seek(&tp0(), Offset(0));
+    let (to, id, _) = the_fetch(&c.poll(Millis(0)));
+    c.on_response(Millis(1), to, id, fetch_answer(tp0(), ErrorCode::None, log_bytes(&[(0, 5)])));
+    assert_eq!(offsets(&c.take_records(10)), vec![0, 1, 2, 3, 4]);
+    c.on_metadata(&metadata_at(2, 2));
+    c
+}
+
+/// The single OffsetsForLeaderEpoch in `actions`: (node, correlation id, its partition).
+fn the_validation(actions: &[ConsumerAction]) -> (NodeId, u32, OffsetForLeaderPartition) {
+    let all = requests(actions);
+    assert_eq!(all.len(), 1, "one request: {actions:?}");
+    match &all[0].2 {
+        Request::OffsetsForLeaderEpoch(body) => {
+            assert_eq!(body.replica_id, None, "a consumer's request");
+            (all[0].0, all[0].1, body.partitions[0].clone())
+        }
+        other => panic!("expected OffsetsForLeaderEpoch, got {other:?}"),
+    }
+}
+
+fn epoch_answer(error: ErrorCode, end: Option<(u32, u64)>) -> Response {
+    Response::OffsetsForLeaderEpoch(crate::protocol::OffsetsForLeaderEpochResponse {
+        partitions: vec![crate::protocol::EpochEndOffset {
+            tp: tp0(),
+            error,
+            leader_epoch: end.map(|(e, _)| Epoch(e)),
+            end_offset: end.map(|(_, o)| Offset(o)),
+        }],
+    })
+}
+
+#[test]
+fn a_leader_change_holds_fetches_until_the_position_is_validated() {
+    let mut c = consumer_after_leader_change(OffsetReset::Earliest, true);
+    assert!(c.awaiting_validation(&tp0()));
+    let (to, id, asked) = the_validation(&c.poll(Millis(2)));
+    assert_eq!(to, NodeId(2), "the new leader");
+    assert_eq!((asked.leader_epoch, asked.current_leader_epoch), (Epoch(1), Some(Epoch(2))));
+    assert!(requests(&c.poll(Millis(3))).is_empty(), "no fetch while validating");
+    c.on_response(Millis(4), to, id, epoch_answer(ErrorCode::None, Some((1, 9))));
+    assert!(!c.awaiting_validation(&tp0()));
+    assert!(c.take_events().is_empty(), "epoch 1 ends at 9, past the position 5: no truncation");
+    let (to, _, parts) = the_fetch(&c.poll(Millis(5)));
+    assert_eq!((to, parts), (NodeId(2), vec![(tp0(), Offset(5))]));
+}
+
+#[test]
+fn a_truncation_below_the_position_seeks_to_the_divergence_point() {
+    let mut c = consumer_after_leader_change(OffsetReset::Latest, true);
+    let (to, id, _) = the_validation(&c.poll(Millis(2)));
+    c.on_response(Millis(3), to, id, epoch_answer(ErrorCode::None, Some((1, 3))));
+    let truncation = ConsumerEvent::LogTruncation {
+        tp: tp0(),
+        position: Offset(5),
+        epoch: Epoch(1),
+        divergent: Some((Epoch(1), Offset(3))),
+        outcome: TruncationOutcome::SeekedToDivergence,
+    };
+    assert_eq!(c.take_events(), vec![truncation]);
+    assert_eq!((c.position(&tp0()), c.position_epoch(&tp0())), (Some(Offset(3)), Some(Epoch(1))));
+    let (_, _, parts) = the_fetch(&c.poll(Millis(4)));
+    assert_eq!(parts, vec![(tp0(), Offset(3))], "the refilled offsets are read, not skipped");
+}
+
+#[test]
+fn an_unknown_epoch_resets_the_position_and_without_a_policy_stalls() {
+    let mut c = consumer_after_leader_change(OffsetReset::Earliest, true);
+    let (to, id, _) = the_validation(&c.poll(Millis(2)));
+    c.on_response(Millis(3), to, id, epoch_answer(ErrorCode::None, None));
+    let events = c.take_events();
+    assert!(
+        matches!(
+            &events[..],
+            [ConsumerEvent::LogTruncation {
+                divergent: None,
+                outcome: TruncationOutcome::Reset,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    let all = requests(&c.poll(Millis(4)));
+    assert!(matches!(&all[..], [(_, _, Request::ListOffsets(_))]), "auto.offset.reset: {all:?}");
+
+    let mut c = consumer_after_leader_change(OffsetReset::None, true);
+    let (to, id, _) = the_validation(&c.poll(Millis(2)));
+    c.on_response(Millis(3), to, id, epoch_answer(ErrorCode::None, Some((1, 2))));
+    let events = c.take_events();
+    assert!(
+        matches!(
+            &events[..],
+            [ConsumerEvent::LogTruncation { outcome: TruncationOutcome::Stalled, .. }]
+        ),
+        "LogTruncationException: {events:?}"
+    );
+    assert!(requests(&c.poll(Millis(4))).is_empty(), "stalled until a seek");
+    c.seek(&tp0(), Offset(2));
+    the_fetch(&c.poll(Millis(5)));
+}
+
+#[test]
+fn a_fenced_validation_refreshes_metadata_and_a_stale_answer_is_dropped() {
+    let mut c = consumer_after_leader_change(OffsetReset::Earliest, true);
+    let (to, id, _) = the_validation(&c.poll(Millis(2)));
+    c.on_response(Millis(3), to, id, epoch_answer(ErrorCode::FencedLeaderEpoch, None));
+    let actions = c.poll(Millis(200));
+    assert!(actions.iter().any(|a| matches!(a, ConsumerAction::RefreshMetadata { .. })));
+    c.on_metadata(&metadata_at(1, 3));
+    let (to, id, asked) = the_validation(&c.poll(Millis(300)));
+    assert_eq!((to, asked.current_leader_epoch), (NodeId(1), Some(Epoch(3))));
+    c.seek(&tp0(), Offset(1));
+    c.on_response(Millis(301), to, id, epoch_answer(ErrorCode::None, Some((1, 0))));
+    assert!(c.take_events().is_empty(), "the answer was for a position a seek replaced");
+    assert_eq!(c.position(&tp0()), Some(Offset(1)));
+}
+
+#[test]
+fn without_validation_the_position_is_trusted_and_fetches_carry_no_epoch() {
+    let mut c = consumer_after_leader_change(OffsetReset::Earliest, false);
+    assert!(!c.awaiting_validation(&tp0()));
+    let actions = c.poll(Millis(2));
+    let all = requests(&actions);
+    let [(to, _, Request::Fetch(body))] = &all[..] else { panic!("one fetch: {all:?}") };
+    assert_eq!((*to, body.partitions[0].fetch_offset), (NodeId(2), Offset(5)));
+    assert_eq!(body.partitions[0].current_leader_epoch, None, "pre-KIP-320 fetch");
+}
+
+#[test]
+fn a_committed_epoch_is_validated_before_the_first_fetch() {
+    let mut c = consumer(OffsetReset::Earliest);
+    c.on_metadata(&metadata_at(1, 2));
+    c.seek_with_epoch(&tp0(), Offset(7), Some(Epoch(1)));
+    let (to, _, asked) = the_validation(&c.poll(Millis(0)));
+    assert_eq!((to, asked.leader_epoch), (NodeId(1), Epoch(1)));
+    c.seek_with_epoch(&tp0(), Offset(7), Some(Epoch(2)));
+    assert!(!c.awaiting_validation(&tp0()), "the current leader's own epoch");
+}
+
+#[test]
+fn metadata_requests_avoid_the_broker_that_timed_out() {
+    let mut c = consumer(OffsetReset::None);
+    c.seek(&tp0(), Offset(0));
+    the_fetch(&c.poll(Millis(0)));
+    let bootstrap = [NodeId(1), NodeId(2)];
+    assert_eq!(c.least_loaded_node(Millis(1), &bootstrap), Some(NodeId(2)), "1 is busy");
+    let actions = c.poll(Millis(1_000));
+    assert!(actions.iter().any(|a| matches!(a, ConsumerAction::CloseConnection { .. })));
+    for _ in 0..3 {
+        let node = c.least_loaded_node(Millis(1_001), &bootstrap);
+        assert_eq!(node, Some(NodeId(2)), "1 timed out: rediscover through 2");
+    }
+    assert!(actions.iter().any(|a| matches!(a, ConsumerAction::RefreshMetadata { .. })));
 }

@@ -5,7 +5,11 @@
 //! UnknownTopicOrPartition, or a connection breaks; the owner then marks it and emits a
 //! `RefreshMetadata` action, at most once per `refresh_backoff_ms` (Kafka's
 //! retry.backoff.ms), until a `MetadataResponse` comes back through `update`. The cache
-//! does not send the metadata request itself: the node shell does.
+//! does not send the metadata request itself: the node shell does, to the node
+//! `least_loaded_node` names (Kafka's NetworkClient.leastLoadedNode), so a paused or
+//! unreachable leader does not also hold up the rediscovery of its successor. With a
+//! `max_age_ms` (Kafka's metadata.max.age.ms) the cache also asks again that long after
+//! its last request, stale or not.
 //!
 //! Leader epochs never go back (KIP-320; Kafka's `Metadata.updateLatestMetadata`): a
 //! broker that missed a leader change (paused, cut off) still answers with its old image,
@@ -34,6 +38,14 @@ pub struct MetadataCache {
     refresh_needed: bool,
     last_refresh_request: Option<Millis>,
     refresh_backoff_ms: u64,
+    /// metadata.max.age.ms: refresh this long after the last request even when nothing
+    /// looks stale. None: only on demand.
+    max_age_ms: Option<u64>,
+    /// When each broker last failed the owner (disconnect, request timeout), until it
+    /// answers again: metadata requests avoid it meanwhile.
+    failed_at: BTreeMap<NodeId, Millis>,
+    /// Rotates ties in `least_loaded_node`.
+    turn: u64,
     /// Number of responses applied; lets tests and owners see that an update happened.
     version: u64,
     /// The highest leader epoch seen per partition, kept across topic invalidations.
@@ -49,9 +61,39 @@ impl MetadataCache {
             refresh_needed: true,
             last_refresh_request: None,
             refresh_backoff_ms,
+            max_age_ms: None,
+            failed_at: BTreeMap::new(),
+            turn: 0,
             version: 0,
             last_seen_epochs: BTreeMap::new(),
         }
+    }
+
+    /// Kafka's metadata.max.age.ms: a periodic refresh even when nothing looks stale.
+    pub fn set_max_age(&mut self, max_age_ms: u64) {
+        self.max_age_ms = Some(max_age_ms);
+    }
+
+    /// Where to send a metadata request (Kafka's leastLoadedNode): among the known brokers
+    /// and `bootstrap`, one with the fewest requests in flight (`in_flight`) that has not
+    /// failed within the last `avoid_ms`; ties go round, so retries spread over the
+    /// cluster. All failed: one of them anyway.
+    pub fn least_loaded_node(
+        &mut self,
+        now: Millis,
+        bootstrap: &[NodeId],
+        avoid_ms: u64,
+        in_flight: impl Fn(NodeId) -> usize,
+    ) -> Option<NodeId> {
+        self.turn = self.turn.wrapping_add(1);
+        let failed = &self.failed_at;
+        let unreachable = |n| failed.get(&n).is_some_and(|&at| now < at.plus_ms(avoid_ms));
+        pick_least_loaded(&self.brokers, bootstrap, self.turn, in_flight, unreachable)
+    }
+
+    /// `node` answered: it is reachable again.
+    pub fn on_answer(&mut self, node: NodeId) {
+        self.failed_at.remove(&node);
     }
 
     /// Asks for metadata of `topic` from now on; a topic not yet known triggers a refresh.
@@ -166,8 +208,10 @@ impl MetadataCache {
         self.refresh_needed = true;
     }
 
-    /// A connection to `node` broke: its leaderships may have moved.
-    pub fn on_disconnect(&mut self, node: NodeId) {
+    /// A connection to `node` broke or a request to it timed out: its leaderships may
+    /// have moved, and metadata requests avoid it until it answers again.
+    pub fn on_disconnect(&mut self, now: Millis, node: NodeId) {
+        self.failed_at.insert(node, now);
         if self.topics.values().flatten().any(|p| p.leader == Some(node)) {
             self.refresh_needed = true;
         }
@@ -183,19 +227,21 @@ impl MetadataCache {
 
     /// True when the owner should emit a `RefreshMetadata` action now; records the time.
     pub fn poll_refresh(&mut self, now: Millis) -> bool {
-        if !self.refresh_needed || self.refresh_due_at().is_some_and(|at| now < at) {
+        if self.refresh_due_at().is_none_or(|at| now < at) {
             return false;
         }
         self.last_refresh_request = Some(now);
         true
     }
 
-    /// When the next refresh may be requested, if one is needed.
+    /// When the next refresh may be requested: after the backoff if one is needed, else
+    /// when the metadata reaches its max age (if it has one).
     pub fn refresh_due_at(&self) -> Option<Millis> {
+        let last = self.last_refresh_request;
         if !self.refresh_needed {
-            return None;
+            return Some(last?.plus_ms(self.max_age_ms?));
         }
-        Some(self.last_refresh_request.map_or(Millis(0), |t| t.plus_ms(self.refresh_backoff_ms)))
+        Some(last.map_or(Millis(0), |t| t.plus_ms(self.refresh_backoff_ms)))
     }
 
     /// `fresh`, unless its leader epoch is older than one seen before for `tp`: then what
@@ -217,6 +263,28 @@ impl MetadataCache {
     fn info(&self, tp: &TopicPartition) -> Option<&PartitionInfo> {
         self.topics.get(&tp.topic).and_then(|p| p.get(tp.partition as usize))
     }
+}
+
+/// Kafka's leastLoadedNode over `brokers` and `bootstrap`: the reachable node with the
+/// fewest requests in flight, starting the search at `turn`.
+fn pick_least_loaded(
+    brokers: &[NodeId],
+    bootstrap: &[NodeId],
+    turn: u64,
+    in_flight: impl Fn(NodeId) -> usize,
+    unreachable: impl Fn(NodeId) -> bool,
+) -> Option<NodeId> {
+    let mut nodes: Vec<NodeId> = brokers.iter().chain(bootstrap).copied().collect();
+    nodes.sort();
+    nodes.dedup();
+    if nodes.is_empty() {
+        return None;
+    }
+    let start = (turn % nodes.len() as u64) as usize;
+    let rotated = nodes[start..].iter().chain(&nodes[..start]).copied();
+    let reachable: Vec<NodeId> = rotated.clone().filter(|&n| !unreachable(n)).collect();
+    let candidates = if reachable.is_empty() { rotated.collect() } else { reachable };
+    candidates.into_iter().min_by_key(|&n| in_flight(n))
 }
 
 fn sorted(nodes: &[NodeId]) -> Vec<NodeId> {
@@ -304,16 +372,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn max_age_refreshes_a_fresh_cache() {
+        let mut cache = MetadataCache::new(100);
+        cache.want_topic("t");
+        cache.set_max_age(5_000);
+        assert!(cache.poll_refresh(Millis(0)));
+        cache.update(&metadata("t", &[Some(1)], &[1]));
+        assert_eq!(cache.refresh_due_at(), Some(Millis(5_000)));
+        assert!(!cache.poll_refresh(Millis(4_999)));
+        assert!(cache.poll_refresh(Millis(5_000)), "metadata.max.age.ms passed");
+    }
+
+    #[test]
+    fn least_loaded_node_skips_busy_and_failed_brokers() {
+        let mut cache = MetadataCache::new(100);
+        let bootstrap = [NodeId(0), NodeId(1), NodeId(2)];
+        let busy = |n: NodeId| usize::from(n == NodeId(0));
+        cache.on_disconnect(Millis(0), NodeId(1));
+        let pick =
+            |cache: &mut MetadataCache, now| cache.least_loaded_node(now, &bootstrap, 50, busy);
+        assert_eq!(pick(&mut cache, Millis(10)), Some(NodeId(2)), "0 is busy, 1 failed");
+        assert_eq!(pick(&mut cache, Millis(10)), Some(NodeId(2)));
+        let later: Vec<_> = (0..3).map(|_| pick(&mut cache, Millis(50))).collect();
+        assert!(later.contains(&Some(NodeId(1))), "ties go round once 1 may be tried again");
+        cache.on_disconnect(Millis(60), NodeId(1));
+        cache.on_answer(NodeId(1));
+        let answered: Vec<_> = (0..3).map(|_| pick(&mut cache, Millis(61))).collect();
+        assert!(answered.contains(&Some(NodeId(1))), "1 answered: reachable again");
+        let all_failed = [NodeId(3)];
+        cache.on_disconnect(Millis(61), NodeId(3));
+        let mut lone = MetadataCache::new(100);
+        lone.on_disconnect(Millis(61), NodeId(3));
+        assert_eq!(lone.least_loaded_node(Millis(62), &all_failed, 50, |_| 0), Some(NodeId(3)));
+    }
+
+    #[test]
     fn a_partition_without_leader_keeps_the_cache_stale() {
         let mut cache = MetadataCache::new(10);
         cache.want_topic("t");
         cache.update(&metadata("t", &[Some(1), None], &[1]));
         assert!(cache.refresh_needed());
         assert_eq!(cache.available_partitions("t"), vec![0]);
-        cache.on_disconnect(NodeId(7));
+        cache.on_disconnect(Millis(0), NodeId(7));
         cache.update(&metadata("t", &[Some(1), Some(1)], &[1]));
         assert!(!cache.refresh_needed());
-        cache.on_disconnect(NodeId(1));
+        cache.on_disconnect(Millis(0), NodeId(1));
         assert!(cache.refresh_needed());
     }
 }

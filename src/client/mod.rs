@@ -23,7 +23,7 @@ pub mod producer;
 
 pub use consumer::{
     ConsumedRecord, Consumer, ConsumerAction, ConsumerConfig, ConsumerEvent, OffsetReset,
-    ResetReason,
+    ResetReason, TruncationOutcome,
 };
 pub use group_member::{
     CommitOffset, CommitResult, GroupMember, GroupMemberConfig, LeaveReason, LostReason,

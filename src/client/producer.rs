@@ -450,6 +450,7 @@ impl Producer {
             return;
         }
         let request = self.in_flight.remove(&correlation_id).expect("present above");
+        self.metadata.on_answer(from);
         match (request.kind, response) {
             (RequestKind::Produce { batches }, Response::Produce(body)) => {
                 for id in batches {
@@ -486,10 +487,19 @@ impl Producer {
         }
     }
 
+    /// Where the shell sends the next metadata request (Kafka's leastLoadedNode): the
+    /// broker with the fewest requests of ours in flight, avoiding brokers that failed us
+    /// within the last request timeout, so a stalled leader does not hide its successor.
+    pub fn least_loaded_node(&mut self, now: Millis, bootstrap: &[NodeId]) -> Option<NodeId> {
+        let in_flight = &self.in_flight;
+        let load = |node| in_flight.values().filter(|r| r.node == node).count();
+        self.metadata.least_loaded_node(now, bootstrap, self.config.request_timeout_ms, load)
+    }
+
     /// Every request in flight on `node` may or may not have been processed.
     pub fn on_disconnect(&mut self, now: Millis, node: NodeId) {
         self.fail_requests_on(now, node, AttemptFailure::Disconnected);
-        self.metadata.on_disconnect(node);
+        self.metadata.on_disconnect(now, node);
     }
 
     fn check_record(&self, key: Option<&[u8]>, value: &[u8]) -> Result<usize, SendError> {
@@ -610,7 +620,7 @@ impl Producer {
             let reason = CloseReason::RequestTimeout { correlation_id };
             actions.push(ProducerAction::CloseConnection { node, reason });
             self.fail_requests_on(now, node, AttemptFailure::RequestTimeout);
-            self.metadata.on_disconnect(node);
+            self.metadata.on_disconnect(now, node);
         }
     }
 

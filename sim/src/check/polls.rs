@@ -17,6 +17,29 @@ struct Position {
     value: u64,
     /// Completion index of the poll that got there.
     op: u64,
+    /// The last record read (since the position was reset) that the final log still
+    /// holds at its offset, and the completion index of its poll.
+    last_final: Option<(Record, u64)>,
+}
+
+/// Per key, offset -> the value the final log holds there: of all observations of the
+/// offset (acks and polls), the last one in history order. Where a truncation refilled
+/// offsets with new records, these are the new ones (the catch-up reads see them last).
+type FinalLog<'f> = BTreeMap<&'f str, BTreeMap<u64, u64>>;
+
+fn final_log<'f>(facts: &'f Facts<'_>) -> FinalLog<'f> {
+    let mut logs = FinalLog::new();
+    for (&key, k) in &facts.keys {
+        let mut latest: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for o in &k.observations {
+            let entry = latest.entry(o.offset).or_insert((o.op, o.value));
+            if o.op >= entry.0 {
+                *entry = (o.op, o.value);
+            }
+        }
+        logs.insert(key, latest.into_iter().map(|(offset, (_, value))| (offset, value)).collect());
+    }
+    logs
 }
 
 /// One poll's records of one key, with where they came from.
@@ -32,7 +55,16 @@ struct Run<'a> {
 /// poll-skip / nonmonotonic-poll: per (process, key), the last offset of the previous ok
 /// poll is the position. The next ok poll's first offset f for that key is nonmonotonic if
 /// f <= position, and a skip if some offset strictly between position and f is known to
-/// exist (known offsets = every offset seen in acks and polls of the key). Assign resets
+/// exist (known offsets = every offset seen in acks and polls of the key).
+///
+/// Polls are also judged against the final log's order, as Jepsen's version order does: a
+/// record read is "final" if the final log holds its value at its offset (see `final_log`).
+/// If the first final record of the next poll lies more than one known offset past the
+/// last final record the process read before, the process skipped records of the final
+/// log: a consumer that read records later truncated away and then continued at its old
+/// offset on the refilled log (no KIP-320 validation) skipped the refill, though its raw
+/// offsets look contiguous. In a log without reused offsets this is the same judgement as
+/// the one by offsets. Assign resets
 /// every key of the process, seek the keys it names, subscribe every key; a crash ends the
 /// process. Polls completing fail or info move nothing. Anomalies of a process that
 /// subscribed carry `subscribe_mode: true`.
@@ -50,6 +82,8 @@ struct Run<'a> {
 pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
     let empty = BTreeSet::new();
     let known = |key: &str| facts.keys.get(key).map_or(&empty, |k| &k.known_offsets);
+    let finals = final_log(facts);
+    let no_final = BTreeMap::new();
     let mut outstanding: BTreeMap<u64, u64> = BTreeMap::new();
     let mut subscribed: BTreeSet<u64> = BTreeSet::new();
     let mut positions: BTreeMap<(u64, &str), Position> = BTreeMap::new();
@@ -82,7 +116,11 @@ pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
                     internal_order(&run, known(key), out);
                 }
                 if op.op_type == OpType::Ok {
-                    across_polls(&run, known(key), &mut positions, out);
+                    let logs = Logs {
+                        known: known(key),
+                        finals: finals.get(key.as_str()).unwrap_or(&no_final),
+                    };
+                    across_polls(&run, &logs, &mut positions, out);
                 }
             }
         }
@@ -122,25 +160,44 @@ fn reset_positions<'h>(
     }
 }
 
+/// What the checker knows of one key's log.
+struct Logs<'a> {
+    known: &'a BTreeSet<u64>,
+    finals: &'a BTreeMap<u64, u64>,
+}
+
 fn across_polls<'h>(
     run: &Run<'h>,
-    known: &BTreeSet<u64>,
+    logs: &Logs<'_>,
     positions: &mut BTreeMap<(u64, &'h str), Position>,
     out: &mut Collector,
 ) {
     let (Some(first), Some(last)) = (run.records.first(), run.records.last()) else { return };
-    let previous = positions.insert(
-        (run.process, run.key),
-        Position { offset: last.offset, value: last.value, op: run.completion_index },
-    );
+    let is_final = |r: &&Record| logs.finals.get(&r.offset) == Some(&r.value);
+    let first_final = run.records.iter().find(is_final);
+    let last_final = run.records.iter().rev().find(is_final).map(|r| (*r, run.completion_index));
+    let previous = positions.get(&(run.process, run.key)).copied();
+    let position = Position {
+        offset: last.offset,
+        value: last.value,
+        op: run.completion_index,
+        last_final: last_final.or(previous.and_then(|p| p.last_final)),
+    };
+    positions.insert((run.process, run.key), position);
     let Some(previous) = previous else { return };
+    if first.offset > previous.offset
+        && strictly_between(logs.known, previous.offset, first.offset).is_none()
+    {
+        if let (Some(from), Some(to)) = (previous.last_final, first_final) {
+            final_log_skip(run, logs, from, *to, out);
+        }
+        return;
+    }
     let (kind, skipped) = if first.offset <= previous.offset {
         (AnomalyKind::NonmonotonicPoll, None)
     } else {
-        match strictly_between(known, previous.offset, first.offset) {
-            Some(skipped) => (AnomalyKind::PollSkip, Some(skipped)),
-            None => return,
-        }
+        let skipped = strictly_between(logs.known, previous.offset, first.offset);
+        (AnomalyKind::PollSkip, skipped)
     };
     out.push(kind, || {
         let what = match skipped {
@@ -159,6 +216,47 @@ fn across_polls<'h>(
         .ops([previous.op, run.invoke_index, run.completion_index])
         .process(run.process);
         anomaly.skipped_offset = skipped;
+        anomaly.subscribe_mode = run.subscribe_mode;
+        anomaly
+    });
+}
+
+/// The process's last final record was `from` (read in op `from.1`), its next is `to`:
+/// a skip if the final log holds a record between them.
+fn final_log_skip(
+    run: &Run<'_>,
+    logs: &Logs<'_>,
+    (from, from_op): (Record, u64),
+    to: Record,
+    out: &mut Collector,
+) {
+    if to.offset <= from.offset {
+        return;
+    }
+    let Some(skipped) = strictly_between(logs.known, from.offset, to.offset) else { return };
+    out.push(AnomalyKind::PollSkip, || {
+        let mut anomaly = Anomaly::new(
+            run.key,
+            format!(
+                "process {} polled {} at offset {} (value {}), but the last record it read that \
+                 the final log still holds was offset {} (value {}, op {}): it skipped the final \
+                 log's records from offset {skipped} (value {}), which replaced what it had read \
+                 there",
+                run.process,
+                run.key,
+                to.offset,
+                to.value,
+                from.offset,
+                from.value,
+                from_op,
+                logs.finals.get(&skipped).copied().unwrap_or_default(),
+            ),
+        )
+        .offsets(vec![from.offset, to.offset])
+        .values(vec![from.value, to.value])
+        .ops([from_op, run.invoke_index, run.completion_index])
+        .process(run.process);
+        anomaly.skipped_offset = Some(skipped);
         anomaly.subscribe_mode = run.subscribe_mode;
         anomaly
     });
@@ -242,6 +340,61 @@ mod tests {
             (e.ops.clone(), e.skipped_offset, e.process, e.subscribe_mode),
             (vec![first, i, c], Some(2), Some(1), false)
         );
+    }
+
+    /// Process 1 read values 100..=103 at offsets 0..=3; then offsets 2.. were truncated
+    /// and refilled with 202..=205 (acked by process 0); process 9's catch-up reads the
+    /// final log. `next` is process 1's next poll, after `seek` (if any).
+    fn truncated_under_the_consumer(
+        seek: Option<u64>,
+        next: &[(u64, u64)],
+    ) -> (Builder, (u64, u64)) {
+        let mut b = Builder::new();
+        for o in 0..=3 {
+            b.send_ok(0, K, 100 + o, o);
+        }
+        b.assign(1, &[K]);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101)])]);
+        b.poll_ok(1, &[(K, &[(2, 102), (3, 103)])]);
+        for o in 2..=5 {
+            b.send_ok(0, K, 200 + o, o);
+        }
+        if let Some(offset) = seek {
+            b.seek(1, K, offset);
+        }
+        let next_poll = b.poll_ok(1, &[(K, next)]);
+        b.poll_ok(9, &[(K, &[(0, 100), (1, 101), (2, 202), (3, 203), (4, 204), (5, 205)])]);
+        (b, next_poll)
+    }
+
+    #[test]
+    fn continuing_past_a_truncation_skips_the_refill_of_the_final_log() {
+        // Planted bug: the position (4) is trusted on the new log; offsets 2 and 3 now hold
+        // 202 and 203, which process 1 never read.
+        let (b, (i, c)) = truncated_under_the_consumer(None, &[(4, 204), (5, 205)]);
+        let report = b.check();
+        assert!(kinds(&report).contains(&AnomalyKind::PollSkip), "{:?}", kinds(&report));
+        let e = &report.entries(AnomalyKind::PollSkip)[0];
+        assert_eq!((e.offsets.clone(), e.values.clone()), (vec![1, 4], vec![101, 204]));
+        assert_eq!((e.skipped_offset, e.process), (Some(2), Some(1)));
+        assert_eq!(e.ops[1..], [i, c], "the skipping poll");
+    }
+
+    #[test]
+    fn a_seek_to_the_divergence_point_or_a_truncation_above_the_reads_is_no_skip() {
+        // Near miss 1: KIP-320 validation moved the position back to 2 (a seek).
+        let (b, _) = truncated_under_the_consumer(Some(2), &[(2, 202), (3, 203)]);
+        let report = b.check();
+        assert!(!kinds(&report).contains(&AnomalyKind::PollSkip), "{:?}", kinds(&report));
+        // Near miss 2: only offsets from 4 on were refilled, and the consumer read up to 3.
+        let mut b = Builder::new();
+        log_0_to_5(&mut b);
+        b.poll_ok(1, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103)])]);
+        b.send_ok(0, K, 304, 4);
+        b.poll_ok(1, &[(K, &[(4, 304)])]);
+        b.poll_ok(9, &[(K, &[(0, 100), (1, 101), (2, 102), (3, 103), (4, 304)])]);
+        let report = b.check();
+        assert!(!kinds(&report).contains(&AnomalyKind::PollSkip), "{:?}", kinds(&report));
     }
 
     #[test]

@@ -260,6 +260,10 @@ pub struct ConsumerSettings {
     /// with a rack-aware replica selector); turns on follower reads in the brokers.
     #[serde(default)]
     pub fetch_from_follower: bool,
+    /// KIP-320: validate positions after a leader change (OffsetsForLeaderEpoch) and fence
+    /// fetches with the current leader epoch; `false` is the pre-KIP-320 client.
+    #[serde(default = "validate_positions_default")]
+    pub validate_positions: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -580,6 +584,9 @@ fn partitioner_default() -> String {
 }
 fn mode_default() -> ConsumerMode {
     ConsumerMode::Assign
+}
+fn validate_positions_default() -> bool {
+    true
 }
 fn reset_default() -> OffsetResetSetting {
     OffsetResetSetting::Earliest

@@ -3,13 +3,19 @@
 //! (auto.offset.reset) ends the current poll and is recorded as a seek, so the checker
 //! knows the position moved on purpose. In the quiet phase it seeks every partition to the
 //! start and reads to the end offsets it learned after the heal: the catch-up reads.
+//! A truncation the consumer detects (KIP-320) is a `log-truncation` event; when it moves
+//! the position back to the divergence point, it ends the poll and is recorded as a seek.
+//! Metadata requests go to the consumer's least-loaded broker, not a fixed one, so a
+//! paused leader does not hide its successor.
 
 use super::connections::{Connections, Incoming, SHELL_CORRELATION_BASE};
 use super::{consumer_client_id, decode_value};
 use crate::history::{OpF, OpType, OpValue, PollMicro, Record};
 use crate::scenario::{OffsetResetSetting, Scenario};
 use crate::world::{node_name, Phase, Role, WorldRef};
-use kafkasim::client::{Consumer, ConsumerAction, ConsumerConfig, ConsumerEvent, OffsetReset};
+use kafkasim::client::{
+    Consumer, ConsumerAction, ConsumerConfig, ConsumerEvent, OffsetReset, TruncationOutcome,
+};
 use kafkasim::protocol::{
     Frame, ListOffsetsRequest, MetadataRequest, OffsetSpec, Request, RequestFrame, Response,
 };
@@ -165,8 +171,11 @@ impl Shell {
                     self.consumer.on_disconnect(now, node);
                 }
                 ConsumerAction::RefreshMetadata { topics } => {
+                    let bootstrap: Vec<NodeId> =
+                        (0..self.world.scenario.cluster.brokers).map(NodeId).collect();
+                    let node = self.consumer.least_loaded_node(now, &bootstrap);
                     let body = Request::Metadata(MetadataRequest { topics: Some(topics) });
-                    self.shell_request(NodeId(0), body).await;
+                    self.shell_request(node.unwrap_or(NodeId(0)), body).await;
                 }
             }
         }
@@ -176,10 +185,24 @@ impl Shell {
     /// Moves delivered records into the open poll; a position reset ends the poll first.
     fn collect(&mut self) {
         for event in self.consumer.take_events() {
-            if let ConsumerEvent::PositionReset { tp, to, .. } = event {
-                self.complete_poll();
-                let seek: BTreeMap<String, u64> = [(tp.to_string(), to.0)].into_iter().collect();
-                self.world.state().instant(self.process, OpF::Seek, OpValue::Seek(seek));
+            match event {
+                ConsumerEvent::PositionReset { tp, to, .. } => self.record_seek(&tp, to),
+                ConsumerEvent::LogTruncation { tp, position, epoch, divergent, outcome } => {
+                    let divergent = divergent.map_or("unknown".into(), |(e, o)| format!("{o}@{e}"));
+                    let fields = [
+                        ("tp", tp.to_string()),
+                        ("position", position.to_string()),
+                        ("epoch", epoch.to_string()),
+                        ("divergent", divergent),
+                        ("outcome", format!("{outcome:?}")),
+                    ];
+                    self.world.event(&self.name, "log-truncation", &fields);
+                    if outcome == TruncationOutcome::SeekedToDivergence {
+                        let to = self.consumer.position(&tp).expect("seeked to the divergence");
+                        self.record_seek(&tp, to);
+                    }
+                }
+                _ => {}
             }
         }
         let Some((_, records)) = self.open_poll.as_mut() else { return };
@@ -188,6 +211,13 @@ impl Shell {
             let key = record.tp.to_string();
             records.entry(key).or_default().push(Record { offset: record.offset.0, value });
         }
+    }
+
+    /// The consumer moved its position on its own: the poll ends and the move is a seek.
+    fn record_seek(&mut self, tp: &TopicPartition, to: Offset) {
+        self.complete_poll();
+        let seek: BTreeMap<String, u64> = [(tp.to_string(), to.0)].into_iter().collect();
+        self.world.state().instant(self.process, OpF::Seek, OpValue::Seek(seek));
     }
 
     fn complete_poll(&mut self) {
@@ -284,6 +314,7 @@ pub(super) fn consumer_config(scenario: &Scenario) -> ConsumerConfig {
         request_timeout_ms: settings.request_timeout_ms,
         max_poll_records: settings.max_poll_records as usize,
         fetch_from_follower: settings.fetch_from_follower,
+        validate_positions: settings.validate_positions,
         ..ConsumerConfig::default()
     }
 }

@@ -1,6 +1,7 @@
 //! A producer process: each op sends 1..=sends_per_op_max records to random keys and
 //! completes when every record has an outcome: ok when all were acked (with offsets),
 //! fail when all definitely failed, info otherwise (acked ones keep their offsets).
+//! Metadata requests go to the producer's least-loaded broker (Kafka's leastLoadedNode).
 
 use super::connections::{Connections, Incoming, SHELL_CORRELATION_BASE};
 use super::{encode_value, producer_client_id};
@@ -96,7 +97,9 @@ pub async fn producer_main(world: WorldRef, index: u32) {
                     };
                     shell_correlation =
                         shell_correlation.wrapping_add(1).max(SHELL_CORRELATION_BASE);
-                    let broker = NodeId(rng.gen_range(0..scenario.cluster.brokers));
+                    let bootstrap: Vec<NodeId> =
+                        (0..scenario.cluster.brokers).map(NodeId).collect();
+                    let broker = producer.least_loaded_node(now, &bootstrap).unwrap_or(NodeId(0));
                     if !conns.send(broker, frame).await {
                         producer.on_disconnect(now, broker);
                     }

@@ -53,6 +53,15 @@ fn follower_fetch_keeps_acked_records_after_a_power_loss_of_two_isr_members() {
     assert_passes("replicated-safe", Some("follower-fetch"), &[229]);
 }
 
+/// The last intact in-sync replica was fenced just after the nemesis let the others lose
+/// power (its heartbeats had been cut off the controller moments before), and an emptied
+/// replica led. The envelope no longer counts a broker impaired within a session timeout
+/// as a spare; KIP-966 keeps the emptied ones from leading cleanly.
+#[test]
+fn replicated_safe_keeps_acked_records_on_the_seeds_that_lost_them() {
+    assert_passes("replicated-safe", None, &[1147, 2103, 2901]);
+}
+
 /// A late fetch from a follower's previous incarnation crashed its leader.
 #[test]
 fn a_late_fetch_from_a_previous_incarnation_is_refused() {

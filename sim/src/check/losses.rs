@@ -67,6 +67,10 @@ pub enum LossCause {
     UnsyncedCrash { crashes: Vec<(u32, u64)>, left_isr: Vec<(u32, u64)> },
     /// An unclean election (allowed by the topic) elected a replica whose log ended there.
     UncleanElection { leader: u32, time_ns: u64, leo: u64 },
+    /// KIP-966 unclean recovery (`unclean.recovery.strategy` balanced, as Kafka 4's
+    /// controller does it) elected the last known leader, with no ISR or ELR member left,
+    /// whose log ended there.
+    UncleanRecovery { leader: u32, time_ns: u64, leo: u64 },
     /// A holder cut its log to its HW on becoming a follower (truncation = high-watermark).
     HwTruncation { broker: u32, time_ns: u64, to: u64 },
 }
@@ -182,6 +186,11 @@ impl LossCause {
                  log ended at {leo}, below {at}",
                 secs(*time_ns)
             ),
+            LossCause::UncleanRecovery { leader, time_ns, leo } => format!(
+                "KIP-966 unclean recovery elected broker-{leader}, the last known leader, at {} \
+                 (no in-sync or eligible replica was left) whose log ended at {leo}, below {at}",
+                secs(*time_ns)
+            ),
             LossCause::HwTruncation { broker, time_ns, to } => format!(
                 "truncation = high-watermark (pre-KIP-101 switch): broker-{broker} cut its log \
                  to {to} at {}, dropping {at}",
@@ -237,6 +246,8 @@ enum Step {
         leader: Option<u32>,
         electable: BTreeSet<u32>,
         unclean: bool,
+        /// The unclean leader was chosen by KIP-966 unclean recovery, not unclean election.
+        recovery: bool,
     },
 }
 
@@ -252,6 +263,7 @@ impl Timeline {
         // (node, time, tp) of the last unclean-election event: the active controller logs
         // it right before the partition-changed it goes with; the others log it later.
         let mut unclean_at: Option<(&str, u64, &str)> = None;
+        let mut recovery = false;
         let mut brokers: BTreeSet<u32> = BTreeSet::new();
         for event in events {
             let tp = event.fields.get("tp").map(String::as_str);
@@ -273,8 +285,9 @@ impl Timeline {
                     kills.extend(brokers.iter().map(|&b| (event.time_ns, b)));
                     None
                 }
-                ("unclean-election", Some(tp), _) => {
+                ("unclean-election" | "unclean-recovery", Some(tp), _) => {
                     unclean_at = Some((event.node.as_str(), event.time_ns, tp));
+                    recovery = event.kind == "unclean-recovery";
                     None
                 }
                 ("log-recovery", Some(tp), Some(b)) => {
@@ -291,7 +304,7 @@ impl Timeline {
                 }
                 ("partition-changed", Some(tp), _) => {
                     let unclean = unclean_at == Some((event.node.as_str(), event.time_ns, tp));
-                    Some((tp, changed(event, unclean)))
+                    Some((tp, changed(event, unclean, unclean && recovery)))
                 }
                 _ => None,
             };
@@ -342,6 +355,8 @@ struct Replay {
     electable: BTreeSet<u32>,
     /// The leader the latest partition change elected outside the ISR.
     unclean_leader: Option<u32>,
+    /// That leader came from KIP-966 unclean recovery.
+    unclean_recovery: bool,
 }
 
 impl Replay {
@@ -355,6 +370,7 @@ impl Replay {
             leader: None,
             electable: BTreeSet::new(),
             unclean_leader: None,
+            unclean_recovery: false,
         };
         // Replicas that took a role before any ISR change: a new partition's ISR is all of
         // its replicas.
@@ -362,11 +378,12 @@ impl Replay {
         let mut changed = false;
         for (_, step) in before {
             match step {
-                Step::Changed { leader, electable, unclean } => {
+                Step::Changed { leader, electable, unclean, recovery } => {
                     changed = true;
                     replay.leader = *leader;
                     replay.electable = electable.clone();
                     replay.unclean_leader = if *unclean { *leader } else { None };
+                    replay.unclean_recovery = *recovery;
                 }
                 Step::BecameLeader { broker, .. } => {
                     replay.leader = Some(*broker);
@@ -422,8 +439,9 @@ impl Replay {
                     self.holders.insert(*broker, Fate::Truncated(time_ns, *to));
                 }
             }
-            Step::Changed { leader, electable, unclean } => {
+            Step::Changed { leader, electable, unclean, recovery } => {
                 self.changed(time_ns, *leader, electable, *unclean);
+                self.unclean_recovery = *recovery;
             }
             Step::BecameLeader { broker, leo } => {
                 self.leader = Some(*broker);
@@ -474,6 +492,9 @@ impl Replay {
     fn cause(&self, point: &LossPoint) -> Option<LossCause> {
         if self.unclean_leader == Some(point.broker) {
             let (leader, time_ns, leo) = (point.broker, point.time_ns, point.truncation_point);
+            if self.unclean_recovery {
+                return Some(LossCause::UncleanRecovery { leader, time_ns, leo });
+            }
             return Some(LossCause::UncleanElection { leader, time_ns, leo });
         }
         self.holders_lost()
@@ -529,12 +550,12 @@ fn recovered_leo(event: &Event) -> Option<u64> {
 }
 
 /// A partition-changed event as a step: leader "n1" or "none", ISR and ELR lists.
-fn changed(event: &Event, unclean: bool) -> Step {
+fn changed(event: &Event, unclean: bool, recovery: bool) -> Step {
     let field = |name: &str| event.fields.get(name).map_or("", String::as_str);
     let leader = field("leader").strip_prefix('n').and_then(|n| n.parse().ok());
     let mut electable = numbers(field("isr"));
     electable.extend(numbers(field("elr")));
-    Step::Changed { leader, electable, unclean }
+    Step::Changed { leader, electable, unclean, recovery }
 }
 
 #[cfg(test)]

@@ -308,7 +308,13 @@ impl<'a> Judge<'a> {
         });
         if let Some(cause) = cause {
             let reason = cause.describe(&finding.record);
-            let unsynced = matches!(cause, LossCause::UnsyncedCrash { .. });
+            // KIP-966 recovery elects the last known leader only once every in-sync and
+            // eligible replica shut down uncleanly: the same loss as an unsynced crash of
+            // every holder, which a spare-keeping nemesis must never cause.
+            let unsynced = matches!(
+                cause,
+                LossCause::UnsyncedCrash { .. } | LossCause::UncleanRecovery { .. }
+            );
             if unsynced && config.protects_acked_writes() && config.spares_a_replica() {
                 return Ruling::OutsideEnvelope(reason);
             }

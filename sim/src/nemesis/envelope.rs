@@ -253,6 +253,7 @@ mod tests {
             replicas: vec![NodeId(0), NodeId(1), NodeId(2)],
             isr: isr.iter().map(|b| NodeId(*b)).collect(),
             elr: Vec::new(),
+            last_known_leader: None,
             leader: isr.first().map(|b| NodeId(*b)),
             leader_epoch: Epoch(1),
             partition_epoch: PartitionEpoch(1),

@@ -234,3 +234,27 @@ fn an_unclean_election_names_the_replica_it_elected() {
         "{finding:?}"
     );
 }
+
+/// KIP-966 balanced recovery elects the last known leader once no in-sync or eligible
+/// replica is left: every holder lost the record to an unclean shutdown, so the loss is
+/// outside Kafka's promise, and outside the envelope of a scenario that spares a replica.
+#[test]
+fn an_unclean_recovery_is_the_loss_of_every_holder() {
+    let (history, crash_ns, elected_ns) = history(false);
+    let mut events = created();
+    let nodes = [("nodes", "broker-0,broker-1,broker-2"), ("duration_ms", "100")];
+    events.push(event(crash_ns, "broker-0", "fault-power-loss", &nodes));
+    let fields = [("tp", K), ("leader", "Some(NodeId(0))")];
+    events.push(event(elected_ns, "controller-0", "unclean-recovery", &fields));
+    let changed = [("tp", K), ("leader", "n0"), ("isr", "[NodeId(0)]"), ("elr", "[]")];
+    events.push(event(elected_ns, "controller-0", "partition-changed", &changed));
+    events.push(elected(elected_ns, "broker-0"));
+    let rulings = rule(&history, &events, &safe(true), SETTINGS);
+    let Ruling::Allowed(reason) = &rulings[&AnomalyKind::LostWrite][0] else {
+        panic!("{:?}", rulings[&AnomalyKind::LostWrite])
+    };
+    assert!(reason.starts_with("KIP-966 unclean recovery elected broker-0"), "{reason}");
+    let spared = rule(&history, &events, &safe(false), SETTINGS);
+    let lost = &spared[&AnomalyKind::LostWrite];
+    assert!(lost.iter().all(|r| matches!(r, Ruling::OutsideEnvelope(_))), "{lost:?}");
+}

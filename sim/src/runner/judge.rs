@@ -180,11 +180,17 @@ fn judge_kind(scenario: &Scenario, kind: AnomalyKind, ruled: &[Ruling], judgemen
         return;
     }
     let first = ruled.iter().find_map(|r| match r {
-        Ruling::Allowed(reason) | Ruling::OutsideEnvelope(reason) => Some(reason.as_str()),
-        Ruling::Forbidden => None,
+        Ruling::Allowed(reason) => Some(reason.as_str()),
+        _ => None,
     });
-    let mut reason =
-        format!("expected under this config: {}", first.unwrap_or("allowed by config"));
+    let mut reason = match (outside.first(), first) {
+        (Some(outside), _) => format!(
+            "Kafka allows it, but the run left the scenario's envelope (see the problem): {outside}"
+        ),
+        (None, first) => {
+            format!("expected under this config: {}", first.unwrap_or("allowed by config"))
+        }
+    };
     if ruled.len() > 1 {
         let more = ruled.len() - 1;
         reason.push_str(&format!("; {more} more, each with its reason in results.json"));

@@ -1,6 +1,9 @@
 //! From a finished simulation to a verdict: run the checker over the history, then judge
 //! each anomaly found against the scenario (must find, may show) and against what Kafka
-//! promises under the scenario's configuration.
+//! promises under the scenario's configuration and what the node event log shows (a lost
+//! record is allowed only with the events that explain it, and the reuse of its offsets
+//! with it). A loss Kafka allows in a scenario whose faults are meant to spare a replica is
+//! a problem of the run (outside its envelope), never a pass.
 
 use std::collections::BTreeMap;
 

@@ -177,7 +177,10 @@ impl LossCause {
                         .iter()
                         .map(|(b, t)| format!("broker-{b} at {}", secs(*t)))
                         .collect();
-                    text.push_str(&format!("; it had left the ISR on {}", left.join(", ")));
+                    let left = left.join(", ");
+                    text.push_str(&format!(
+                        "; replicas dropped from the ISR alive ({left}) no longer counted"
+                    ));
                 }
                 text
             }

@@ -35,6 +35,9 @@ pub struct LossSettings {
     pub lone_broker: bool,
     /// A follower cuts its log to its own HW (the pre-KIP-101 switch).
     pub truncation_to_hw: bool,
+    /// No eligible leader replicas (the pre-KIP-966 switch): holders the ISR dropped below
+    /// min.insync stop being electable, and the last member leads after any restart.
+    pub no_elr: bool,
 }
 
 /// A record the checker found lost, with the time it was known committed.
@@ -73,6 +76,9 @@ pub enum LossCause {
     UncleanRecovery { leader: u32, time_ns: u64, leo: u64 },
     /// A holder cut its log to its HW on becoming a follower (truncation = high-watermark).
     HwTruncation { broker: u32, time_ns: u64, to: u64 },
+    /// Without eligible leader replicas (the pre-KIP-966 switch), the holders the ISR
+    /// dropped while alive could not lead, and its last members lost the record in a crash.
+    LastReplicaStanding { crashes: Vec<(u32, u64)>, left_isr: Vec<(u32, u64)> },
 }
 
 /// One lost record, where it was lost and why (None: the events do not explain it).
@@ -154,6 +160,13 @@ impl Observed {
     }
 }
 
+/// "broker-1 at 3.000 s, broker-2 at 4.000 s".
+fn brokers_at(list: &[(u32, u64)]) -> String {
+    let named: Vec<String> =
+        list.iter().map(|(b, t)| format!("broker-{b} at {}", secs(*t))).collect();
+    named.join(", ")
+}
+
 /// Explains each of `lost` from `events`.
 pub fn explain(events: &[Event], settings: LossSettings, lost: &[LostRecord]) -> Vec<LossFinding> {
     let timeline = Timeline::read(events, settings);
@@ -166,18 +179,12 @@ impl LossCause {
         let at = format!("offset {} of {}", record.offset, record.key);
         match self {
             LossCause::UnsyncedCrash { crashes, left_isr } => {
-                let crashes: Vec<String> =
-                    crashes.iter().map(|(b, t)| format!("broker-{b} at {}", secs(*t))).collect();
                 let mut text = format!(
                     "every in-sync replica that held {at} lost it to an unsynced crash ({})",
-                    crashes.join(", ")
+                    brokers_at(crashes)
                 );
                 if !left_isr.is_empty() {
-                    let left: Vec<String> = left_isr
-                        .iter()
-                        .map(|(b, t)| format!("broker-{b} at {}", secs(*t)))
-                        .collect();
-                    let left = left.join(", ");
+                    let left = brokers_at(left_isr);
                     text.push_str(&format!(
                         "; replicas dropped from the ISR alive ({left}) no longer counted"
                     ));
@@ -193,6 +200,13 @@ impl LossCause {
                 "KIP-966 unclean recovery elected broker-{leader}, the last known leader, at {} \
                  (no in-sync or eligible replica was left) whose log ended at {leo}, below {at}",
                 secs(*time_ns)
+            ),
+            LossCause::LastReplicaStanding { crashes, left_isr } => format!(
+                "eligible_leader_replicas = false (pre-KIP-966 switch): {} left the ISR alive \
+                 holding {at} and could not lead; the last in-sync {} lost it to an unsynced \
+                 crash",
+                brokers_at(left_isr),
+                brokers_at(crashes)
             ),
             LossCause::HwTruncation { broker, time_ns, to } => format!(
                 "truncation = high-watermark (pre-KIP-101 switch): broker-{broker} cut its log \
@@ -516,7 +530,11 @@ impl Replay {
         // With acks=1 only the leader held it: the failover, not the crash, is the story.
         let replicated = self.settings.acks_all || self.settings.lone_broker;
         if replicated && !crashes.is_empty() && crashes.len() == self.holders.len() {
-            return Some(LossCause::UnsyncedCrash { crashes, left_isr: self.left_isr.clone() });
+            let left_isr = self.left_isr.clone();
+            if self.settings.no_elr && !left_isr.is_empty() {
+                return Some(LossCause::LastReplicaStanding { crashes, left_isr });
+            }
+            return Some(LossCause::UnsyncedCrash { crashes, left_isr });
         }
         let still_held = self.holders.values().any(|f| *f == Fate::Holding);
         if !self.settings.truncation_to_hw || still_held {

@@ -234,6 +234,7 @@ fn loss_settings(scenario: &Scenario) -> LossSettings {
         acks_all: scenario.producer.acks == AcksSetting::All,
         lone_broker: scenario.cluster.controllers == 0,
         truncation_to_hw: scenario.broker.truncation == TruncationSetting::HighWatermark,
+        no_elr: !scenario.broker.eligible_leader_replicas,
     }
 }
 

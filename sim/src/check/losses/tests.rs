@@ -41,6 +41,7 @@ const SETTINGS: LossSettings = LossSettings {
     acks_all: true,
     lone_broker: false,
     truncation_to_hw: false,
+    no_elr: false,
 };
 
 /// The history: offsets 0..=2 of K and 0..=1 of OTHER acked and read; then a gap (two ops,

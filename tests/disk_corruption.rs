@@ -44,7 +44,9 @@ fn recovery_that_cannot_persist_refuses_to_start() {
 
 /// `--variant bit-flips` 1883: the same flipped base offset, found by the variant.
 /// 2835: a flipped `meta/incarnation` was shifted into an overflowing producer id.
+/// 1993, 2840: a flip below the recovery point destroyed a producer's latest batches, and
+/// its retry was appended again (a duplicate with idempotence on).
 #[test]
 fn bit_flips_variant_seeds() {
-    assert_never_corrupt(Some("bit-flips"), &[1883, 2835]);
+    assert_never_corrupt(Some("bit-flips"), &[1883, 2835, 1993, 2840]);
 }

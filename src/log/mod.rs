@@ -17,6 +17,7 @@ mod compaction;
 mod epoch_cache;
 mod index;
 mod partition_log;
+mod producer_snapshot;
 mod producer_state;
 mod recovery;
 mod retention;

@@ -6,6 +6,7 @@
 use super::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use super::epoch_cache::LeaderEpochCache;
 use super::index::OffsetIndex;
+use super::producer_snapshot::{self, SNAPSHOT_SUFFIX};
 use super::producer_state::ProducerStateManager;
 use super::segment::Segment;
 use super::{
@@ -48,6 +49,8 @@ pub struct PartitionLog {
     pub(super) dirty_paths: BTreeSet<String>,
     pub(super) ops: Vec<DiskOp>,
     pub(super) producer_state: ProducerStateManager,
+    /// Offsets of the good producer snapshot files on disk (written with each checkpoint).
+    pub(super) snapshots: BTreeSet<Offset>,
     pub(super) epoch_cache: LeaderEpochCache,
 }
 
@@ -81,6 +84,7 @@ impl PartitionLog {
             dirty_paths: BTreeSet::new(),
             ops: Vec::new(),
             producer_state: ProducerStateManager::new(),
+            snapshots: BTreeSet::new(),
             epoch_cache: LeaderEpochCache::new(),
         }
     }
@@ -303,6 +307,13 @@ impl PartitionLog {
             "truncate {} to {offset} left {new_log_end_offset}",
             self.dir
         );
+        // The producer state first: the checkpoint below snapshots it.
+        self.producer_state.truncate_to(new_log_end_offset);
+        self.epoch_cache.truncate_from_end(new_log_end_offset);
+        if fully {
+            self.producer_state.clear();
+            self.epoch_cache.clear();
+        }
         // Lower the persisted recovery point before cutting data: a crash in between then
         // finds more data than the checkpoint vouches for, never less.
         if self.checkpoint.recovery_point > new_log_end_offset {
@@ -313,12 +324,6 @@ impl PartitionLog {
         self.flush_requested = self.flush_requested.min(new_log_end_offset);
         for flush in &mut self.in_flight_flushes {
             flush.durable = flush.durable.min(new_log_end_offset);
-        }
-        self.producer_state.truncate_to(new_log_end_offset);
-        self.epoch_cache.truncate_from_end(new_log_end_offset);
-        if fully {
-            self.producer_state.clear();
-            self.epoch_cache.clear();
         }
         info.new_log_end_offset = new_log_end_offset;
         info!(dir = %self.dir, offset = %offset, leo = %new_log_end_offset, old_leo = %old_log_end_offset, "log truncated");
@@ -363,7 +368,30 @@ impl PartitionLog {
         format!("{}/{CHECKPOINT_FILE}", self.dir)
     }
 
+    /// Queues the recovery-point checkpoint, preceded by the producer snapshot at the same
+    /// offset (the state must describe the log up to `recovery_point`) and followed by the
+    /// deletion of older snapshots, which the previous checkpoint needed until now.
     pub(super) fn write_checkpoint(&mut self, recovery_point: Offset) {
+        // A good snapshot at this offset already describes this state: the log below it
+        // has not changed since (a truncation below it moved the checkpoint lower first).
+        if !self.snapshots.contains(&recovery_point) {
+            let snapshot = segment_file(&self.dir, recovery_point, SNAPSHOT_SUFFIX);
+            let data = producer_snapshot::encode(&self.producer_state, recovery_point);
+            self.ops.push(DiskOp::Truncate { path: snapshot.clone(), len: 0 });
+            self.ops.push(DiskOp::Write { path: snapshot.clone(), offset: 0, data });
+            self.ops.push(DiskOp::Sync { path: snapshot });
+        }
+        self.write_checkpoint_slots(recovery_point);
+        let stale: Vec<Offset> =
+            self.snapshots.iter().copied().filter(|o| *o != recovery_point).collect();
+        for offset in stale {
+            let path = segment_file(&self.dir, offset, SNAPSHOT_SUFFIX);
+            self.ops.push(DiskOp::Delete { path });
+        }
+        self.snapshots = BTreeSet::from([recovery_point]);
+    }
+
+    fn write_checkpoint_slots(&mut self, recovery_point: Offset) {
         let checkpoint = Checkpoint { generation: self.checkpoint.generation + 1, recovery_point };
         let path = self.checkpoint_path();
         // Both slots, one after the other, each synced: a write torn or lost by a crash

@@ -63,6 +63,17 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Every producer with its entry, by producer id.
+    pub fn entries(&self) -> impl Iterator<Item = (ProducerId, &ProducerEntry)> {
+        self.producers.iter().map(|(id, entry)| (*id, entry))
+    }
+
+    /// Adopts an entry read back from a snapshot (validated by the snapshot's decoder).
+    pub(super) fn insert(&mut self, producer_id: ProducerId, entry: ProducerEntry) {
+        assert!(!entry.batches.is_empty(), "{producer_id} inserted without batches");
+        self.producers.insert(producer_id, entry);
+    }
+
     pub fn len(&self) -> usize {
         self.producers.len()
     }

@@ -17,6 +17,8 @@
 use super::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use super::compaction::swap_marker_matches;
 use super::partition_log::PartitionLog;
+use super::producer_snapshot::{self, SNAPSHOT_SUFFIX};
+use super::producer_state::ProducerStateManager;
 use super::segment::Segment;
 use super::{
     segment_file, CleanupPolicy, DiskOp, LogConfig, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
@@ -60,6 +62,9 @@ pub struct RecoveryReport {
     pub completed_swaps: Vec<String>,
     /// Offsets skipped by the durability rule: [valid end, recovery point).
     pub skipped_offsets: Option<(Offset, Offset)>,
+    /// The producer snapshot whose state replaced the skipped batches' (their producers'
+    /// sequences), if any was good.
+    pub producer_snapshot: Option<Offset>,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
 }
@@ -71,6 +76,7 @@ struct DirFiles {
     indexes: BTreeMap<Offset, Bytes>,
     cleaned: BTreeMap<Offset, Bytes>,
     swaps: BTreeMap<Offset, Bytes>,
+    snapshots: BTreeMap<Offset, Bytes>,
     checkpoint: Option<Bytes>,
 }
 
@@ -116,6 +122,7 @@ impl PartitionLog {
             rebuilt_indexes: Vec::new(),
             completed_swaps: Vec::new(),
             skipped_offsets: None,
+            producer_snapshot: None,
             log_start_offset: Offset::ZERO,
             log_end_offset: Offset::ZERO,
         };
@@ -163,11 +170,16 @@ impl PartitionLog {
             let marker = gap_marker(end, Offset(recovery_point.0 - 1), latest_epoch);
             log.append_as_follower(marker, now).expect("the gap marker starts at the log end");
         }
+        log.rebuild_derived_state();
+        let snapshots = good_snapshots(dir, &dir_files, recovery_point, &mut report, &mut log.ops);
+        if let Some((end, recovery_point)) = gap {
+            report.producer_snapshot = log.adopt_snapshot(&snapshots, end, recovery_point);
+        }
+        log.snapshots = snapshots.keys().copied().collect();
         let log_end_offset = log.log_end_offset();
         if log.checkpoint.recovery_point != log_end_offset {
             log.write_checkpoint(log_end_offset);
         }
-        log.rebuild_derived_state();
         report.log_start_offset = log.log_start_offset();
         report.log_end_offset = log.log_end_offset();
         assert!(
@@ -176,6 +188,27 @@ impl PartitionLog {
         );
         info!(dir, log_start = %report.log_start_offset, leo = %report.log_end_offset, recovery_point = %recovery_point, cuts = report.cuts.len(), "log recovered");
         (log, report)
+    }
+
+    /// After a gap [end, recovery_point) the batches that held some producers' latest
+    /// sequences are gone: the newest good snapshot in [end, recovery_point] knows them.
+    /// Without one, retries of the destroyed batches are not recognised (logged).
+    fn adopt_snapshot(
+        &mut self,
+        snapshots: &BTreeMap<Offset, ProducerStateManager>,
+        end: Offset,
+        recovery_point: Offset,
+    ) -> Option<Offset> {
+        let Some((at, state)) = snapshots.range(end..=recovery_point).next_back() else {
+            warn!(dir = %self.dir, offset = %end, position = 0, reason = "no producer snapshot covers the skipped offsets", "producer state rebuilt from the log alone");
+            return None;
+        };
+        if *at < recovery_point {
+            warn!(dir = %self.dir, offset = %at, position = 0, reason = "newest producer snapshot is below the recovery point", recovery_point = %recovery_point, "producer state may miss batches");
+        }
+        info!(dir = %self.dir, offset = %at, producers = state.len(), "producer state from snapshot");
+        self.producer_state = state.clone();
+        Some(*at)
     }
 
     /// Producer state and epochs from the batches (both are derived from the log).
@@ -204,6 +237,34 @@ impl PartitionLog {
     }
 }
 
+/// The snapshot files that decode, sit where their name says and lie at or below the
+/// recovery point (a higher one was written for a checkpoint that never became durable,
+/// and may describe records that are gone); the others are deleted.
+fn good_snapshots(
+    dir: &str,
+    files: &DirFiles,
+    recovery_point: Offset,
+    report: &mut RecoveryReport,
+    ops: &mut Vec<DiskOp>,
+) -> BTreeMap<Offset, ProducerStateManager> {
+    let mut good = BTreeMap::new();
+    for (offset, bytes) in &files.snapshots {
+        let decoded = producer_snapshot::decode(bytes);
+        match decoded.filter(|(at, _)| at == offset && *at <= recovery_point) {
+            Some((_, state)) => {
+                good.insert(*offset, state);
+            }
+            None => {
+                let path = segment_file(dir, *offset, SNAPSHOT_SUFFIX);
+                warn!(dir, offset = %offset, position = 0, reason = "corrupt or stale producer snapshot", "snapshot deleted");
+                report.deleted_files.push(path.clone());
+                ops.push(DiskOp::Delete { path });
+            }
+        }
+    }
+    good
+}
+
 fn classify(dir: &str, files: &BTreeMap<String, Bytes>) -> DirFiles {
     let prefix = format!("{dir}/");
     let mut out = DirFiles::default();
@@ -224,6 +285,7 @@ fn classify(dir: &str, files: &BTreeMap<String, Bytes>) -> DirFiles {
             INDEX_SUFFIX => &mut out.indexes,
             CLEANED_SUFFIX => &mut out.cleaned,
             SWAP_SUFFIX => &mut out.swaps,
+            SNAPSHOT_SUFFIX => &mut out.snapshots,
             _ => continue,
         };
         kind.insert(base, bytes.clone());
@@ -552,7 +614,82 @@ mod tests {
         assert_eq!(report.cuts[0].reason, "offset discontinuity: batch at 2, expected 9");
     }
 
+    /// Like `flushed_log`, the batches alternating between two idempotent producers.
+    fn idempotent_flushed_log(batches: u32) -> (PartitionLog, DiskModel) {
+        let mut log = PartitionLog::create(DIR, config(), Millis(0));
+        let mut disk = DiskModel::default();
+        for i in 0..batches {
+            let values: Vec<Vec<u8>> = (0..3).map(|j| format!("p{i}-{j}").into_bytes()).collect();
+            let producer = (i64::from(i % 2), 0, (i / 2 * 3) as i32);
+            let batch = batch_of(&values, 0, Some(producer));
+            log.append_as_leader(batch, Epoch(1), Millis(1)).expect("append");
+            if i % 4 == 3 {
+                let offset = log.flush(Millis(1));
+                disk.apply(log.take_disk_ops());
+                log.mark_flushed(offset);
+            }
+        }
+        let offset = log.flush(Millis(1));
+        disk.apply(log.take_disk_ops());
+        log.mark_flushed(offset);
+        (log, disk)
+    }
+
+    #[test]
+    fn a_flip_below_the_recovery_point_keeps_producer_state_from_the_snapshot() {
+        let (log, mut disk) = idempotent_flushed_log(12);
+        let segment = disk.durable.get_mut(&segment_path()).expect("segment");
+        let batch_bytes = segment.len() / 12;
+        segment[2 * batch_bytes + 70] ^= 0x04;
+        let (recovered, report) = PartitionLog::recover(DIR, config(), &disk.files(), Millis(2));
+        assert_eq!(report.skipped_offsets, Some((Offset(6), Offset(36))));
+        assert_eq!(report.producer_snapshot, Some(Offset(36)));
+        assert_eq!(recovered.producer_state(), log.producer_state());
+        // A retry of the producer's last batch is still a duplicate, not a new append.
+        let retry = batch_of(&vec![b"again".to_vec(); 3], 0, Some((1, 0, 15)));
+        assert!(matches!(
+            recovered.producer_state().check(retry.header()),
+            Err(crate::log::LogError::DuplicateSequence { original: Offset(33), .. })
+        ));
+    }
+
     proptest! {
+        /// Any file of a flushed log (segment, index, checkpoint, producer snapshot) flipped
+        /// and/or torn: recovery never panics, never serves a changed record, keeps offsets
+        /// increasing, never goes below what was flushed, and keeps the producer state.
+        #[test]
+        fn any_file_flipped_or_torn_recovers_consistently(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..4),
+            file in any::<prop::sample::Index>(),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+        ) {
+            let (log, mut disk) = idempotent_flushed_log(12);
+            let truth: BTreeMap<u64, Vec<u8>> = read_all(&log).into_iter().collect();
+            let paths: Vec<String> = disk.durable.keys().cloned().collect();
+            let bytes = disk.durable.get_mut(file.get(&paths)).expect("file");
+            for (at, bit) in flips {
+                if !bytes.is_empty() {
+                    let at = at.index(bytes.len());
+                    bytes[at] ^= 1 << bit;
+                }
+            }
+            if let Some(cut) = cut {
+                let len = cut.index(bytes.len() + 1);
+                bytes.truncate(len);
+            }
+            let (recovered, report) =
+                PartitionLog::recover(DIR, config(), &disk.files(), Millis(0));
+            prop_assert!(recovered.log_end_offset() >= report.recovery_point);
+            prop_assert!(recovered.log_end_offset() >= log.log_end_offset(), "{:?}", report);
+            let mut previous = None;
+            for (offset, value) in read_all(&recovered) {
+                prop_assert_eq!(truth.get(&offset), Some(&value), "offset {} changed", offset);
+                prop_assert!(previous < Some(offset), "offset {} after {:?}", offset, previous);
+                previous = Some(offset);
+            }
+            prop_assert_eq!(recovered.producer_state(), log.producer_state(), "{:?}", report);
+        }
+
         #[test]
         fn random_files_never_panic(
             files in proptest::collection::vec(

@@ -145,7 +145,7 @@ fn isr_shrink_to_one_finds_lost_write_and_min_insync_two_keeps_it() {
 
 #[test]
 fn hw_truncation_finds_lost_write_and_leader_epoch_keeps_it() {
-    assert_finds("hw-truncation", "lost-write", &[2]);
+    assert_finds("hw-truncation", "lost-write", &[12]);
     assert_all_pass("hw-truncation", Some("leader-epoch"), 1..=2);
 }
 

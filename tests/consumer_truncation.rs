@@ -4,20 +4,12 @@
 //! the skipped refill (poll-skip); with it, the consumer logs a `log-truncation` event,
 //! moves back to the divergence point and meets the scenario's expectation.
 
-use sim::runner::{run_seed, RunOutcome};
-use sim::scenario::load_variant;
-use std::path::Path;
+mod common;
+
+use sim::runner::RunOutcome;
 
 fn run(variant: Option<&str>, seed: u64) -> RunOutcome {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/consumer-truncation.toml");
-    let scenario = load_variant(&path, variant).unwrap_or_else(|error| panic!("{error}"));
-    let outcome = run_seed(&scenario, variant, seed);
-    assert!(
-        outcome.judgement.met,
-        "consumer-truncation {variant:?} seed {seed}: expectation not met: {:?}",
-        outcome.judgement
-    );
-    outcome
+    common::run_met("consumer-truncation", variant, seed)
 }
 
 fn truncations(outcome: &RunOutcome) -> Vec<&sim::runner::Event> {

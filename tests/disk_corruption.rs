@@ -3,16 +3,15 @@
 //! regressions. Each run must meet the scenario's expectation and show none of the
 //! anomalies corruption must never cause.
 
+mod common;
+
 use sim::runner::{run_seed, Verdict};
-use sim::scenario::load_variant;
-use std::path::Path;
 
 /// What a corrupt disk may never cause, whatever it destroys.
 const NEVER: [&str; 3] = ["inconsistent-offsets", "aborted-read", "duplicate"];
 
 fn assert_never_corrupt(variant: Option<&str>, seeds: &[u64]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/disk-faults.toml");
-    let scenario = load_variant(&path, variant).unwrap_or_else(|error| panic!("{error}"));
+    let scenario = common::scenario("disk-faults", variant);
     for &seed in seeds {
         let outcome = run_seed(&scenario, variant, seed);
         assert_ne!(outcome.verdict, Verdict::Crash, "disk-faults {variant:?} seed {seed} crashed");

@@ -5,26 +5,13 @@
 //! and the run ended in a liveness failure. Seed 290 took a spare that was about to be
 //! fenced.
 
-use sim::runner::{run_seed, Verdict};
-use sim::scenario::load_variant;
-use std::path::Path;
+mod common;
 
-fn assert_passes(name: &str, variant: Option<&str>, seed: u64) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{name}.toml"));
-    let scenario = load_variant(&path, variant).unwrap_or_else(|error| panic!("{error}"));
-    let outcome = run_seed(&scenario, variant, seed);
-    assert_eq!(
-        outcome.verdict,
-        Verdict::Pass,
-        "{name} {variant:?} seed {seed}: {:?}",
-        outcome.judgement
-    );
-    assert!(outcome.stats.records_acked > 0, "{name} seed {seed} acked nothing: a vacuous pass");
-}
+use common::assert_passes;
 
 #[test]
 fn overlapping_spikes_and_stalled_raft_connections_recover_after_the_heal() {
-    assert_passes("replicated-safe", Some("long"), 27);
+    assert_passes("replicated-safe", Some("long"), &[27]);
 }
 
 /// Seed 290: a power loss of brokers 0 and 1 was admitted with broker-2 as the spare half
@@ -33,5 +20,5 @@ fn overlapping_spikes_and_stalled_raft_connections_recover_after_the_heal() {
 /// A broker impaired lately is now no spare until a session timeout has passed.
 #[test]
 fn a_broker_whose_session_may_lapse_is_no_spare() {
-    assert_passes("replicated-safe", Some("long"), 290);
+    assert_passes("replicated-safe", Some("long"), &[290]);
 }

@@ -3,41 +3,9 @@
 //! of Kafka 4's safety protocols, each finding its historical bug with the switch off and
 //! passing with it on. Fixed seed lists only; long sweeps belong to `kafkasim sweep`.
 
-use sim::runner::{run_seed, RunOutcome, Verdict};
-use sim::scenario::load_variant;
-use std::path::Path;
+mod common;
 
-fn run(name: &str, variant: Option<&str>, seed: u64) -> RunOutcome {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{name}.toml"));
-    let scenario = load_variant(&path, variant).unwrap_or_else(|error| panic!("{error}"));
-    let outcome = run_seed(&scenario, variant, seed);
-    assert!(
-        outcome.judgement.met,
-        "{name} {variant:?} seed {seed}: expectation not met: {:?}",
-        outcome.judgement
-    );
-    outcome
-}
-
-fn assert_passes(name: &str, variant: Option<&str>, seeds: &[u64]) {
-    for &seed in seeds {
-        let outcome = run(name, variant, seed);
-        assert_eq!(outcome.verdict, Verdict::Pass, "{name} {variant:?} seed {seed}");
-        assert!(outcome.stats.records_acked > 0, "{name} seed {seed}: a vacuous pass");
-    }
-}
-
-fn assert_finds(name: &str, anomaly: &str, seeds: &[u64]) {
-    for &seed in seeds {
-        let outcome = run(name, None, seed);
-        assert_eq!(outcome.verdict, Verdict::Safety, "{name} seed {seed}");
-        assert!(
-            outcome.judgement.found_expected.iter().any(|found| found == anomaly),
-            "{name} seed {seed} did not find {anomaly}: {:?}",
-            outcome.judgement
-        );
-    }
-}
+use common::{assert_finds, assert_passes};
 
 /// A leader kept proposing a fenced, just-restarted follower for the ISR, so the one
 /// eligible follower never rejoined before the sole ISR member lost power.
@@ -71,7 +39,7 @@ fn a_late_fetch_from_a_previous_incarnation_is_refused() {
 /// KIP-966 off: the leader that shrank the ISR to itself loses power and leads again.
 #[test]
 fn last_replica_standing_finds_lost_write_without_elr() {
-    assert_finds("last-replica-standing", "lost-write", &[1, 2, 3]);
+    assert_finds("last-replica-standing", None, "lost-write", &[1, 2, 3]);
 }
 
 #[test]
@@ -82,7 +50,7 @@ fn last_replica_standing_keeps_every_record_with_elr() {
 /// KIP-903 off: a held ISR expansion re-admits a replica that restarted empty.
 #[test]
 fn stale_isr_expansion_finds_lost_write_without_broker_epochs() {
-    assert_finds("stale-isr-expansion", "lost-write", &[1, 2, 3]);
+    assert_finds("stale-isr-expansion", None, "lost-write", &[1, 2, 3]);
 }
 
 #[test]

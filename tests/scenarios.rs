@@ -3,24 +3,10 @@
 //! seed and finds its anomaly on the seeds scenarios/README.md lists. Long sweeps belong to
 //! `kafkasim sweep`, not here.
 
-use sim::runner::{run_seed, RunOutcome, Verdict};
-use sim::scenario::{load_variant, Scenario};
-use std::path::Path;
+mod common;
 
-fn scenario(name: &str, variant: Option<&str>) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{name}.toml"));
-    load_variant(&path, variant).unwrap_or_else(|error| panic!("{error}"))
-}
-
-fn run(name: &str, variant: Option<&str>, seed: u64) -> RunOutcome {
-    let outcome = run_seed(&scenario(name, variant), variant, seed);
-    assert!(
-        outcome.judgement.met,
-        "{name} {variant:?} seed {seed}: expectation not met: {:?}",
-        outcome.judgement
-    );
-    outcome
-}
+use common::run_met as run;
+use sim::runner::{RunOutcome, Verdict};
 
 fn assert_all_pass(name: &str, variant: Option<&str>, seeds: std::ops::RangeInclusive<u64>) {
     for seed in seeds {

@@ -30,6 +30,14 @@ fn replicated_safe_keeps_acked_records_on_the_seeds_that_lost_them() {
     assert_passes("replicated-safe", None, &[1147, 2103, 2901]);
 }
 
+/// A leader whose ISR expansion went unanswered (the controller had committed it) fell back
+/// to the smaller ISR for its HW and acked records the added replica lacked; that replica
+/// was then elected.
+#[test]
+fn an_unanswered_isr_expansion_keeps_the_maximal_isr() {
+    assert_passes("replicated-safe", Some("long"), &[147]);
+}
+
 /// A late fetch from a follower's previous incarnation crashed its leader.
 #[test]
 fn a_late_fetch_from_a_previous_incarnation_is_refused() {

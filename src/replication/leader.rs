@@ -402,6 +402,19 @@ impl PartitionLeader {
                 Err(PartitionStateError::StalePartitionEpoch { .. }) => Ok(()),
                 other => other,
             },
+            Err(AlterPartitionError::RequestFailed) => {
+                // The outcome is unknown: the controller may have committed the change. Keep
+                // the maximal ISR for the HW and send the same proposal again, as Kafka's
+                // AlterPartitionManager retries (replicated-safe --variant long seed 147: a
+                // leader dropped an expansion the controller had committed and acked over
+                // the smaller ISR; the replica it left out was elected without the records).
+                if let Some(pending) = self.isr.pending().map(<[NodeId]>::to_vec) {
+                    info!(tp = %self.tp, node = %self.node, proposed = ?pending, "isr change outcome unknown: sent again");
+                    let request = self.alter_request(pending);
+                    self.outputs.push(LeaderOutput::AlterPartition(request));
+                }
+                Ok(())
+            }
             Err(error) => {
                 info!(tp = %self.tp, node = %self.node, %error, "isr change refused");
                 self.isr.abandon();
@@ -493,20 +506,27 @@ impl PartitionLeader {
         assert!(new_isr.contains(&self.node), "{}: isr {new_isr:?} without leader", self.tp);
         self.isr.propose(&new_isr);
         info!(tp = %self.tp, node = %self.node, epoch = %self.leader_epoch, partition_epoch = %self.partition_epoch, proposed = ?new_isr, "isr change proposed");
+        let request = self.alter_request(new_isr);
+        self.outputs.push(LeaderOutput::AlterPartition(request));
+    }
+
+    /// The AlterPartition for `new_isr`, built on this leader's epochs, with each member's
+    /// broker epoch when KIP-903 is on.
+    fn alter_request(&self, new_isr: Vec<NodeId>) -> AlterPartitionRequest {
         let broker_epochs = if self.config.isr_broker_epochs {
             let known = |r: &NodeId| Some((*r, self.followers.get(r)?.broker_epoch?));
             new_isr.iter().filter_map(known).collect()
         } else {
             BTreeMap::new()
         };
-        self.outputs.push(LeaderOutput::AlterPartition(AlterPartitionRequest {
+        AlterPartitionRequest {
             tp: self.tp.clone(),
             leader: self.node,
             leader_epoch: self.leader_epoch,
             partition_epoch: self.partition_epoch,
             new_isr,
             broker_epochs,
-        }));
+        }
     }
 
     /// HW = min LEO over the maximal ISR, never backwards; a member that has not fetched
@@ -730,6 +750,30 @@ mod tests {
         c.tick();
         c.controller_step();
         assert_eq!(c.leader().isr(), &[node(1)]);
+    }
+
+    /// An AlterPartition whose answer never came may have been committed: the leader keeps
+    /// the maximal ISR for its HW and sends the same proposal again.
+    #[test]
+    fn an_unanswered_alter_partition_is_sent_again_and_keeps_the_maximal_isr() {
+        let mut c = Cluster::new(3, config(1));
+        c.advance(11_000);
+        c.produce("m0").unwrap();
+        c.tick();
+        let sent = c.alter_queue.remove(0);
+        let leader = c.leader_node();
+        let log = c.log(leader).clone();
+        let now = Millis(11_000);
+        let l = c.leader_mut();
+        l.on_alter_partition_response(now, &log, Err(AlterPartitionError::RequestFailed))
+            .expect("unknown outcome");
+        assert_eq!(l.isr_state().pending(), Some(&sent.new_isr[..]), "still pending");
+        assert_eq!(l.isr_state().maximal().len(), 3, "the HW still waits for every member");
+        let again = l.take_outputs();
+        assert!(
+            matches!(&again[..], [LeaderOutput::AlterPartition(r)] if r.new_isr == sent.new_isr),
+            "{again:?}"
+        );
     }
 
     #[test]

@@ -28,16 +28,9 @@ fn assert_all_pass(name: &str, variant: Option<&str>, seeds: std::ops::RangeIncl
     }
 }
 
+/// The scenario itself (no variant) finds `anomaly` on each seed.
 fn assert_finds(name: &str, anomaly: &str, seeds: &[u64]) {
-    for &seed in seeds {
-        let outcome = run(name, None, seed);
-        assert_eq!(outcome.verdict, Verdict::Safety, "{name} seed {seed}");
-        assert!(
-            outcome.judgement.found_expected.iter().any(|found| found == anomaly),
-            "{name} seed {seed} did not find {anomaly}: {:?}",
-            outcome.judgement
-        );
-    }
+    common::assert_finds(name, None, anomaly, seeds);
 }
 
 #[test]

@@ -115,6 +115,18 @@ impl Harness {
         self.request(1, req)
     }
 
+    /// One partition on brokers 1..=3 with min.insync.replicas 2, unclean election off.
+    fn create_rf3_min_insync2(&mut self, name: &str) {
+        let req = ControllerRequest::CreateTopics {
+            name: name.into(),
+            partitions: 1,
+            replication_factor: 3,
+            unclean_leader_election: false,
+            min_insync_replicas: 2,
+        };
+        self.request(1, req);
+    }
+
     /// Heartbeats from `alive` every second for `ms`.
     fn keep_alive(&mut self, alive: &[(u32, BrokerEpoch)], ms: u64) {
         for _ in 0..ms / 1000 {
@@ -426,14 +438,7 @@ fn three_controllers_converge_on_one_image() {
 fn an_eligible_leader_replica_leads_instead_of_the_last_isr_member_after_its_restart() {
     let mut h = Harness::new();
     let epochs = h.brokers(3);
-    let req = ControllerRequest::CreateTopics {
-        name: "t".into(),
-        partitions: 1,
-        replication_factor: 3,
-        unclean_leader_election: false,
-        min_insync_replicas: 2,
-    };
-    h.request(1, req);
+    h.create_rf3_min_insync2("t");
     // Broker 3 stops heartbeating first, then broker 2: the ISR shrinks to {1}; 2 left it
     // below min.insync with every committed record, so it is eligible.
     h.keep_alive(&[(1, epochs[0]), (2, epochs[1])], 11_000);
@@ -509,14 +514,7 @@ fn kip966_a_clean_shutdown_keeps_the_replica_eligible() {
 fn kip966_alter_partition_maintains_the_elr() {
     let mut h = Harness::new();
     h.brokers(3);
-    let req = ControllerRequest::CreateTopics {
-        name: "t".into(),
-        partitions: 1,
-        replication_factor: 3,
-        unclean_leader_election: false,
-        min_insync_replicas: 2,
-    };
-    h.request(1, req);
+    h.create_rf3_min_insync2("t");
     let alter = |pe: u32, isr: &[u32]| ControllerRequest::AlterPartition {
         tp: TopicPartition::new("t", 0),
         leader_id: NodeId(1),

@@ -14,7 +14,8 @@ use crate::check::promises::{allowed_violation, Acks, ConfigFacts, Judge, Ruling
 use crate::check::{check, AnomalyKind, CheckOptions, CheckReport};
 use crate::history::History;
 use crate::scenario::{
-    AcksSetting, CommitSetting, ConsumerMode, FaultKind, FlushSetting, Scenario, TruncationSetting,
+    AcksSetting, CommitSetting, ConsumerMode, FaultKind, FaultSpec, FlushSetting, Scenario,
+    TruncationSetting,
 };
 
 /// Anomaly entries kept per kind in reports.
@@ -285,17 +286,18 @@ fn destroys_all_replicas(scenario: &Scenario, replication_factor: u32) -> bool {
         n.kinds.contains(&FaultKind::PowerLoss)
             && n.power_loss_max_or_default(scenario.cluster.brokers) as usize >= rf
     });
-    let scripted_power_loss = scenario.faults.iter().any(|f| {
-        f.kind == FaultKind::PowerLoss
-            && (f.nodes.as_ref().map_or(0, Vec::len) >= rf || f.count.unwrap_or(0) as usize >= rf)
+    let scripted_power_loss = scenario.faults.iter().any(|f| match &f.fault {
+        FaultSpec::PowerLoss(p) => {
+            p.nodes.as_ref().map_or(0, Vec::len) >= rf || p.count.unwrap_or(0) as usize >= rf
+        }
+        _ => false,
     });
     let mut crashes_at: std::collections::BTreeMap<u64, std::collections::BTreeSet<&str>> =
         std::collections::BTreeMap::new();
-    for f in scenario.faults.iter().filter(|f| f.kind == FaultKind::Crash) {
-        crashes_at
-            .entry((f.at_s * 1000.0) as u64)
-            .or_default()
-            .insert(f.target.as_deref().unwrap_or(""));
+    for f in &scenario.faults {
+        if let FaultSpec::Crash(crash) = &f.fault {
+            crashes_at.entry((f.at_s * 1000.0) as u64).or_default().insert(&crash.target);
+        }
     }
     let simultaneous = crashes_at.values().any(|targets| targets.len() >= rf);
     random || scripted_power_loss || simultaneous

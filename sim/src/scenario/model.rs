@@ -3,6 +3,7 @@
 //! the fault schedule (scripted steps and a random nemesis), the phase durations and the
 //! expectation the run is judged against. Parsing and validation live in `parse`.
 
+pub use crate::nemesis::faults::{FaultKind, FaultSpec};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -308,84 +309,15 @@ pub struct PhaseSettings {
     pub quiet_s: u64,
 }
 
-/// The kinds of fault a step or the nemesis can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// Kill the node (unsynced writes are dropped, kept or torn); restart after `duration_s`.
-    Crash,
-    /// Pause every task of the node for `duration_s`.
-    Pause,
-    /// Cut the node off the network (both directions) for `duration_s`.
-    Isolate,
-    /// Without parameters: reset every open connection of the node once (in-flight
-    /// responses are lost). With `rate` and `duration_s` on a broker: for that long, each
-    /// produce response is replaced by a connection reset with probability `rate` — the
-    /// broker appended, the client never hears of it.
-    ResetConnections,
-    /// Multiply the node's disk latencies by `factor` for `duration_s`.
-    SlowDisk,
-    /// Writes that add bytes fail with ENOSPC for `duration_s`.
-    DiskFull,
-    /// Reads, writes and syncs fail with EIO at `rate` for `duration_s`.
-    IoErrors,
-    /// Flip `count` random bits in the node's durable bytes.
-    BitFlips,
-    /// Add `factor` x the normal network latency to the node's links for `duration_s`.
-    LatencySpike,
-    /// The node's clock jumps `skew_ms` ahead and runs `drift_ppm` fast for `duration_s`;
-    /// after that it keeps what it gained but runs at the normal rate again. Clocks only
-    /// move forward (state machines time out on them), so backward jumps are not modelled.
-    ClockSkew,
-    /// Packets from `target` to `peer` are dropped for `duration_s`; the reverse direction
-    /// still works (an asymmetric partition).
-    OneWayCut,
-    /// A majority/minority split of the server nodes (brokers and controllers) for
-    /// `duration_s`: the minority is `nodes`, or `target` plus random server nodes up to
-    /// floor(n/2); every link across the sides is cut both ways.
-    Split,
-    /// Jepsen's bridge for `duration_s`: `target` talks to everyone; the other server nodes
-    /// form two random halves that cannot talk to each other.
-    Bridge,
-    /// The `target` broker cannot exchange packets with the other brokers for `duration_s`;
-    /// its links to controllers and clients stay up (Jepsen 2013's ISR-shrink fault).
-    CutBrokerLinks,
-    /// Correlated power loss: crash `nodes` (or `count` random brokers) at the same instant,
-    /// each losing unsynced writes as a crash does; all restart after `duration_s`.
-    PowerLoss,
-}
-
+/// A scripted fault: when, and the kind with its parameters (see `nemesis::faults`, one
+/// module per kind). Written flat in a scenario file: `at_s`, `kind`, then the kind's own
+/// fields; a field the kind does not take is refused by the kind's type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FaultStep {
+    /// Seconds into the faulty phase.
     pub at_s: f64,
-    pub kind: FaultKind,
-    /// A node name ("broker-0", "controller-1", "producer-1") or a role ("any-broker",
-    /// "active-controller", "leader-of:events:0", ...; see `target::TARGET_ROLES`). Every
-    /// kind needs one except `power-loss` (which takes `nodes` or `count`) and `split` with
-    /// `nodes`.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// one-way-cut: the node (name or role) that stops hearing from `target`.
-    #[serde(default)]
-    pub peer: Option<String>,
-    /// split: the minority side; power-loss: the nodes that lose power (names or roles).
-    #[serde(default)]
-    pub nodes: Option<Vec<String>>,
-    #[serde(default)]
-    pub duration_s: Option<f64>,
-    #[serde(default)]
-    pub factor: Option<u32>,
-    #[serde(default)]
-    pub rate: Option<f64>,
-    #[serde(default)]
-    pub count: Option<u32>,
-    /// clock-skew: how far the clock jumps ahead, in milliseconds.
-    #[serde(default)]
-    pub skew_ms: Option<u64>,
-    /// clock-skew: how much faster the clock runs while skewed, in parts per million.
-    #[serde(default)]
-    pub drift_ppm: Option<u64>,
+    #[serde(flatten)]
+    pub fault: FaultSpec,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -196,18 +196,48 @@ fn deserialize_located(
     toml::from_str::<Scenario>(text).map_err(|error| {
         let message = error.message().trim().to_string();
         let Some(span) = error.span() else { return source.error(None, None, message) };
-        let missing = message.starts_with("missing field");
+        // A tagged table (a fault step) is judged whole: its errors span the table.
+        let whole_table = spans_a_table(text, &span);
+        let missing = message.starts_with("missing field") || whole_table;
         let path = if is_original {
             source.tree.path_at(text, &span, missing)
         } else {
             KeyTree::parse(text).path_at(text, &span, missing)
         };
+        // Within a tagged table, point at the refused field, or at the tag.
+        let refused = match whole_table {
+            true => refused_field(&message).map(|name| path.key(name)),
+            false => None,
+        };
+        if let Some(field) = refused {
+            if let Some(offset) = source.offset_of(&field) {
+                return source.error(Some(line_of(source.text, offset)), Some(&field), message);
+            }
+        }
         let line = match is_original {
             true => Some(line_of(text, first_visible(text, span.start, span.end))),
             false => source.offset_of(&path).map(|offset| line_of(source.text, offset)),
         };
         source.error(line, Some(&path), message)
     })
+}
+
+/// Whether an error's span covers a whole table (from its header or brace), not one key.
+fn spans_a_table(text: &str, span: &std::ops::Range<usize>) -> bool {
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    let body = text.get(start..end).unwrap_or("").trim_start();
+    body.starts_with('[') || body.starts_with('{')
+}
+
+/// The field an error inside a tagged table is about: the refused field of serde's
+/// "unknown field `x`, expected ..."; the tag `kind` of "unknown variant".
+fn refused_field(message: &str) -> Option<&str> {
+    if message.starts_with("unknown variant") {
+        return Some("kind");
+    }
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
 }
 
 /// The variants table, checked for shape: each variant a table with a description.
@@ -612,10 +642,10 @@ description = "Flush every batch, and expect a pass."
             "faults[0].target",
         );
         assert_at(&broken("at_s = 8.0", "at_s = 25.0"), 48, "faults[0].at_s");
-        assert_at(&broken("duration_s = 2.0\n", ""), 49, "faults[0].kind");
+        assert_at(&broken("duration_s = 2.0\n", ""), 48, "faults[0]");
         assert_at(&broken("duration_s = 2.0\n", "duration_s = 0.0\n"), 51, "faults[0].duration_s");
         assert_at(&broken("factor = 10", "factor = 0"), 58, "faults[1].factor");
-        assert_at(&broken("factor = 10", "rate = 0.5"), 55, "faults[1].kind");
+        assert_at(&broken("factor = 10", "rate = 0.5"), 58, "faults[1].rate");
         assert_at(
             &broken("duration_s = 2.0\n", "duration_s = 2.0\ncount = 3\n"),
             52,

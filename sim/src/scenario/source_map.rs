@@ -216,8 +216,18 @@ fn table_path_of_span(
         .iter()
         .filter(|(_, key_span)| key_span.start >= first_char && key_span.start < end)
         .collect();
+    let header_end = first_char + trimmed.find('\n').unwrap_or(trimmed.len());
+    if trimmed.starts_with("[[") {
+        // An item of an array of tables: the parent of its first key (`faults[1]`).
+        let first_key = inside
+            .iter()
+            .filter(|(_, key_span)| key_span.start >= header_end)
+            .min_by_key(|(_, key_span)| key_span.start);
+        if let Some((path, _)) = first_key {
+            return FieldPath(path.0[..path.0.len() - 1].to_vec());
+        }
+    }
     if trimmed.starts_with('[') {
-        let header_end = first_char + trimmed.find('\n').unwrap_or(trimmed.len());
         // The deepest key written in the header names the table; an array-of-tables header
         // after the first one has no key of its own: use the parent of its first key.
         let header_key = inside

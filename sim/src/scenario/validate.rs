@@ -6,6 +6,7 @@
 use super::model::*;
 use super::source_map::FieldPath;
 use super::target::Target;
+use crate::nemesis::faults::StepCheck;
 
 /// One rule broken by a scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,10 +46,6 @@ pub const KNOWN_ANOMALIES: &[&str] = &[
 /// Kafka caps in-flight requests per connection at 5 when idempotence is on
 /// (max.in.flight.requests.per.connection, KIP-679).
 const IDEMPOTENT_IN_FLIGHT_MAX: u32 = 5;
-
-/// Upper bounds that keep a fault step meaningful (and every loop bounded).
-const FAULT_FACTOR_MAX: u32 = 10_000;
-const FAULT_BIT_FLIPS_MAX: u32 = 1_000_000;
 
 /// Every rule the scenario breaks, in file order as far as practical.
 pub fn validate(scenario: &Scenario) -> Vec<Problem> {
@@ -147,7 +144,7 @@ fn role_word(prefix: &str) -> &str {
 }
 
 /// Whether a target can only resolve to a broker or a controller.
-fn is_server(target: &Target) -> bool {
+pub fn is_server_target(target: &Target) -> bool {
     match target {
         Target::Node(name) => name.starts_with("broker-") || name.starts_with("controller-"),
         Target::AnyOf(prefix) => ["broker-", "controller-"].contains(prefix),
@@ -462,273 +459,12 @@ fn validate_phases(scenario: &Scenario, problems: &mut Problems) {
 fn validate_faults(scenario: &Scenario, problems: &mut Problems) {
     let faulty_s = scenario.phases.faulty_s as f64;
     for (i, step) in scenario.faults.iter().enumerate() {
-        let field = |name: &str| root().key("faults").index(i).key(name);
         problems.check(
             step.at_s.is_finite() && step.at_s >= 0.0 && step.at_s <= faulty_s,
-            || field("at_s"),
+            || root().key("faults").index(i).key("at_s"),
             || format!("{} is outside the faulty phase (0..={faulty_s} s)", step.at_s),
         );
-        validate_fault_targets(scenario, step, i, problems);
-        let kind = kebab(step.kind);
-        // reset-connections takes either nothing (drop every open connection once) or a
-        // rate with a duration (reset that share of produce responses after the append).
-        let windowed_reset = step.kind == FaultKind::ResetConnections
-            && (step.rate.is_some() || step.duration_s.is_some());
-        if windowed_reset && (step.rate.is_none() || step.duration_s.is_none()) {
-            problems
-                .push(field("kind"), format!("`{kind}` takes `rate` and `duration_s` together"));
-        }
-        let skew_fields = step.skew_ms.is_some() || step.drift_ppm.is_some();
-        if step.kind == FaultKind::ClockSkew {
-            if !skew_fields {
-                problems.push(field("kind"), format!("`{kind}` needs `skew_ms` or `drift_ppm`"));
-            }
-            if step.skew_ms.is_some_and(|ms| ms > CLOCK_SKEW_MS_MAX) {
-                problems.push(field("skew_ms"), format!("is above {CLOCK_SKEW_MS_MAX} ms"));
-            }
-            if step.drift_ppm.is_some_and(|ppm| ppm > CLOCK_DRIFT_PPM_MAX) {
-                problems.push(field("drift_ppm"), format!("is above {CLOCK_DRIFT_PPM_MAX} ppm"));
-            }
-        } else if skew_fields {
-            let name = if step.skew_ms.is_some() { "skew_ms" } else { "drift_ppm" };
-            problems.push(field(name), format!("has no meaning for `{kind}`"));
-        }
-        let needs = match windowed_reset {
-            true => FaultNeeds { duration: true, factor: false, rate: true, count: false },
-            false => FaultNeeds::of(step.kind),
-        };
-        match (needs.duration, step.duration_s) {
-            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `duration_s`")),
-            (true, Some(d)) if !(d.is_finite() && d > 0.0) => {
-                problems.push(field("duration_s"), format!("{d} must be greater than 0"))
-            }
-            (false, Some(_)) => {
-                problems.push(field("duration_s"), format!("has no meaning for `{kind}`"))
-            }
-            _ => {}
-        }
-        match (needs.factor, step.factor) {
-            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `factor`")),
-            (true, Some(f)) if !(2..=FAULT_FACTOR_MAX).contains(&f) => {
-                problems.push(field("factor"), format!("{f} is outside 2..={FAULT_FACTOR_MAX}"))
-            }
-            (false, Some(_)) => {
-                problems.push(field("factor"), format!("has no meaning for `{kind}`"))
-            }
-            _ => {}
-        }
-        match (needs.rate, step.rate) {
-            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `rate`")),
-            (true, Some(r)) if !(r > 0.0 && r <= 1.0) => {
-                problems.push(field("rate"), format!("{r} is outside (0, 1]"))
-            }
-            (false, Some(_)) => {
-                problems.push(field("rate"), format!("has no meaning for `{kind}`"))
-            }
-            _ => {}
-        }
-        // power-loss's count (random brokers) is judged with its nodes.
-        let count = step.count.filter(|_| step.kind != FaultKind::PowerLoss);
-        match (needs.count, count) {
-            (true, None) => problems.push(field("kind"), format!("`{kind}` needs `count`")),
-            (true, Some(n)) if !(1..=FAULT_BIT_FLIPS_MAX).contains(&n) => {
-                problems.push(field("count"), format!("{n} is outside 1..={FAULT_BIT_FLIPS_MAX}"))
-            }
-            (false, Some(_)) => {
-                problems.push(field("count"), format!("has no meaning for `{kind}`"))
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The nodes a fault step names: `target`, `peer`, `nodes`, and power-loss's `count`.
-fn validate_fault_targets(
-    scenario: &Scenario,
-    step: &FaultStep,
-    i: usize,
-    problems: &mut Problems,
-) {
-    let field = |name: &str| root().key("faults").index(i).key(name);
-    let kind = kebab(step.kind);
-    let takes_nodes = matches!(step.kind, FaultKind::Split | FaultKind::PowerLoss);
-    let target = match (step.kind, &step.target, &step.nodes) {
-        (FaultKind::PowerLoss, Some(_), _) => {
-            let message = format!("has no meaning for `{kind}`: use `nodes` or `count`");
-            problems.push(field("target"), message);
-            None
-        }
-        (FaultKind::Split, Some(_), Some(_)) => {
-            let message = format!("`{kind}` takes `target` or `nodes`, not both");
-            problems.push(field("nodes"), message);
-            None
-        }
-        (FaultKind::Split, None, None) => {
-            problems.push(field("kind"), format!("`{kind}` needs `target` or `nodes`"));
-            None
-        }
-        (FaultKind::PowerLoss | FaultKind::Split, None, _) => None,
-        (_, None, _) => {
-            problems.push(field("kind"), format!("`{kind}` needs `target`"));
-            None
-        }
-        (_, Some(text), _) => match target_problem(scenario, text) {
-            Some(message) => {
-                problems.push(field("target"), message);
-                None
-            }
-            None => Target::parse(text).ok(),
-        },
-    };
-    if let Some(target) = &target {
-        target_fits_kind(scenario, step.kind, target, || field("target"), problems);
-    }
-    match (step.kind, &step.peer) {
-        (FaultKind::OneWayCut, None) => {
-            problems.push(field("kind"), format!("`{kind}` needs `peer`"));
-        }
-        (FaultKind::OneWayCut, Some(peer)) => match target_problem(scenario, peer) {
-            Some(message) => problems.push(field("peer"), message),
-            None if step.target.as_ref() == Some(peer)
-                && matches!(Target::parse(peer), Ok(Target::Node(_))) =>
-            {
-                problems.push(field("peer"), format!("`{peer}` is also the target"));
-            }
-            None => {}
-        },
-        (_, Some(_)) => problems.push(field("peer"), format!("has no meaning for `{kind}`")),
-        (_, None) => {}
-    }
-    match &step.nodes {
-        Some(_) if !takes_nodes => {
-            problems.push(field("nodes"), format!("has no meaning for `{kind}`"));
-        }
-        Some(nodes) => validate_fault_nodes(scenario, step.kind, nodes, i, problems),
-        None => {}
-    }
-    if step.kind == FaultKind::PowerLoss {
-        let brokers = scenario.cluster.brokers;
-        match (&step.nodes, step.count) {
-            (Some(_), Some(_)) => {
-                let message = format!("`{kind}` takes `nodes` or `count`, not both");
-                problems.push(field("count"), message);
-            }
-            (None, None) => {
-                problems.push(field("kind"), format!("`{kind}` needs `nodes` or `count`"));
-            }
-            (None, Some(n)) if !(1..=brokers).contains(&n) => {
-                let message = format!("{n} is outside 1..={brokers} (random brokers)");
-                problems.push(field("count"), message);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The entries of a split's or power loss's `nodes`.
-fn validate_fault_nodes(
-    scenario: &Scenario,
-    kind: FaultKind,
-    nodes: &[String],
-    i: usize,
-    problems: &mut Problems,
-) {
-    let field = || root().key("faults").index(i).key("nodes");
-    let kind_name = kebab(kind);
-    if nodes.is_empty() {
-        problems.push(field(), "at least one node is needed");
-        return;
-    }
-    let servers = server_count(scenario) as usize;
-    if kind == FaultKind::Split && nodes.len() >= servers {
-        let message = format!(
-            "{} nodes leave no other side: there are {servers} brokers and controllers",
-            nodes.len()
-        );
-        problems.push(field(), message);
-    }
-    for (j, text) in nodes.iter().enumerate() {
-        if let Some(message) = target_problem(scenario, text) {
-            problems.push(field().index(j), message);
-            continue;
-        }
-        if nodes[..j].contains(text) && matches!(Target::parse(text), Ok(Target::Node(_))) {
-            problems.push(field().index(j), format!("`{text}` is listed twice"));
-        }
-        if Target::parse(text).is_ok_and(|target| !is_server(&target)) {
-            let message = format!("`{text}`: `{kind_name}` takes brokers and controllers only");
-            problems.push(field().index(j), message);
-        }
-    }
-}
-
-/// Kind-specific rules on a valid target, and on the cluster the kind needs.
-fn target_fits_kind(
-    scenario: &Scenario,
-    kind: FaultKind,
-    target: &Target,
-    field: impl Fn() -> FieldPath,
-    problems: &mut Problems,
-) {
-    let kind_name = kebab(kind);
-    let servers = server_count(scenario);
-    match kind {
-        FaultKind::CutBrokerLinks if !target.is_broker() => {
-            let message = format!("`{target}`: `{kind_name}` needs a broker target");
-            problems.push(field(), message);
-        }
-        FaultKind::CutBrokerLinks if scenario.cluster.brokers < 2 => {
-            problems.push(field(), format!("`{kind_name}` needs at least 2 brokers"));
-        }
-        FaultKind::Split | FaultKind::Bridge if !is_server(target) => {
-            let message = format!("`{target}`: `{kind_name}` takes a broker or a controller");
-            problems.push(field(), message);
-        }
-        FaultKind::Split if servers < 2 => {
-            problems
-                .push(field(), format!("`{kind_name}` needs at least 2 brokers and controllers"));
-        }
-        FaultKind::Bridge if servers < 3 => {
-            problems
-                .push(field(), format!("`{kind_name}` needs at least 3 brokers and controllers"));
-        }
-        _ => {}
-    }
-}
-
-/// A day: far beyond any skew NTP leaves uncorrected, still within a run's arithmetic.
-const CLOCK_SKEW_MS_MAX: u64 = 86_400_000;
-/// A clock running twice as fast.
-const CLOCK_DRIFT_PPM_MAX: u64 = 1_000_000;
-
-/// Which parameters a fault kind takes (see FaultKind's docs).
-struct FaultNeeds {
-    duration: bool,
-    factor: bool,
-    rate: bool,
-    count: bool,
-}
-
-impl FaultNeeds {
-    fn of(kind: FaultKind) -> FaultNeeds {
-        let none = FaultNeeds { duration: false, factor: false, rate: false, count: false };
-        match kind {
-            FaultKind::Crash | FaultKind::Pause | FaultKind::Isolate | FaultKind::DiskFull => {
-                FaultNeeds { duration: true, ..none }
-            }
-            FaultKind::ResetConnections => none,
-            FaultKind::SlowDisk | FaultKind::LatencySpike => {
-                FaultNeeds { duration: true, factor: true, ..none }
-            }
-            FaultKind::IoErrors => FaultNeeds { duration: true, rate: true, ..none },
-            FaultKind::BitFlips => FaultNeeds { count: true, ..none },
-            FaultKind::ClockSkew => FaultNeeds { duration: true, ..none },
-            FaultKind::OneWayCut
-            | FaultKind::Split
-            | FaultKind::Bridge
-            | FaultKind::CutBrokerLinks
-            | FaultKind::PowerLoss => FaultNeeds { duration: true, ..none },
-        }
+        step.fault.rule().validate(&mut StepCheck::new(scenario, i, &mut problems.0));
     }
 }
 
@@ -757,23 +493,12 @@ fn validate_nemesis(scenario: &Scenario, problems: &mut Problems) {
             problems.push(field("targets").index(i), message);
         }
     }
-    let servers = server_count(scenario);
-    let nodes = servers + scenario.producer.count + scenario.consumer.count;
     for (i, kind) in nemesis.kinds.iter().enumerate() {
-        let least = match kind {
-            FaultKind::OneWayCut => ("nodes", nodes, 2),
-            FaultKind::Split => ("brokers and controllers", servers, 2),
-            FaultKind::Bridge => ("brokers and controllers", servers, 3),
-            FaultKind::CutBrokerLinks => ("brokers", scenario.cluster.brokers, 2),
-            _ => continue,
-        };
-        let (what, have, need) = least;
-        problems.check(
-            have >= need,
-            || field("kinds").index(i),
-            || format!("`{}` needs at least {need} {what}, the scenario has {have}", kebab(*kind)),
-        );
+        if let Some(message) = kind.unfit(scenario) {
+            problems.push(field("kinds").index(i), message);
+        }
     }
+    let servers = server_count(scenario);
     if let Some(max) = nemesis.power_loss_max {
         problems.check(
             (1..=servers).contains(&max),
@@ -802,12 +527,9 @@ fn validate_expectation(expect: &Expectation, problems: &mut Problems) {
     }
 }
 
-/// The kebab-case name of a fault kind, as written in scenario files.
-pub fn kebab(kind: FaultKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_string))
-        .expect("FaultKind serializes to a kebab-case string")
+/// Every node of the scenario: brokers, controllers and clients.
+pub fn node_count(scenario: &Scenario) -> u32 {
+    role_count(scenario, "")
 }
 
 #[cfg(test)]

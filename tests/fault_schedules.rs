@@ -9,8 +9,8 @@
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use sim::nemesis::faults::{
-    bit_flips, bridge, clock_skew, crash, cut_broker_links, disk_full, io_errors, isolate,
-    latency_spike, one_way_cut, pause, power_loss, reset_connections, slow_disk, split,
+    bit_flips, bridge, clock_skew, crash, cut_broker_links, disk_full, disk_wipe, io_errors,
+    isolate, latency_spike, one_way_cut, pause, power_loss, reset_connections, slow_disk, split,
 };
 use sim::runner::run_seed;
 use sim::scenario::{load, FaultKind, FaultSpec, FaultStep, Scenario};
@@ -99,6 +99,7 @@ fn fault_of(kind: FaultKind, target: &str, duration_s: f64, count: u32) -> Fault
             duration_s,
             first: None,
         }),
+        FaultKind::DiskWipe => FaultSpec::DiskWipe(disk_wipe::DiskWipe { target, duration_s }),
     }
 }
 

@@ -199,6 +199,7 @@ fault_kinds! {
     bridge::Bridge,
     cut_broker_links::CutBrokerLinks,
     power_loss::PowerLoss,
+    disk_wipe::DiskWipe,
 }
 
 impl FaultKind {

@@ -413,14 +413,25 @@ impl SimDisk {
         });
     }
 
-    /// Silently flips `count` distinct bits of durable bytes of `node`'s files (fewer if the
-    /// node has fewer durable bits); returns them sorted by path, offset, bit.
     /// Makes every pending write of `node` durable: a process exit, after which a kill
     /// (needed to restart the node) loses nothing.
     pub fn write_back(&self, node: NodeId) {
         self.with_node(node, |n| n.write_back());
     }
 
+    /// Replaces `node`'s disk with an empty one (a lost volume): every file goes, durable
+    /// or not. For a node that is down; returns how many files it had.
+    pub fn wipe(&self, node: NodeId) -> usize {
+        tracing::warn!(%node, "disk: wiped");
+        self.with_node(node, |n| {
+            let files = n.files.len();
+            n.files.clear();
+            files
+        })
+    }
+
+    /// Silently flips `count` distinct bits of durable bytes of `node`'s files (fewer if the
+    /// node has fewer durable bits); returns them sorted by path, offset, bit.
     pub fn flip_bits(&self, node: NodeId, count: u32) -> Vec<BitFlip> {
         self.with_node(node, |n| n.flip_bits(count))
     }

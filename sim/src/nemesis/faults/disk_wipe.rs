@@ -1,0 +1,53 @@
+//! `disk-wipe`: the node crashes and comes back after `duration_s` on an empty disk (a lost
+//! volume replaced by a blank one): every file is gone, synced or not. Kafka's answer is
+//! KIP-966's unclean-shutdown rule (a broker that registers without a clean-shutdown marker
+//! leaves the ISR and the ELR) and, for the leader's view, KIP-903's broker epochs.
+
+use super::{Draw, Rule};
+use crate::nemesis::envelope::Impact;
+use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::scenario::Scenario;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskWipe {
+    pub target: String,
+    pub duration_s: f64,
+}
+
+impl Rule for DiskWipe {
+    fn drawn(draw: Draw, _rng: &mut ChaCha8Rng, _scenario: &Scenario) -> Self {
+        DiskWipe { target: draw.target, duration_s: draw.duration_s }
+    }
+
+    fn target(&self) -> Option<&str> {
+        Some(&self.target)
+    }
+
+    fn duration_s(&self) -> f64 {
+        self.duration_s
+    }
+
+    fn on_process(&self) -> bool {
+        true
+    }
+
+    fn impact(&self, plan: &Plan) -> Impact {
+        Impact { kills: plan.nodes.clone(), impairs: Vec::new() }
+    }
+
+    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+        nemesis.kill(&plan.nodes);
+        for node in &plan.nodes {
+            let files = nemesis.disk().wipe(nemesis.id_of(node));
+            nemesis.world.event(node, "disk-wiped", &[("files", files.to_string())]);
+        }
+        Applied::UntilRepair
+    }
+
+    fn repair(&self, nemesis: &Nemesis, plan: &Plan) {
+        nemesis.restart(&plan.nodes);
+    }
+}

@@ -161,6 +161,19 @@ fn bridge_and_broker_link_cuts() {
     assert_at(&error, 23, "faults[1]", "missing field `duration_s`");
 }
 
+/// A Raft voter's disk is not wiped: it could vote twice in a term (every fault kind on
+/// replicated-safe, seeds 115 and 252: two controller leaders in one term).
+#[test]
+fn disk_wipe_takes_brokers_and_clients_only() {
+    with_step("kind = \"disk-wipe\"\ntarget = \"any-broker\"\nduration_s = 1.0\n")
+        .expect("a broker");
+    for target in ["controller-0", "any-controller", "active-controller"] {
+        let error =
+            rejected(&format!("kind = \"disk-wipe\"\ntarget = \"{target}\"\nduration_s = 1.0\n"));
+        assert_at(&error, 26, "faults[1].target", "Raft voter");
+    }
+}
+
 #[test]
 fn power_loss_takes_nodes_or_a_count() {
     let ok = with_step(

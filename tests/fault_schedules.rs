@@ -9,8 +9,9 @@
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use sim::nemesis::faults::{
-    bit_flips, bridge, clock_skew, crash, cut_broker_links, disk_full, disk_wipe, io_errors,
-    isolate, latency_spike, one_way_cut, pause, power_loss, reset_connections, slow_disk, split,
+    bit_flips, bridge, clean_shutdown, clock_skew, crash, cut_broker_links, disk_full, disk_wipe,
+    io_errors, isolate, latency_spike, one_way_cut, pause, power_loss, reset_connections,
+    slow_disk, split,
 };
 use sim::runner::run_seed;
 use sim::scenario::{load, FaultKind, FaultSpec, FaultStep, Scenario};
@@ -100,6 +101,10 @@ fn fault_of(kind: FaultKind, target: &str, duration_s: f64, count: u32) -> Fault
             first: None,
         }),
         FaultKind::DiskWipe => FaultSpec::DiskWipe(disk_wipe::DiskWipe { target, duration_s }),
+        FaultKind::CleanShutdown => FaultSpec::CleanShutdown(clean_shutdown::CleanShutdown {
+            target: "any-leader".to_string(),
+            duration_s,
+        }),
     }
 }
 
@@ -225,5 +230,54 @@ fn the_last_spare_is_not_impaired_while_the_other_replicas_are_down() {
             reasons.len() == 1 && reasons[0].contains("unimpaired in-sync replica"),
             "{kind}: {reasons:?}"
         );
+    }
+}
+
+/// A controller whose journal write fails halts, and the heal restarts it as a process
+/// restart: it used to keep its port through its listener task, and the restart panicked
+/// with AddrInUse (every fault kind on replicated-safe, seed 11).
+#[test]
+fn a_controller_halted_by_a_full_disk_is_restarted_by_the_heal() {
+    let mut scenario = base();
+    scenario.faults = vec![
+        scripted(1.0, FaultKind::DiskFull, "active-controller", 8.0),
+        scripted(2.0, FaultKind::Crash, "broker-0", 1.0),
+        scripted(4.0, FaultKind::Crash, "broker-1", 1.0),
+    ];
+    let outcome = run_seed(&scenario, None, 11);
+    assert!(outcome.judgement.met, "{:?}", outcome.judgement);
+    let halted = outcome.events.iter().position(|e| e.kind == "controller-halted");
+    let halted = halted.expect("the full disk halts the active controller");
+    let node = &outcome.events[halted].node;
+    let restarted =
+        outcome.events[halted..].iter().any(|e| e.node == *node && e.kind == "controller-started");
+    assert!(restarted, "{node} is started again after the heal");
+}
+
+/// A clean shutdown of a leader: leadership moves away, the broker flushes and writes its
+/// marker, stops, and registers with the marker when it starts again (KIP-966).
+#[test]
+fn a_clean_shutdown_hands_leadership_over_and_restarts_clean() {
+    let mut scenario = base();
+    let step = |at_s: f64| FaultStep {
+        at_s,
+        fault: FaultSpec::CleanShutdown(clean_shutdown::CleanShutdown {
+            target: "leader-of:events:0".to_string(),
+            duration_s: 3.0,
+        }),
+    };
+    scenario.faults = vec![step(1.0), step(8.0)];
+    let outcome = run_seed(&scenario, None, 3);
+    assert!(outcome.judgement.met, "{:?}", outcome.judgement);
+    let shut: Vec<&sim::runner::outcome::Event> =
+        outcome.events.iter().filter(|e| e.kind == "broker-shut-down").collect();
+    assert_eq!(shut.len(), 2, "both shutdowns finish");
+    for event in shut {
+        assert_eq!(event.fields.get("marker").map(String::as_str), Some("true"), "{event:?}");
+        let restarted = outcome.events.iter().find(|e| {
+            e.node == event.node && e.kind == "broker-started" && e.time_ns > event.time_ns
+        });
+        let restarted = restarted.expect("the broker starts again");
+        assert_eq!(restarted.fields.get("clean").map(String::as_str), Some("true"));
     }
 }

@@ -166,6 +166,13 @@ pub(super) struct ControlSession {
     next_checkpoint: Millis,
     /// Min ISR per topic (min.insync.replicas).
     pub min_insync: BTreeMap<String, usize>,
+    /// The broker epoch the clean-shutdown marker found at start recorded (KIP-966), sent
+    /// with every registration of this start.
+    clean_shutdown_marker: Option<BrokerEpoch>,
+    /// A controlled shutdown was asked for: heartbeats carry WantShutDown.
+    want_shut_down: bool,
+    /// The controller answered ShouldShutDown (reported once as ShutdownReady).
+    shutdown_ready: bool,
 }
 
 impl ControlSession {
@@ -184,6 +191,9 @@ impl ControlSession {
             retry_at: BTreeMap::new(),
             next_checkpoint: Millis(0),
             min_insync,
+            clean_shutdown_marker: None,
+            want_shut_down: false,
+            shutdown_ready: false,
         }
     }
 
@@ -238,6 +248,31 @@ impl Broker {
             .collect()
     }
 
+    /// The clean-shutdown marker read at start (KIP-966): the epoch its last incarnation
+    /// registered with, when that incarnation shut down cleanly. Set before the first tick.
+    pub fn set_clean_shutdown_marker(&mut self, epoch: Option<BrokerEpoch>) {
+        let Some(session) = self.cluster.as_mut() else { return };
+        assert!(
+            session.broker_epoch.is_none() && session.requests.is_empty(),
+            "broker {}: the clean-shutdown marker is set before registering",
+            self.config.node_id
+        );
+        session.clean_shutdown_marker = epoch;
+    }
+
+    /// Starts a controlled shutdown: heartbeats ask the controller to move this broker's
+    /// leaderships and ISR places away; `ShutdownReady` follows when it has. A broker
+    /// without a cluster is ready at once.
+    pub fn begin_controlled_shutdown(&mut self, now: Millis) {
+        let Some(session) = self.cluster.as_mut() else {
+            self.outputs.push(BrokerOutput::ShutdownReady { broker_epoch: None });
+            return;
+        };
+        info!(node = %self.config.node_id, "controlled shutdown requested");
+        session.want_shut_down = true;
+        session.next_heartbeat = now;
+    }
+
     /// The broker epoch of its current registration, if registered.
     pub fn broker_epoch(&self) -> Option<BrokerEpoch> {
         self.cluster.as_ref().and_then(|s| s.broker_epoch)
@@ -278,6 +313,7 @@ impl Broker {
                         info!(node = %self.node_id(), fenced = reply.is_fenced, "fencing state changed");
                     }
                     self.session().fenced = reply.is_fenced;
+                    self.on_should_shut_down(reply.should_shut_down);
                 }
                 Err(
                     ControllerError::StaleBrokerEpoch { .. }
@@ -325,6 +361,19 @@ impl Broker {
             }
         }
         self.pump_groups(now);
+    }
+
+    /// The controller's ShouldShutDown: reported once, to a broker that asked for it.
+    fn on_should_shut_down(&mut self, should: bool) {
+        let session = self.session();
+        if !should || !session.want_shut_down || session.shutdown_ready {
+            return;
+        }
+        session.shutdown_ready = true;
+        let broker_epoch = session.broker_epoch;
+        assert!(broker_epoch.is_some(), "broker {}: shutdown granted unregistered", self.node_id());
+        info!(node = %self.node_id(), "controlled shutdown granted");
+        self.outputs.push(BrokerOutput::ShutdownReady { broker_epoch });
     }
 
     fn controller_error(&mut self, error: &ControllerError) {
@@ -393,10 +442,10 @@ impl Broker {
         let session = self.session();
         let registered = session.broker_epoch;
         if registered.is_none() && !session.in_flight(&ControlKind::Register) && !storage_failed {
-            // No clean-shutdown marker: every start follows a crash (KIP-966 unclean shutdown).
+            // Without a clean-shutdown marker the last incarnation crashed (KIP-966).
             let body = Request::Controller(ControllerRequest::BrokerRegistration {
                 broker_id: me,
-                previous_broker_epoch: None,
+                previous_broker_epoch: session.clean_shutdown_marker,
             });
             self.send_control(now, ControlKind::Register, body, 0);
         }
@@ -412,6 +461,7 @@ impl Broker {
                     broker_id: me,
                     broker_epoch,
                     metadata_offset,
+                    want_shut_down: session.want_shut_down,
                 });
                 self.send_control(now, ControlKind::Heartbeat, body, 0);
             }

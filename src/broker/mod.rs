@@ -16,6 +16,7 @@
 //! committed metadata says: see `cluster`. This module does not own the controller, the
 //! replication state machines (`crate::replication`) or connections.
 
+pub mod clean_shutdown;
 mod cluster;
 mod fetch;
 mod groups;
@@ -95,6 +96,11 @@ pub enum BrokerOutput {
     },
     /// For the inside-cluster checker.
     Fact(Fact),
+    /// The controlled shutdown is granted: the driver flushes every log, writes the
+    /// clean-shutdown marker naming `broker_epoch` (KIP-966), and stops the broker.
+    ShutdownReady {
+        broker_epoch: Option<crate::types::BrokerEpoch>,
+    },
 }
 
 /// A produce waiting for its append to complete (the flush, under flush-every-batch).

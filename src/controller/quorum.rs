@@ -55,7 +55,14 @@ pub enum ControllerRequest {
     BrokerRegistration { broker_id: NodeId, previous_broker_epoch: Option<BrokerEpoch> },
     /// `metadata_offset`: the highest metadata-log index the broker has applied; a fenced
     /// broker is unfenced once it reaches its own registration (its broker epoch).
-    BrokerHeartbeat { broker_id: NodeId, broker_epoch: BrokerEpoch, metadata_offset: LogIndex },
+    /// `want_shut_down`: the broker asks for a controlled shutdown (KRaft's
+    /// BrokerHeartbeat.WantShutDown): its leaderships move away and it leaves every ISR.
+    BrokerHeartbeat {
+        broker_id: NodeId,
+        broker_epoch: BrokerEpoch,
+        metadata_offset: LogIndex,
+        want_shut_down: bool,
+    },
     AlterPartition {
         tp: TopicPartition,
         leader_id: NodeId,
@@ -84,6 +91,16 @@ pub enum ControllerResponse {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     pub is_fenced: bool,
+    /// The controlled shutdown is done: the broker leads nothing and is in no ISR, so it
+    /// may stop (KRaft's BrokerHeartbeatResponse.ShouldShutDown).
+    pub should_shut_down: bool,
+}
+
+impl HeartbeatReply {
+    /// An ordinary heartbeat's reply: the fencing state, no shutdown.
+    pub fn fenced(is_fenced: bool) -> HeartbeatReply {
+        HeartbeatReply { is_fenced, should_shut_down: false }
+    }
 }
 
 /// A reply for the driver to send to `to`, echoing the request's id.
@@ -239,9 +256,15 @@ impl QuorumController {
             ControllerRequest::BrokerRegistration { broker_id, previous_broker_epoch } => {
                 self.register(broker_id, previous_broker_epoch)
             }
-            ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset } => {
-                self.heartbeat(broker_id, broker_epoch, metadata_offset)
-            }
+            ControllerRequest::BrokerHeartbeat {
+                broker_id,
+                broker_epoch,
+                metadata_offset,
+                want_shut_down,
+            } => match want_shut_down {
+                true => self.controlled_shutdown(broker_id, broker_epoch),
+                false => self.heartbeat(broker_id, broker_epoch, metadata_offset),
+            },
             ControllerRequest::AlterPartition {
                 tp,
                 leader_id,
@@ -414,11 +437,41 @@ impl QuorumController {
         }
         self.last_heartbeat.insert(broker_id, self.now);
         if !broker.fenced || metadata_offset < broker_epoch.0 {
-            return Outcome::Now(wrap(Ok(HeartbeatReply { is_fenced: broker.fenced })));
+            return Outcome::Now(wrap(Ok(HeartbeatReply::fenced(broker.fenced))));
         }
         let batch = self.unfence_batch(broker_id);
         match self.propose(batch) {
-            Ok(index) => Outcome::OnCommit(index, wrap(Ok(HeartbeatReply { is_fenced: false }))),
+            Ok(index) => Outcome::OnCommit(index, wrap(Ok(HeartbeatReply::fenced(false)))),
+            Err(err) => Outcome::Now(wrap(Err(err))),
+        }
+    }
+
+    /// A heartbeat asking for a controlled shutdown: the broker leaves every ISR and
+    /// leadership as when it is fenced, but cleanly (it keeps its ELR places: its log is
+    /// flushed before it stops). The reply tells it to stop once that change is committed.
+    /// Kafka marks the broker InControlledShutdown rather than fenced; either way it can
+    /// no longer be elected, which is what the partitions see.
+    fn controlled_shutdown(&mut self, broker_id: NodeId, broker_epoch: BrokerEpoch) -> Outcome {
+        let wrap = ControllerResponse::BrokerHeartbeat;
+        if self.active_term.is_none() {
+            return Outcome::Now(wrap(Err(self.not_active())));
+        }
+        let Some(broker) = self.pending.broker(broker_id).copied() else {
+            return Outcome::Now(wrap(Err(ControllerError::UnknownBroker { broker_id })));
+        };
+        if broker.broker_epoch != broker_epoch {
+            let current = broker.broker_epoch;
+            let err = ControllerError::StaleBrokerEpoch { broker_id, current, got: broker_epoch };
+            return Outcome::Now(wrap(Err(err)));
+        }
+        self.last_heartbeat.insert(broker_id, self.now);
+        let done = HeartbeatReply { is_fenced: true, should_shut_down: true };
+        if broker.fenced {
+            return Outcome::Now(wrap(Ok(done)));
+        }
+        info!(broker = %broker_id, "controlled shutdown: moving leaderships and ISR places away");
+        match self.propose(self.fence_batch(broker_id, false)) {
+            Ok(index) => Outcome::OnCommit(index, wrap(Ok(done))),
             Err(err) => Outcome::Now(wrap(Err(err))),
         }
     }

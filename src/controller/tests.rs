@@ -81,6 +81,18 @@ impl Harness {
             broker_id: NodeId(broker),
             broker_epoch: epoch,
             metadata_offset: self.c.applied_index(),
+            want_shut_down: false,
+        };
+        self.request(broker, req)
+    }
+
+    /// A heartbeat asking for a controlled shutdown.
+    fn shut_down(&mut self, broker: u32, epoch: BrokerEpoch) -> ControllerResponse {
+        let req = ControllerRequest::BrokerHeartbeat {
+            broker_id: NodeId(broker),
+            broker_epoch: epoch,
+            metadata_offset: self.c.applied_index(),
+            want_shut_down: true,
         };
         self.request(broker, req)
     }
@@ -90,10 +102,7 @@ impl Harness {
         let epochs: Vec<BrokerEpoch> = (1..=n).map(|b| self.register(b)).collect();
         for b in 1..=n {
             let r = self.heartbeat(b, epochs[b as usize - 1]);
-            assert_eq!(
-                r,
-                ControllerResponse::BrokerHeartbeat(Ok(HeartbeatReply { is_fenced: false }))
-            );
+            assert_eq!(r, ControllerResponse::BrokerHeartbeat(Ok(HeartbeatReply::fenced(false))));
         }
         epochs
     }
@@ -153,10 +162,10 @@ fn registration_assigns_growing_broker_epochs() {
         "fenced until caught up"
     );
     // Catching up (metadata offset at or past the registration) unfences.
-    assert!(matches!(
+    assert_eq!(
         h.heartbeat(1, first),
-        ControllerResponse::BrokerHeartbeat(Ok(HeartbeatReply { is_fenced: false }))
-    ));
+        ControllerResponse::BrokerHeartbeat(Ok(HeartbeatReply::fenced(false)))
+    );
     let again = h.register(1);
     assert!(again > first, "re-registration bumps the epoch: {first} -> {again}");
     let broker = h.c.committed_image().broker(NodeId(1)).expect("registered");
@@ -231,6 +240,33 @@ fn heartbeat_timeout_fences_and_moves_leadership_within_the_isr() {
     assert!(
         !h.partition("t", 0).isr.contains(&NodeId(1)),
         "rejoining the isr is replication's job"
+    );
+}
+
+/// A controlled shutdown moves leadership and ISR places away before the broker may stop;
+/// its clean restart (marker = that epoch) keeps its ELR place, and it is unfenced again.
+#[test]
+fn controlled_shutdown_moves_leadership_then_lets_the_broker_stop() {
+    let mut h = Harness::new();
+    let epochs = h.brokers(3);
+    h.create("t", 3, 3, false);
+    let led_by_1: Vec<u32> =
+        (0..3).filter(|p| h.partition("t", *p).leader == Some(NodeId(1))).collect();
+    assert!(!led_by_1.is_empty(), "round-robin placement gives broker 1 a leadership");
+    let reply = h.shut_down(1, epochs[0]);
+    let done = HeartbeatReply { is_fenced: true, should_shut_down: true };
+    assert_eq!(reply, ControllerResponse::BrokerHeartbeat(Ok(done)));
+    for p in 0..3 {
+        let state = h.partition("t", p);
+        assert_ne!(state.leader, Some(NodeId(1)), "t-{p} still led by the stopping broker");
+        assert!(!state.isr.contains(&NodeId(1)), "t-{p}: the stopping broker left the ISR");
+        assert!(!state.unclean, "t-{p}: a controlled shutdown is clean");
+    }
+    assert_eq!(h.shut_down(1, epochs[0]), ControllerResponse::BrokerHeartbeat(Ok(done)));
+    let e1 = h.register_after(1, Some(epochs[0]));
+    assert_eq!(
+        h.heartbeat(1, e1),
+        ControllerResponse::BrokerHeartbeat(Ok(HeartbeatReply::fenced(false)))
     );
 }
 

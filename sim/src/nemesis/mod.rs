@@ -40,6 +40,9 @@ pub struct Targets {
     pub on_client_crash: Box<dyn Fn(&str) + Send + Sync>,
 }
 
+/// The nemesis as its rules' spawned tasks hold it.
+pub type NemesisRef = Arc<Nemesis>;
+
 pub struct Nemesis {
     world: WorldRef,
     targets: Arc<Targets>,
@@ -52,6 +55,8 @@ pub struct Nemesis {
     paused: Mutex<Holds<NodeId>>,
     /// The factors of the live latency spikes: the largest one applies.
     spikes: Mutex<Holds<u32>>,
+    /// Brokers in a controlled shutdown, until its repair (or the heal) starts them again.
+    stopping: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// A fault resolved to nodes: what `apply` does and `repair` undoes.
@@ -94,6 +99,7 @@ impl Nemesis {
             envelope: Mutex::new(Envelope::new(grace_ms)),
             paused: Mutex::new(Holds::default()),
             spikes: Mutex::new(Holds::default()),
+            stopping: Mutex::new(std::collections::BTreeSet::new()),
         })
     }
 
@@ -233,27 +239,29 @@ impl Nemesis {
     /// Kills `nodes` at the same simulated instant: their unsynced writes meet their fate,
     /// their pauses end, a client's in-flight operations become indeterminate.
     fn kill(&self, nodes: &[String]) {
-        let handle = Handle::current();
         for node in nodes {
-            handle.kill(self.id_of(node));
-            // A killed node comes back running: its pauses are over.
-            self.paused.lock().expect("nemesis paused set").forget(&self.id_of(node));
             self.world.state().stats.crashes += 1;
-            if node.starts_with("broker-") {
-                // Its last report describes the log it just lost.
-                self.world
-                    .state()
-                    .cluster
-                    .replicas
-                    .retain(|(b, _), _| format!("broker-{}", b.0) != *node);
-            }
-            if !is_server(node) {
-                (self.targets.on_client_crash)(node);
-            }
-            if let Some(index) = node.strip_prefix("broker-").and_then(|i| i.parse().ok()) {
-                let broker = kafkasim::types::NodeId(index);
-                self.world.report(node, ClusterEvent::BrokerStopped { broker });
-            }
+            self.stop(node);
+        }
+    }
+
+    /// Stops a node's process (a kill, whatever state its disk was left in).
+    fn stop(&self, node: &str) {
+        let id = self.id_of(node);
+        Handle::current().kill(id);
+        // A killed node comes back running: its pauses are over.
+        self.paused.lock().expect("nemesis paused set").forget(&id);
+        if node.starts_with("broker-") {
+            // Its last report describes the log it just lost.
+            let mut state = self.world.state();
+            state.cluster.replicas.retain(|(b, _), _| format!("broker-{}", b.0) != *node);
+        }
+        if !is_server(node) {
+            (self.targets.on_client_crash)(node);
+        }
+        if let Some(index) = node.strip_prefix("broker-").and_then(|i| i.parse().ok()) {
+            let broker = kafkasim::types::NodeId(index);
+            self.world.report(node, ClusterEvent::BrokerStopped { broker });
         }
     }
 
@@ -342,7 +350,14 @@ impl Nemesis {
         self.envelope().clear();
         self.spikes.lock().expect("nemesis spikes").take_all();
         self.paused.lock().expect("nemesis paused set").take_all();
+        // A broker in a controlled shutdown starts again, whether it got to stop or not.
+        let stopping = std::mem::take(&mut *self.stopping.lock().expect("nemesis stopping set"));
         for (name, id) in &self.targets.nodes {
+            if stopping.contains(name) {
+                handle.kill(*id);
+                handle.restart(*id);
+                continue;
+            }
             net.unclog_node(*id);
             disk.heal(*id);
             handle.resume(*id);
@@ -373,7 +388,7 @@ fn spiked(base: &std::ops::Range<Duration>, spikes: &Holds<u32>) -> std::ops::Ra
 }
 
 /// Simulated milliseconds since the start of the run.
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     now_duration().as_millis() as u64
 }
 

@@ -113,6 +113,9 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
     for (role, count) in roles {
         for index in 0..count {
             world.resets.insert(node_name(role, index), tokio::sync::watch::channel(0).0);
+            if role == Role::Broker {
+                world.shutdowns.insert(node_name(role, index), tokio::sync::watch::channel(0).0);
+            }
         }
     }
     let world: WorldRef = Arc::new(world);

@@ -13,6 +13,9 @@ use super::outbound::{Outbound, OutboundEvent};
 use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT, CONTROLLER_PORT};
 use crate::check::cluster::{BatchDigest, ClusterEvent};
 use bytes::Bytes;
+use kafkasim::broker::clean_shutdown::{
+    decode_clean_shutdown, encode_clean_shutdown, CLEAN_SHUTDOWN_FILE,
+};
 use kafkasim::broker::meta::{
     decode_incarnation, encode_incarnation, next_incarnation, INCARNATION_FILE,
 };
@@ -24,13 +27,13 @@ use kafkasim::log::{DiskOp, PartitionLog};
 use kafkasim::protocol::{encode_frame, Frame, Response};
 use kafkasim::record::scan_batches;
 use kafkasim::replication::TruncationRule;
-use kafkasim::types::{NodeId, TopicPartition};
+use kafkasim::types::{BrokerEpoch, NodeId, TopicPartition};
 use madsim::net::TcpListener;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 /// How often the broker ticks when nothing else wakes it (retention, flush intervals).
@@ -57,9 +60,17 @@ pub async fn broker_main(world: WorldRef, index: u32) {
         world.report(&name, ClusterEvent::BrokerStarted { broker: NodeId(index), logs });
     }
     let now = world.clock_ms(&name);
+    let Some(marker) = take_clean_shutdown_marker(&disk, &world, &name).await else { return };
     let mut broker = Broker::new(config, incarnation, recovered, &high_watermarks, now);
-    world.event(&name, "broker-started", &[("incarnation", incarnation.to_string())]);
+    broker.set_clean_shutdown_marker(marker);
+    let clean = marker.is_some().to_string();
+    world.event(
+        &name,
+        "broker-started",
+        &[("incarnation", incarnation.to_string()), ("clean", clean)],
+    );
     world.state().storage_failed.remove(&name);
+    world.state().shut_down.remove(&name);
     let (mut peers, mut peer_rx) =
         Outbound::new(world.clone(), name.clone(), Role::Broker, BROKER_PORT);
     let (mut controllers, mut controller_rx) =
@@ -75,7 +86,12 @@ pub async fn broker_main(world: WorldRef, index: u32) {
     let mut conns: BTreeMap<u64, FrameSender> = BTreeMap::new();
     let mut rng = crate::seed::substream(world.seed, &format!("{name}/resets"));
     let mut last_tick = world.clock_ms(&name);
-    loop {
+    let mut shutdown = world.shutdowns.get(&name).map(watch::Sender::subscribe);
+    let mut stopping: Option<Option<BrokerEpoch>> = None;
+    let stopped_as = loop {
+        if let Some(epoch) = stopping {
+            break epoch;
+        }
         // Ticks are due by the clock, not by an idle moment: a busy broker still ticks.
         let due = last_tick.plus_ms(TICK_MS);
         let due = broker.next_wakeup().map_or(due, |at| at.min(due));
@@ -142,6 +158,10 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                 }
                 None => {}
             },
+            Some(()) = signalled(&mut shutdown) => {
+                world.event(&name, "controlled-shutdown-requested", &[]);
+                broker.begin_controlled_shutdown(world.clock_ms(&name));
+            }
             _ = sleep => {}
         }
         let now = world.clock_ms(&name);
@@ -191,9 +211,89 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                 BrokerOutput::CloseBroker { broker: to } => peers.close(to.0),
                 BrokerOutput::CloseController { controller } => controllers.close(controller),
                 BrokerOutput::Fact(fact) => report_fact(&world, &name, index, &broker, fact),
+                BrokerOutput::ShutdownReady { broker_epoch } => stopping = Some(broker_epoch),
             }
         }
+    };
+    drop(disk_tx);
+    // The disk worker finishes the queued jobs, then closes its completions.
+    while done_rx.recv().await.is_some() {}
+    finish_clean_shutdown(&disk, &world, &name, stopped_as).await;
+}
+
+/// Resolves when the node's shutdown signal is raised; never without a signal.
+async fn signalled(signal: &mut Option<watch::Receiver<u64>>) -> Option<()> {
+    match signal {
+        Some(receiver) => receiver.changed().await.ok(),
+        None => std::future::pending().await,
     }
+}
+
+/// The clean-shutdown marker of the last incarnation (KIP-966), deleted before this one
+/// registers so that a later crash is not taken for a clean shutdown. `Some(None)`: no
+/// usable marker (a crash, or a corrupt marker: unclean, the safe reading). None: the
+/// disk would not let it be deleted, and the broker does not start.
+async fn take_clean_shutdown_marker(
+    disk: &Arc<SimDisk>,
+    world: &WorldRef,
+    name: &str,
+) -> Option<Option<BrokerEpoch>> {
+    for attempt in 0..RECOVERY_IO_ATTEMPTS {
+        let marker = match disk.read_all(CLEAN_SHUTDOWN_FILE).await {
+            Err(super::disk::DiskError::NotFound { .. }) => return Some(None),
+            Err(error) => {
+                warn!(node = %name, attempt, %error, "reading the clean-shutdown marker failed");
+                madsim::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Ok(bytes) => decode_clean_shutdown(&bytes),
+        };
+        if let Err(error) = &marker {
+            world.event(name, "meta-corrupt", &[("reason", error.to_string())]);
+        }
+        match disk.delete(CLEAN_SHUTDOWN_FILE).await {
+            Ok(()) => return Some(marker.ok()),
+            Err(error) => warn!(node = %name, attempt, %error, "deleting the marker failed"),
+        }
+        madsim::time::sleep(Duration::from_millis(100)).await;
+    }
+    world.event(name, "broker-start-failed", &[("reason", "disk unusable".to_string())]);
+    None
+}
+
+/// The end of a controlled shutdown: every file synced (Kafka flushes every log), then the
+/// clean-shutdown marker written and synced. A failed write leaves no marker: the next
+/// start is unclean. The node then waits to be stopped.
+async fn finish_clean_shutdown(
+    disk: &Arc<SimDisk>,
+    world: &WorldRef,
+    name: &str,
+    broker_epoch: Option<BrokerEpoch>,
+) {
+    let mut flushed = Ok(());
+    for path in disk.list("") {
+        flushed = flushed.and(disk.sync(&path).await);
+    }
+    let written = match (flushed, broker_epoch) {
+        (Ok(()), Some(epoch)) => {
+            match disk.write(CLEAN_SHUTDOWN_FILE, 0, encode_clean_shutdown(epoch)).await {
+                Ok(()) => disk.sync(CLEAN_SHUTDOWN_FILE).await.map(|()| true),
+                Err(error) => Err(error),
+            }
+        }
+        (Ok(()), None) => Ok(false),
+        (Err(error), _) => Err(error),
+    };
+    let marker = match written {
+        Ok(marker) => marker.to_string(),
+        Err(error) => {
+            warn!(node = %name, %error, "clean shutdown: flush or marker failed");
+            "false".to_string()
+        }
+    };
+    info!(node = %name, %marker, "broker shut down");
+    world.event(name, "broker-shut-down", &[("marker", marker)]);
+    world.state().shut_down.insert(name.to_string());
 }
 
 /// Passes a broker fact to the checker, the event log and the world's cluster view.

@@ -86,6 +86,8 @@ pub struct WorldState {
     /// on a failed journal write: the heal restarts them as a process restart, in cluster
     /// mode too.
     pub storage_failed: std::collections::BTreeSet<String>,
+    /// Brokers that finished a controlled shutdown and wait to be stopped.
+    pub shut_down: std::collections::BTreeSet<String>,
     /// Invariant violations seen so far, in order.
     pub violations: Vec<crate::check::cluster::Violation>,
     /// Subscribe mode: the highest offset per partition a commit of the group was
@@ -199,6 +201,8 @@ pub struct World {
     pub nodes: BTreeMap<String, NodeId>,
     /// Per node: bumping the value makes the node drop every open connection.
     pub resets: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
+    /// Per broker: bumping the value starts a controlled shutdown.
+    pub shutdowns: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
     state: Mutex<WorldState>,
 }
 
@@ -223,6 +227,7 @@ impl World {
             ),
             violations: Vec::new(),
             storage_failed: std::collections::BTreeSet::new(),
+            shut_down: std::collections::BTreeSet::new(),
             group_committed: BTreeMap::new(),
             acked_end: BTreeMap::new(),
         };
@@ -231,6 +236,7 @@ impl World {
             seed,
             nodes: BTreeMap::new(),
             resets: BTreeMap::new(),
+            shutdowns: BTreeMap::new(),
             state: Mutex::new(state),
         }
     }

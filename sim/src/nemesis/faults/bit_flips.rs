@@ -2,7 +2,7 @@
 //! corruption: a bad sector, a firmware bug). Nothing to repair.
 
 use super::{Draw, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ impl Rule for BitFlips {
         0.0
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         let name = &plan.nodes[0];
         let flips = nemesis.disk().flip_bits(nemesis.id_of(name), self.count);
         nemesis.world.event(name, "bit-flips", &[("flips", format!("{flips:?}"))]);

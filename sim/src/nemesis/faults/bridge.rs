@@ -2,7 +2,7 @@
 //! server nodes form two random halves that cannot talk to each other.
 
 use super::{Draw, Planner, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,7 @@ impl Rule for Bridge {
         Ok(Plan { links: links_across(&left, &right), nodes: vec![bridge], fields, ..Plan::default() })
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.hold_links(&plan.links);
         Applied::UntilRepair
     }

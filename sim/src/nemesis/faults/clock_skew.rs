@@ -3,7 +3,7 @@
 //! only move forward (state machines time out on them), so backward jumps are not modelled.
 
 use super::{Draw, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ impl Rule for ClockSkew {
         Impact::default()
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         let now = crate::world::now_ns();
         let mut state = nemesis.world.state();
         let clock = state.clocks.entry(plan.nodes[0].clone()).or_default();

@@ -2,7 +2,7 @@
 //! and restart it after `duration_s`.
 
 use super::{Draw, Rule};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ impl Rule for Crash {
         Impact { kills: plan.nodes.clone(), impairs: Vec::new() }
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.kill(&plan.nodes);
         Applied::UntilRepair
     }

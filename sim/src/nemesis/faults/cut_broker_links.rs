@@ -3,7 +3,7 @@
 //! fault: the leader drops its followers from the ISR and keeps accepting writes).
 
 use super::{Draw, Planner, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ impl Rule for CutBrokerLinks {
         Ok(plan)
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.hold_links(&plan.links);
         Applied::UntilRepair
     }

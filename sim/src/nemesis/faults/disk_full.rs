@@ -1,7 +1,7 @@
 //! `disk-full`: writes that add bytes fail with ENOSPC for `duration_s`.
 
 use super::{Draw, Rule};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ impl Rule for DiskFull {
         self.duration_s
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.disk().set_full(nemesis.id_of(&plan.nodes[0]), true);
         Applied::UntilRepair
     }

@@ -1,7 +1,7 @@
 //! `io-errors`: reads, writes and syncs fail with EIO at `rate` for `duration_s`.
 
 use super::{Draw, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ impl Rule for IoErrors {
         self.duration_s
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         let rate = self.rate.clamp(0.0, 1.0);
         let rates = IoErrorRates { read: rate, write: rate, sync: rate, metadata: 0.0 };
         nemesis.disk().set_io_errors(nemesis.id_of(&plan.nodes[0]), rates);

@@ -1,7 +1,7 @@
 //! `isolate`: the node is cut off the network, both directions, for `duration_s`.
 
 use super::{Draw, Rule};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,7 @@ impl Rule for Isolate {
         self.duration_s
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         let id = nemesis.id_of(&plan.nodes[0]);
         nemesis.clogs().hold_node(&*NetSim::current(), id);
         Applied::UntilRepair

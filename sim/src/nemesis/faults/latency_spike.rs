@@ -2,7 +2,7 @@
 //! Spikes do not compound: the largest live factor applies to the base latency.
 
 use super::{Draw, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ impl Rule for LatencySpike {
         Impact::default()
     }
 
-    fn apply(&self, nemesis: &Nemesis, _plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, _plan: &Plan) -> Applied {
         nemesis.spikes.lock().expect("nemesis spikes").hold(self.factor.max(1));
         nemesis.set_latency();
         Applied::UntilRepair

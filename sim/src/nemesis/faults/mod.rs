@@ -14,7 +14,7 @@ pub use draw::Draw;
 
 use super::envelope::Impact;
 use super::resolve::Resolver;
-use super::{Applied, Nemesis, Plan};
+use super::{Applied, Nemesis, NemesisRef, Plan};
 use crate::scenario::Scenario;
 use crate::world::cluster::ClusterView;
 use kafkasim::types::TopicPartition;
@@ -81,7 +81,7 @@ pub trait Rule {
     }
 
     /// Carries the fault out.
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied;
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied;
 
     /// Undoes it (called once, after `duration`, unless the heal came first).
     fn repair(&self, nemesis: &Nemesis, plan: &Plan);
@@ -200,6 +200,7 @@ fault_kinds! {
     cut_broker_links::CutBrokerLinks,
     power_loss::PowerLoss,
     disk_wipe::DiskWipe,
+    clean_shutdown::CleanShutdown,
 }
 
 impl FaultKind {

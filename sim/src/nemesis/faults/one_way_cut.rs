@@ -2,7 +2,7 @@
 //! reverse direction still works (an asymmetric partition).
 
 use super::{Draw, Planner, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,7 @@ impl Rule for OneWayCut {
         Ok(plan)
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.hold_links(&plan.links);
         Applied::UntilRepair
     }

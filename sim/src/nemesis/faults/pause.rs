@@ -2,7 +2,7 @@
 //! overlapping pauses resume it when the last one ends.
 
 use super::{Draw, Rule};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ impl Rule for Pause {
         true
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.pause(&plan.nodes[0]);
         Applied::UntilRepair
     }

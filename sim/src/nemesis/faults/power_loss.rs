@@ -3,7 +3,7 @@
 //! `duration_s`.
 
 use super::{Draw, Planner, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,7 @@ impl Rule for PowerLoss {
         Impact { kills: plan.nodes.clone(), impairs: Vec::new() }
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.kill(&plan.nodes);
         Applied::UntilRepair
     }

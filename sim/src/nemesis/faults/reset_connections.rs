@@ -4,7 +4,7 @@
 //! broker appended, the client never hears of it.
 
 use super::{Draw, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -57,7 +57,7 @@ impl Rule for ResetConnections {
         Impact::default()
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         let name = &plan.nodes[0];
         let rate = self.rate.unwrap_or(1.0);
         if rate < 1.0 && name.starts_with("broker-") {

@@ -1,7 +1,7 @@
 //! `slow-disk`: the node's disk latencies are multiplied by `factor` for `duration_s`.
 
 use super::{Draw, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ impl Rule for SlowDisk {
         self.duration_s
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.disk().set_slow(nemesis.id_of(&plan.nodes[0]), self.factor.max(1));
         Applied::UntilRepair
     }

@@ -3,7 +3,7 @@
 //! floor(n/2); every link across the sides is cut both ways.
 
 use super::{Draw, Planner, Rule, StepCheck};
-use crate::nemesis::{Applied, Nemesis, Plan};
+use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ impl Rule for Split {
         })
     }
 
-    fn apply(&self, nemesis: &Nemesis, plan: &Plan) -> Applied {
+    fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.hold_links(&plan.links);
         Applied::UntilRepair
     }

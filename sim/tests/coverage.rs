@@ -117,3 +117,18 @@ fn every_mark_is_reached_by_the_shipped_scenarios_or_known_unreached() {
         "marks listed as known_unreached are reached now; take them off: {now_reached:?}"
     );
 }
+
+#[test]
+fn docs_coverage_lists_every_mark() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join("COVERAGE.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/COVERAGE.md exists");
+    let missing: Vec<&str> = Mark::ALL
+        .iter()
+        .map(|mark| mark.name())
+        .filter(|name| !doc.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(missing.is_empty(), "docs/COVERAGE.md has no row for {missing:?}");
+    for (name, _) in KNOWN_UNREACHED {
+        assert!(doc.contains(&format!("| `{name}` | ")), "docs/COVERAGE.md: explain {name}");
+    }
+}

@@ -242,11 +242,12 @@ pub async fn controller_main(world: WorldRef, index: u32) {
             let kind = if active { "controller-active" } else { "controller-inactive" };
             world.event(&name, kind, &[("term", term.to_string())]);
             if active {
-                let mut state = world.state();
-                state.cluster.active_controller = Some((index, term.0));
-                if let Some(mark) = state.watch.controller_active(term.0) {
-                    crate::coverage::reach(&mut state.marks, mark, &name, super::now_ns());
-                }
+                let failover = {
+                    let mut state = world.state();
+                    state.cluster.active_controller = Some((index, term.0));
+                    state.watch.controller_active(term.0)
+                };
+                world.mark_all(&name, failover);
             }
         }
         answer_metadata_fetches(&world, &name, &controller, &conns, &mut parked);
@@ -382,7 +383,7 @@ fn report_records(
                         name,
                         ClusterEvent::PartitionChanged {
                             controller: me,
-                            tp: TopicPartition::new(topic.clone(), p as u32),
+                            tp,
                             leader: replicas.first().copied(),
                             leader_epoch: Epoch(0),
                             partition_epoch: PartitionEpoch(0),

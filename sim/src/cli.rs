@@ -540,6 +540,7 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
             seed: outcome.seed,
             verdict: outcome.verdict,
             judgement: outcome.judgement,
+            marks: outcome.marks.keys().copied().collect(),
         });
         progress.update(results.len(), failures.len());
     });
@@ -619,6 +620,9 @@ fn print_sweep_summary(
     }
     let rate = if wall_secs > 0.0 { judgement.seeds_run as f64 / wall_secs } else { 0.0 };
     println!("time       {wall_secs:.2} s wall, {rate:.2} seeds/s");
+    for line in crate::sweep::coverage_lines(judgement, &scenario.expect) {
+        println!("{line}");
+    }
     println!("expectation {}", if judgement.met { "met" } else { "NOT met" });
 }
 

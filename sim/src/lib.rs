@@ -13,6 +13,7 @@ compile_error!(
 pub mod bench;
 pub mod check;
 pub mod cli;
+pub mod coverage;
 pub mod history;
 pub mod nemesis;
 pub mod report;

@@ -29,6 +29,8 @@ struct Results<'a> {
     trace_hash: String,
     reproduce: &'a str,
     stats: &'a RunStats,
+    /// The coverage marks reached: name -> count and where first.
+    marks: &'a crate::coverage::Tally,
     check_report: &'a serde_json::Value,
 }
 
@@ -105,6 +107,7 @@ pub fn write_report_with(
         trace_hash: trace_hash_hex(outcome.trace_hash),
         reproduce,
         stats: &outcome.stats,
+        marks: &outcome.marks,
         check_report: &outcome.check_report,
     };
     let mut json = serde_json::to_string_pretty(&results).context("serializing results.json")?;
@@ -229,6 +232,10 @@ fn summary_markdown(outcome: &RunOutcome, scenario: &Scenario, reproduce: &str) 
             let _ = writeln!(md, "- {line}");
         }
     }
+    let _ = writeln!(md, "\n## Coverage marks reached ({})\n", outcome.marks.len());
+    for line in mark_lines(&outcome.marks) {
+        let _ = writeln!(md, "- {line}");
+    }
     let cutoff = first_anomaly_time(&outcome.check_report);
     let before: Vec<&Event> =
         outcome.events.iter().filter(|e| cutoff.is_none_or(|t| e.time_ns <= t)).collect();
@@ -272,6 +279,20 @@ pub fn judgement_lines(judgement: &Judgement) -> Vec<String> {
         lines.push(format!("problem: {problem}"));
     }
     lines
+}
+
+/// The coverage marks one run reached, as lines: name, count, and where first.
+pub fn mark_lines(marks: &crate::coverage::Tally) -> Vec<String> {
+    if marks.is_empty() {
+        return vec!["none".to_string()];
+    }
+    marks
+        .iter()
+        .map(|(mark, reach)| {
+            let first = format_sim_time(reach.first_ns);
+            format!("`{}` x{} (first at {first} on {})", mark.name(), reach.count, reach.first_node)
+        })
+        .collect()
 }
 
 /// The run's figures as lines.
@@ -418,6 +439,11 @@ mod tests {
                 }},
             }),
             stats: RunStats::default(),
+            marks: {
+                let mut marks = crate::coverage::Tally::new();
+                crate::coverage::reach(&mut marks, crate::coverage::Mark::CleanElection, "c", 9);
+                marks
+            },
         }
     }
 
@@ -465,6 +491,9 @@ mod tests {
         assert!(summary.contains("- generations 3, rebalances 2"), "{summary}");
         assert!(summary.contains("- final lag 2 (events-0 2)"), "{summary}");
         assert!(first.contains("\"rebalances\": 2"), "{first}");
+        assert!(first.contains("\"clean-election\": {"), "{first}");
+        assert!(summary.contains("## Coverage marks reached (1)"), "{summary}");
+        assert!(summary.contains("`clean-election` x1 (first at 0.000000s on c)"), "{summary}");
         assert_eq!(
             std::fs::read_to_string(dir.join("events.jsonl")).expect("events").lines().count(),
             2

@@ -3,9 +3,10 @@
 //! judgement; each seed still runs alone in its own runtime (`runner::run_seed`). Printing
 //! and report writing stay with the caller.
 
+use crate::coverage::Mark;
 use crate::runner::{run_seed, Judgement, RunOutcome, Verdict};
 use crate::scenario::{Expectation, ExpectedVerdict, Scenario};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +34,8 @@ pub struct SeedResult {
     pub seed: u64,
     pub verdict: Verdict,
     pub judgement: Judgement,
+    /// The coverage marks the seed reached.
+    pub marks: BTreeSet<Mark>,
 }
 
 /// The sweep judged against the scenario's expectation.
@@ -52,6 +55,10 @@ pub struct SweepJudgement {
     /// For verdict = "find": each must_find anomaly and the first seed (within the seed
     /// budget) that showed it.
     pub first_found: BTreeMap<String, Option<u64>>,
+    /// Every mark of the catalogue -> number of seeds that reached it (0: unreached).
+    pub mark_seeds: BTreeMap<Mark, u64>,
+    /// The scenario's `expect.reaches` marks no seed reached.
+    pub unreached: Vec<String>,
 }
 
 impl SeedRange {
@@ -164,7 +171,11 @@ pub fn judge_sweep(
             judgement.first_found.insert(name.clone(), None);
         }
     }
+    judgement.mark_seeds = Mark::ALL.iter().map(|&mark| (mark, 0)).collect();
     for result in sorted {
+        for mark in &result.marks {
+            *judgement.mark_seeds.entry(*mark).or_insert(0) += 1;
+        }
         match result.verdict {
             Verdict::Pass => judgement.passes += 1,
             Verdict::Liveness => judgement.liveness.push(result.seed),
@@ -184,10 +195,45 @@ pub fn judge_sweep(
             }
         }
     }
+    judgement.unreached = expect
+        .reaches
+        .iter()
+        .filter(|name| {
+            Mark::from_name(name).is_none_or(|mark| judgement.mark_seeds.get(&mark) == Some(&0))
+        })
+        .cloned()
+        .collect();
     judgement.met = judgement.seeds_run > 0
         && judgement.failed.is_empty()
-        && judgement.first_found.values().all(Option::is_some);
+        && judgement.first_found.values().all(Option::is_some)
+        && judgement.unreached.is_empty();
     judgement
+}
+
+/// The coverage table of a sweep: every mark of the catalogue with the number of seeds that
+/// reached it, unreached ones flagged, and the scenario's `expect.reaches` marked.
+pub fn coverage_lines(judgement: &SweepJudgement, expect: &Expectation) -> Vec<String> {
+    let reached = judgement.mark_seeds.values().filter(|&&seeds| seeds > 0).count();
+    let mut lines = vec![format!(
+        "coverage   {reached} of {} marks reached over {} seeds",
+        judgement.mark_seeds.len(),
+        judgement.seeds_run
+    )];
+    let width = Mark::ALL.iter().map(|mark| mark.name().len()).max().unwrap_or(0);
+    for (mark, seeds) in &judgement.mark_seeds {
+        let expected = expect.reaches.iter().any(|name| name == mark.name());
+        let note = match (*seeds, expected) {
+            (0, true) => "  UNREACHED (expect.reaches)",
+            (0, false) => "  unreached",
+            (_, true) => "  (expect.reaches)",
+            (_, false) => "",
+        };
+        lines.push(format!("  {:<width$} {seeds:>6}{note}", mark.name()));
+    }
+    for name in &judgement.unreached {
+        lines.push(format!("reaches    {name}: NOT reached on any seed"));
+    }
+    lines
 }
 
 /// Runs `seeds` of the scenario on `jobs` worker threads and hands each outcome to
@@ -235,6 +281,7 @@ mod tests {
             may_show: Vec::new(),
             known_seeds: Vec::new(),
             max_rebalances: None,
+            reaches: Vec::new(),
         }
     }
 
@@ -243,6 +290,7 @@ mod tests {
             seed,
             verdict: Verdict::Pass,
             judgement: Judgement { met: true, ..Judgement::default() },
+            marks: BTreeSet::new(),
         }
     }
 
@@ -255,6 +303,7 @@ mod tests {
                 found_expected: vec![name.to_string()],
                 ..Judgement::default()
             },
+            marks: BTreeSet::new(),
         }
     }
 
@@ -267,6 +316,7 @@ mod tests {
                 forbidden: vec![name.to_string()],
                 ..Judgement::default()
             },
+            marks: BTreeSet::new(),
         }
     }
 
@@ -301,8 +351,12 @@ mod tests {
         let good = judge_sweep(&[pass(1), pass(2)], &expect, 1);
         assert!(good.met);
         assert_eq!(good.passes, 2);
-        let liveness =
-            SeedResult { seed: 3, verdict: Verdict::Liveness, judgement: Judgement::default() };
+        let liveness = SeedResult {
+            seed: 3,
+            verdict: Verdict::Liveness,
+            judgement: Judgement::default(),
+            marks: BTreeSet::new(),
+        };
         let bad = judge_sweep(&[pass(1), forbidden(2, "lost-write"), liveness], &expect, 1);
         assert!(!bad.met);
         assert_eq!(bad.failed, vec![2, 3]);
@@ -327,6 +381,34 @@ mod tests {
         assert_eq!(late.first_found.get("duplicate"), Some(&None));
         let with_bug = [found(1, "lost-write"), found(2, "duplicate"), forbidden(3, "poll-skip")];
         assert!(!judge_sweep(&with_bug, &expect, 1).met);
+    }
+
+    fn reaching(seed: u64, marks: &[Mark]) -> SeedResult {
+        SeedResult { marks: marks.iter().copied().collect(), ..pass(seed) }
+    }
+
+    #[test]
+    fn a_sweep_fails_when_a_listed_mark_is_never_reached() {
+        let mut expect = expectation(ExpectedVerdict::Pass, &[], 20);
+        expect.reaches = vec!["unclean-election".into(), "elr-election".into()];
+        let results = [
+            reaching(1, &[Mark::UncleanElection, Mark::Rebalance]),
+            reaching(2, &[Mark::UncleanElection]),
+            pass(3),
+        ];
+        let judgement = judge_sweep(&results, &expect, 1);
+        assert!(!judgement.met, "elr-election was never reached");
+        assert_eq!(judgement.unreached, vec!["elr-election".to_string()]);
+        assert!(judgement.failed.is_empty(), "every seed on its own met the expectation");
+        assert_eq!(judgement.mark_seeds.get(&Mark::UncleanElection), Some(&2));
+        assert_eq!(judgement.mark_seeds.get(&Mark::ElrElection), Some(&0));
+        assert_eq!(judgement.mark_seeds.len(), Mark::ALL.len(), "every mark has a row");
+        let lines = coverage_lines(&judgement, &expect).join("\n");
+        assert!(lines.contains("2 of"), "{lines}");
+        assert!(lines.contains("UNREACHED (expect.reaches)"), "{lines}");
+        assert!(lines.contains("reaches    elr-election: NOT reached on any seed"), "{lines}");
+        let reached = [reaching(4, &[Mark::UncleanElection, Mark::ElrElection])];
+        assert!(judge_sweep(&reached, &expect, 4).met);
     }
 
     #[test]

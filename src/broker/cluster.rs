@@ -100,9 +100,18 @@ pub enum Fact {
         epoch: Option<Epoch>,
         crc: u32,
     },
+    /// A follower cut its log from `from` to `to` (`to == from`: nothing went), by the
+    /// leader-epoch rule or to the high watermark.
     Truncated {
         tp: TopicPartition,
         to: Offset,
+        from: Offset,
+        by: TruncationRule,
+    },
+    /// An idempotent retry of a batch already in the log, answered with its offsets.
+    DuplicateBatch {
+        tp: TopicPartition,
+        base: Offset,
     },
     HighWatermark {
         tp: TopicPartition,
@@ -114,6 +123,13 @@ pub enum Fact {
         last_offset: Offset,
         hw: Offset,
         isr: Vec<NodeId>,
+    },
+    /// An acks=all produce appended here ended without an ack (NotLeaderOrFollower on
+    /// resignation, NotEnoughReplicasAfterAppend, RequestTimedOut): indeterminate.
+    AcksAllFailed {
+        tp: TopicPartition,
+        last_offset: Offset,
+        error: ErrorCode,
     },
     /// A newer committed metadata image was applied.
     MetadataApplied {
@@ -688,8 +704,9 @@ impl Broker {
             if info.new_log_end_offset < info.old_log_end_offset {
                 info!(node = %self.node_id(), tp = %tp, from = %info.old_log_end_offset, to = %info.new_log_end_offset, "log truncated");
             }
-            let to = info.new_log_end_offset;
-            self.outputs.push(BrokerOutput::Fact(Fact::Truncated { tp: tp.clone(), to }));
+            let (to, from) = (info.new_log_end_offset, info.old_log_end_offset);
+            let by = TruncationRule::HighWatermark;
+            self.outputs.push(BrokerOutput::Fact(Fact::Truncated { tp: tp.clone(), to, from, by }));
         }
     }
 
@@ -767,6 +784,10 @@ impl Broker {
                             hw,
                             isr,
                         }));
+                    } else {
+                        let tp = tp.clone();
+                        let fact = Fact::AcksAllFailed { tp, last_offset, error };
+                        self.outputs.push(BrokerOutput::Fact(fact));
                     }
                     self.complete_replicated(tp, id, error);
                 }
@@ -910,7 +931,13 @@ impl Broker {
                             }
                         }
                     } else if new_leo < old_leo {
-                        facts.push(Fact::Truncated { tp: tp.clone(), to: new_leo });
+                        let by = TruncationRule::HighWatermark;
+                        facts.push(Fact::Truncated {
+                            tp: tp.clone(),
+                            to: new_leo,
+                            from: old_leo,
+                            by,
+                        });
                     }
                     partition.high_watermark = follower.high_watermark();
                     result.map(|_| ())
@@ -919,13 +946,15 @@ impl Broker {
             },
             Response::OffsetsForLeaderEpoch(response) => match response.partitions.first() {
                 Some(answer) if answer.tp == tp => {
+                    let from = partition.log.log_end_offset();
                     let result =
                         follower.on_offsets_for_leader_epoch_response(&mut partition.log, answer);
                     partition.high_watermark = follower.high_watermark();
                     match result {
                         Ok(progress) => {
                             let to = progress.truncated.new_log_end_offset;
-                            facts.push(Fact::Truncated { tp: tp.clone(), to });
+                            let by = TruncationRule::LeaderEpoch;
+                            facts.push(Fact::Truncated { tp: tp.clone(), to, from, by });
                             Ok(())
                         }
                         Err(error) => Err(error),

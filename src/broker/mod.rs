@@ -440,7 +440,10 @@ impl Broker {
         let appended = leader
             .produce(now, &mut partition.log, batch, acks, id, timeout_ms)
             .map_err(|e: ProduceError| e.code())?;
-        if !appended.duplicate {
+        if appended.duplicate {
+            let base = appended.base_offset;
+            self.outputs.push(BrokerOutput::Fact(Fact::DuplicateBatch { tp: tp.clone(), base }));
+        } else {
             let epoch = Some(leader.leader_epoch());
             let (base, last) = (appended.base_offset, appended.last_offset);
             self.outputs.push(BrokerOutput::Fact(Fact::Appended {
@@ -495,7 +498,9 @@ impl Broker {
         let info = match partition.log.append_as_leader(batch, Epoch(0), now) {
             Ok(info) => info,
             Err(LogError::DuplicateSequence { original, .. }) => {
-                return Ok(Appended::Now { base_offset: original })
+                let fact = Fact::DuplicateBatch { tp: tp.clone(), base: original };
+                self.outputs.push(BrokerOutput::Fact(fact));
+                return Ok(Appended::Now { base_offset: original });
             }
             Err(error) => return Err(log_error_code(&error)),
         };

@@ -31,6 +31,7 @@ struct Simulated {
     problems: Vec<String>,
     violations: Vec<crate::check::cluster::Violation>,
     groups: BTreeMap<String, crate::check::groups::GroupFigures>,
+    marks: crate::coverage::Tally,
 }
 
 /// The build identity printed with every run.
@@ -78,6 +79,7 @@ fn simulated_parts(simulated: Simulated, outcome: &mut RunOutcome) -> judge::Inp
     outcome.events = simulated.events;
     outcome.trace_hash = simulated.trace_hash;
     outcome.stats = simulated.stats;
+    outcome.marks = simulated.marks;
     judge::Input {
         history: simulated.history,
         problems: simulated.problems,
@@ -184,6 +186,7 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
         problems,
         violations,
         groups: state.cluster_checker.groups().figures(),
+        marks: std::mem::take(&mut state.marks),
     }
 }
 

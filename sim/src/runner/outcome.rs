@@ -96,6 +96,8 @@ pub struct RunOutcome {
     /// The checker's report, serialized (results.json embeds it).
     pub check_report: serde_json::Value,
     pub stats: RunStats,
+    /// The coverage marks the run reached, with counts.
+    pub marks: crate::coverage::Tally,
 }
 
 impl RunOutcome {
@@ -113,6 +115,7 @@ impl RunOutcome {
             events: Vec::new(),
             check_report: serde_json::Value::Null,
             stats: RunStats::default(),
+            marks: crate::coverage::Tally::new(),
         }
     }
 }

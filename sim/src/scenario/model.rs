@@ -379,6 +379,10 @@ pub struct Expectation {
     /// may show; static membership promises none for restarts within the session.
     #[serde(default)]
     pub max_rebalances: Option<u32>,
+    /// Coverage marks (`coverage::Mark` names) a sweep must reach on at least one seed:
+    /// the states this scenario exists to drive the system into.
+    #[serde(default)]
+    pub reaches: Vec<String>,
 }
 
 impl Default for BrokerSettings {

@@ -684,6 +684,21 @@ description = "Flush every batch, and expect a pass."
     }
 
     #[test]
+    fn reaches_names_coverage_marks() {
+        let listed = "may_show = [\"duplicate\"]\nreaches = [\"unclean-election\", \"rebalance\"]";
+        let text = BASE.replacen("may_show = [\"duplicate\"]", listed, 1);
+        let scenario = parse(&text, "fixture").expect("known marks are valid");
+        assert_eq!(scenario.expect.reaches, vec!["unclean-election", "rebalance"]);
+        let unknown = broken(
+            "may_show = [\"duplicate\"]",
+            "may_show = [\"duplicate\"]\nreaches = [\"rebalance\", \"no-such-mark\"]",
+        );
+        assert_at(&unknown, 70, "expect.reaches[1]");
+        assert!(unknown.message.contains("`no-such-mark` is not a coverage mark"), "{unknown}");
+        assert!(unknown.to_string().contains("scenarios/fixture.toml"), "{unknown}");
+    }
+
+    #[test]
     fn type_errors_and_unknown_fields_name_their_line() {
         assert_at(&broken("partitions = 4", "partitons = 4"), 10, "topics[0].partitons");
         assert_at(&broken("brokers = 3", "brokers = \"three\""), 5, "cluster.brokers");

@@ -525,6 +525,13 @@ fn validate_expectation(expect: &Expectation, problems: &mut Problems) {
             );
         }
     }
+    for (i, name) in expect.reaches.iter().enumerate() {
+        problems.check(
+            crate::coverage::Mark::from_name(name).is_some(),
+            || field("reaches").index(i),
+            || format!("`{name}` is not a coverage mark ({})", crate::coverage::Mark::names()),
+        );
+    }
 }
 
 /// Every node of the scenario: brokers, controllers and clients.

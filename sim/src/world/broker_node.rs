@@ -12,6 +12,7 @@ use super::disk::SimDisk;
 use super::outbound::{Outbound, OutboundEvent};
 use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT, CONTROLLER_PORT};
 use crate::check::cluster::{BatchDigest, ClusterEvent};
+use crate::coverage::{self, Mark};
 use bytes::Bytes;
 use kafkasim::broker::clean_shutdown::{
     decode_clean_shutdown, encode_clean_shutdown, CLEAN_SHUTDOWN_FILE,
@@ -81,7 +82,7 @@ pub async fn broker_main(world: WorldRef, index: u32) {
     let (disk_tx, disk_rx) = mpsc::unbounded_channel::<DiskJob>();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Result<(), String>)>();
     madsim::task::spawn(accept_loop(world.clone(), name.clone(), conn_tx, accept_tx));
-    madsim::task::spawn(disk_worker(disk_rx, done_tx));
+    madsim::task::spawn(disk_worker(world.clone(), name.clone(), disk_rx, done_tx));
 
     let mut conns: BTreeMap<u64, FrameSender> = BTreeMap::new();
     let mut rng = crate::seed::substream(world.seed, &format!("{name}/resets"));
@@ -102,8 +103,10 @@ pub async fn broker_main(world: WorldRef, index: u32) {
             Some((id, sender)) = accept_rx.recv() => { conns.insert(id, sender); }
             Some((token, result)) = done_rx.recv() => {
                 broker.on_disk_done(world.clock_ms(&name), token, result);
-                if broker.has_offline_partitions() {
-                    world.state().storage_failed.insert(name.clone());
+                if broker.has_offline_partitions()
+                    && world.state().storage_failed.insert(name.clone())
+                {
+                    world.mark(&name, Mark::LogDirOffline);
                 }
             }
             Some((id, event)) = conn_rx.recv() => match event {
@@ -182,6 +185,7 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                     let _ = disk_tx.send((token, ops));
                 }
                 BrokerOutput::Respond { conn, frame } => {
+                    mark_response(&world, &name, &broker, &frame.body);
                     let is_produce = matches!(frame.body, Response::Produce(_));
                     let rate = world.state().reset_after_append.get(&name).copied().unwrap_or(0.0);
                     if is_produce && rate > 0.0 && rng.gen_bool(rate.min(1.0)) {
@@ -298,6 +302,7 @@ async fn finish_clean_shutdown(
 
 /// Passes a broker fact to the checker, the event log and the world's cluster view.
 fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: Fact) {
+    mark_fact(world, name, broker, &fact);
     let me = NodeId(index);
     let event = match fact {
         Fact::BecameLeader { tp, epoch, leo } => {
@@ -323,7 +328,8 @@ fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: 
             let batch = BatchDigest { base, last, epoch, crc };
             ClusterEvent::Appended { broker: me, tp, batch }
         }
-        Fact::Truncated { tp, to } => {
+        Fact::DuplicateBatch { .. } | Fact::AcksAllFailed { .. } => return,
+        Fact::Truncated { tp, to, .. } => {
             world.event(name, "truncated", &[("tp", tp.to_string()), ("to", to.to_string())]);
             ClusterEvent::Truncated { broker: me, tp, to }
         }
@@ -361,6 +367,52 @@ fn report_fact(world: &WorldRef, name: &str, index: u32, broker: &Broker, fact: 
         }
     };
     world.report(name, event);
+}
+
+/// Counts the coverage mark a fact proves (an acks=all ack is judged against its topic's
+/// min.insync.replicas and replication factor).
+fn mark_fact(world: &WorldRef, name: &str, broker: &Broker, fact: &Fact) {
+    let topic = match fact {
+        Fact::AckedAll { tp, .. } => Some(&tp.topic),
+        _ => None,
+    };
+    let spec = topic.and_then(|topic| broker.topics().iter().find(|t| &t.name == topic));
+    let (min_insync, replication_factor) =
+        spec.map_or((1, 1), |t| (t.min_insync_replicas, usize::from(t.replication_factor)));
+    if let Some(mark) = coverage::derive::from_fact(fact, min_insync, replication_factor) {
+        world.mark(name, mark);
+    }
+}
+
+/// Counts the marks of a response to a client or a follower: its error codes, and a
+/// consumer's read served by this broker as a follower (KIP-392).
+fn mark_response(world: &WorldRef, name: &str, broker: &Broker, body: &Response) {
+    world.mark_all(name, coverage::derive::from_response(body));
+    let Response::Fetch(fetch) = body else { return };
+    if !world.scenario.consumer.fetch_from_follower {
+        return;
+    }
+    let served: Vec<&TopicPartition> =
+        fetch.partitions.iter().filter(|p| !p.records.is_empty()).map(|p| &p.tp).collect();
+    if served.is_empty() {
+        return;
+    }
+    let followed = broker
+        .replica_status()
+        .into_iter()
+        .any(|(tp, _, _, leads)| !leads && served.contains(&&tp));
+    if followed {
+        world.mark(name, Mark::FollowerFetch);
+    }
+}
+
+/// Counts the mark of a failed disk operation (no space, or an injected I/O error).
+fn mark_disk_error(world: &WorldRef, name: &str, error: &super::disk::DiskError) {
+    match error {
+        super::disk::DiskError::NoSpace { .. } => world.mark(name, Mark::DiskFull),
+        super::disk::DiskError::Io { .. } => world.mark(name, Mark::DiskIoError),
+        _ => {}
+    }
 }
 
 /// The batches of a recovered log, as the checker compares them.
@@ -475,6 +527,7 @@ async fn recover_logs(
             }
             let now = world.clock_ms(name);
             let (mut log, report) = PartitionLog::recover(&dir, topic.log.clone(), &files, now);
+            world.mark_all(name, coverage::derive::from_recovery(&report));
             if !report.cuts.is_empty() || report.skipped_offsets.is_some() {
                 info!(node = %name, tp = %tp, ?report, "log recovery cut data");
                 world.event(
@@ -507,6 +560,7 @@ async fn apply_with_retries(
         match apply(disk, op.clone()).await {
             Ok(()) => return Some(()),
             Err(error) => {
+                mark_disk_error(world, name, &error);
                 warn!(node = %name, path = op.path(), attempt, %error, "recovery write failed");
                 madsim::time::sleep(Duration::from_millis(100)).await;
             }
@@ -565,6 +619,8 @@ async fn accept_loop(
 }
 
 async fn disk_worker(
+    world: WorldRef,
+    name: String,
     mut jobs: mpsc::UnboundedReceiver<DiskJob>,
     done: mpsc::UnboundedSender<(u64, Result<(), String>)>,
 ) {
@@ -573,6 +629,7 @@ async fn disk_worker(
         let mut result = Ok(());
         for op in ops {
             if let Err(error) = apply(&disk, op).await {
+                mark_disk_error(&world, &name, &error);
                 result = Err(error.to_string());
                 break;
             }

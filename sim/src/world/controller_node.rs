@@ -17,9 +17,11 @@ use super::disk::SimDisk;
 use super::outbound::{Outbound, OutboundEvent};
 use super::{node_name, Role, WorldRef, CONTROLLER_PORT};
 use crate::check::cluster::ClusterEvent;
+use crate::coverage::derive::{ChangeOrigin, PartitionSeen};
+use crate::coverage::{self, Mark};
 use crate::seed::fnv1a;
 use bytes::Bytes;
-use kafkasim::controller::raft::storage::{encode_records, recover};
+use kafkasim::controller::raft::storage::{encode_records, recover, PersistRecord};
 use kafkasim::controller::raft::{EntryPayload, RaftConfig};
 use kafkasim::controller::records::decode_batch;
 use kafkasim::controller::{ControllerError, MetadataImage, MetadataRecord, QuorumController};
@@ -166,6 +168,9 @@ pub async fn controller_main(world: WorldRef, index: u32) {
 
         while controller.has_ready() {
             let ready = controller.take_ready();
+            if ready.raft.persist.iter().any(|r| matches!(r, PersistRecord::Truncate { .. })) {
+                world.mark(&name, Mark::RaftLogTruncated);
+            }
             if !ready.raft.persist.is_empty() {
                 let bytes = Bytes::from(encode_records(&ready.raft.persist));
                 let len = bytes.len() as u64;
@@ -218,6 +223,9 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                 world.state().cluster.observe_committed(last.index, controller.committed_image());
             }
             for reply in ready.replies {
+                if let Some(mark) = coverage::derive::from_controller_response(&reply.response) {
+                    world.mark(&name, mark);
+                }
                 let Some(conn) = reply_routes.remove(&(reply.to, reply.request_id)) else {
                     continue;
                 };
@@ -238,7 +246,12 @@ pub async fn controller_main(world: WorldRef, index: u32) {
             let kind = if active { "controller-active" } else { "controller-inactive" };
             world.event(&name, kind, &[("term", term.to_string())]);
             if active {
-                world.state().cluster.active_controller = Some((index, term.0));
+                let failover = {
+                    let mut state = world.state();
+                    state.cluster.active_controller = Some((index, term.0));
+                    state.watch.controller_active(term.0)
+                };
+                world.mark_all(&name, failover);
             }
         }
         answer_metadata_fetches(&world, &name, &controller, &conns, &mut parked);
@@ -293,6 +306,7 @@ fn report_records(
         return;
     };
     let me = NodeId(index);
+    let origin = change_origin(&records);
     for record in records {
         match record {
             MetadataRecord::PartitionChange {
@@ -311,6 +325,15 @@ fn report_records(
                 // unclean.leader.election.enable; the event says which rule chose it.
                 let recovery_allows = crate::runner::config::unclean_recovery_on(&world.scenario);
                 let unclean_allowed = topic_allows || recovery_allows;
+                let seen = PartitionSeen {
+                    partition_epoch,
+                    leader,
+                    isr: isr.clone(),
+                    elr: elr.clone(),
+                    unclean,
+                };
+                let marks = world.state().watch.partition_changed(&tp, seen, origin, topic_allows);
+                world.mark_all(name, marks);
                 if unclean && active {
                     let kind = if topic_allows { "unclean-election" } else { "unclean-recovery" };
                     let fields = [("tp", tp.to_string()), ("leader", format!("{leader:?}"))];
@@ -358,11 +381,13 @@ fn report_records(
                 ..
             } => {
                 for (p, replicas) in assignments.into_iter().enumerate() {
+                    let tp = TopicPartition::new(topic.clone(), p as u32);
+                    world.state().watch.partition_created(&tp, &replicas);
                     world.report(
                         name,
                         ClusterEvent::PartitionChanged {
                             controller: me,
-                            tp: TopicPartition::new(topic.clone(), p as u32),
+                            tp,
                             leader: replicas.first().copied(),
                             leader_epoch: Epoch(0),
                             partition_epoch: PartitionEpoch(0),
@@ -376,6 +401,21 @@ fn report_records(
             _ => {}
         }
     }
+}
+
+/// What a committed metadata batch carries out, by the records beside its partition changes
+/// (a leader's AlterPartition commits its PartitionChange alone).
+fn change_origin(records: &[MetadataRecord]) -> ChangeOrigin {
+    let mut origin = ChangeOrigin::AlterPartition;
+    for record in records {
+        match record {
+            MetadataRecord::RegisterBroker { .. } => return ChangeOrigin::Registration,
+            MetadataRecord::FenceBroker { .. } => origin = ChangeOrigin::Fence,
+            MetadataRecord::UnfenceBroker { .. } => origin = ChangeOrigin::Unfence,
+            _ => {}
+        }
+    }
+    origin
 }
 
 /// Drops the incoming connections from a silent peer controller (its end sees the reset at

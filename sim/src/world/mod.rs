@@ -96,6 +96,9 @@ pub struct WorldState {
     /// Per key: one past the highest offset a send was acked at (the group's lag is zero
     /// only once its commits pass it, whatever the HW reports lag behind).
     pub acked_end: BTreeMap<crate::history::Key, u64>,
+    /// The coverage marks reached so far, and what deriving them remembers.
+    pub marks: crate::coverage::Tally,
+    pub watch: crate::coverage::derive::Watch,
 }
 
 impl WorldState {
@@ -230,6 +233,8 @@ impl World {
             shut_down: std::collections::BTreeSet::new(),
             group_committed: BTreeMap::new(),
             acked_end: BTreeMap::new(),
+            marks: crate::coverage::Tally::new(),
+            watch: crate::coverage::derive::Watch::default(),
         };
         World {
             scenario,
@@ -257,12 +262,28 @@ impl World {
         let mut state = self.state();
         let line = format!("{time_ns} {node} {kind} {fields:?}");
         state.trace_hash = fold(state.trace_hash, line.as_bytes());
+        if let Some(mark) = crate::coverage::derive::from_event(kind, &fields) {
+            crate::coverage::reach(&mut state.marks, mark, node, time_ns);
+        }
         state.events.push(Event {
             time_ns,
             node: node.to_string(),
             kind: kind.to_string(),
             fields,
         });
+    }
+
+    /// Counts a coverage mark reached on `node` now (kept out of the trace hash).
+    pub fn mark(&self, node: &str, mark: crate::coverage::Mark) {
+        let time_ns = now_ns();
+        crate::coverage::reach(&mut self.state().marks, mark, node, time_ns);
+    }
+
+    /// Counts each of `marks` reached on `node` now.
+    pub fn mark_all(&self, node: &str, marks: impl IntoIterator<Item = crate::coverage::Mark>) {
+        for mark in marks {
+            self.mark(node, mark);
+        }
     }
 
     /// Folds a delivered frame into the trace hash.

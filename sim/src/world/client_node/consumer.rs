@@ -185,6 +185,9 @@ impl Shell {
     /// Moves delivered records into the open poll; a position reset ends the poll first.
     fn collect(&mut self) {
         for event in self.consumer.take_events() {
+            if let Some(mark) = crate::coverage::derive::from_consumer_event(&event) {
+                self.world.mark(&self.name, mark);
+            }
             match event {
                 ConsumerEvent::PositionReset { tp, to, .. } => self.record_seek(&tp, to),
                 ConsumerEvent::LogTruncation { tp, position, epoch, divergent, outcome } => {

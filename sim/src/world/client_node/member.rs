@@ -296,6 +296,9 @@ impl Shell {
     /// the rest into the node event log.
     fn collect_events(&mut self) {
         for event in self.member.take_events() {
+            if let Some(mark) = crate::coverage::derive::from_member_event(&event) {
+                self.world.mark(&self.name, mark);
+            }
             let (kind, generation, partitions) = match event {
                 MemberEvent::Assigned { generation, partitions } => {
                     (RebalanceKind::Assigned, generation, partitions)

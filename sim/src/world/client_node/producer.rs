@@ -131,6 +131,7 @@ pub async fn producer_main(world: WorldRef, index: u32) {
                         }
                     } else {
                         producer.on_response(now, from, response.correlation_id, response.body);
+                        mark_session_reset(&world, &name, process, &producer);
                     }
                 }
                 Some(Incoming::Closed { node }) => producer.on_disconnect(world.clock_ms(&name), node),
@@ -139,6 +140,13 @@ pub async fn producer_main(world: WorldRef, index: u32) {
             _ = madsim::time::sleep(Duration::from_millis(wake)) => {}
         }
     }
+}
+
+/// Counts a producer session reset: a new producer id within the same process.
+fn mark_session_reset(world: &WorldRef, name: &str, process: u64, producer: &Producer) {
+    let Some((producer_id, _)) = producer.producer_id() else { return };
+    let mark = world.state().watch.producer_id(process, producer_id);
+    world.mark_all(name, mark);
 }
 
 fn has_metadata(producer: &Producer, scenario: &Scenario) -> bool {

@@ -209,8 +209,24 @@ pub struct World {
     state: Mutex<WorldState>,
 }
 
+/// Worlds not yet dropped, in this process: a finished run must free its world (and with it
+/// the logs, disks and history its tasks hold).
+static LIVE_WORLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many worlds are alive in this process now.
+pub fn live_worlds() -> usize {
+    LIVE_WORLDS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        LIVE_WORLDS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl World {
     pub fn new(scenario: Scenario, seed: u64) -> World {
+        LIVE_WORLDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let state = WorldState {
             phase: Phase::Setup,
             history: HistoryRecorder::new(),

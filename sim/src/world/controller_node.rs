@@ -75,6 +75,7 @@ pub async fn controller_main(world: WorldRef, index: u32) {
         }
     };
     world.event(&name, "controller-started", &[("term", controller.raft().term().to_string())]);
+    world.state().storage_failed.remove(&name);
 
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<(u64, ConnEvent)>();
     let (accept_tx, mut accept_rx) = mpsc::unbounded_channel::<(u64, FrameSender)>();
@@ -177,6 +178,8 @@ pub async fn controller_main(world: WorldRef, index: u32) {
                     // controller halts on a failed log write. The heal restarts it.
                     error!(node = %name, %error, "raft journal write failed: halting");
                     world.event(&name, "controller-halted", &[("reason", error.to_string())]);
+                    // Its accept loop still holds the port: the heal must kill, then restart.
+                    world.state().storage_failed.insert(name.clone());
                     return;
                 }
                 journal_len += len;

@@ -82,8 +82,9 @@ pub struct WorldState {
     pub cluster: cluster::ClusterView,
     /// The inside-cluster invariants, fed by every node's reports.
     pub cluster_checker: crate::check::cluster::ClusterChecker,
-    /// Brokers whose disk failed (a partition offline until restart): the heal restarts
-    /// them as a process restart, in cluster mode too.
+    /// Brokers whose disk failed (a partition offline until restart) and controllers halted
+    /// by a failed journal write: the heal restarts them as a process restart (write-back,
+    /// kill, restart), in cluster mode too.
     pub storage_failed: std::collections::BTreeSet<String>,
     /// Invariant violations seen so far, in order.
     pub violations: Vec<crate::check::cluster::Violation>,

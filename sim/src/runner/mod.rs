@@ -44,7 +44,17 @@ pub fn build_id() -> String {
 
 /// Runs one seed of a scenario to its outcome. Never panics: a panic inside the simulation
 /// becomes a `Verdict::Crash` outcome.
+/// A swarm scenario runs, and is judged as, the point its seed draws.
 pub fn run_seed(scenario: &Scenario, variant: Option<&str>, seed: u64) -> RunOutcome {
+    let (scenario, point) = match crate::scenario::swarm::resolve(scenario, seed) {
+        Ok(drawn) => drawn,
+        Err(problem) => {
+            let mut outcome = RunOutcome::started(&scenario.name, variant, seed, build_id());
+            outcome.judgement.problems.push(problem);
+            return outcome;
+        }
+    };
+    let scenario = scenario.as_ref();
     #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
     let wall_start = std::time::Instant::now(); // wall time for the figures only
     let owned = scenario.clone();
@@ -70,6 +80,7 @@ pub fn run_seed(scenario: &Scenario, variant: Option<&str>, seed: u64) -> RunOut
         }
     }
     outcome.stats.wall_secs = wall_secs;
+    outcome.swarm = point;
     outcome
 }
 

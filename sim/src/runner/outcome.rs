@@ -96,6 +96,8 @@ pub struct RunOutcome {
     /// The checker's report, serialized (results.json embeds it).
     pub check_report: serde_json::Value,
     pub stats: RunStats,
+    /// A swarm scenario's drawn point (`scenario::swarm`), None for a plain scenario.
+    pub swarm: Option<crate::scenario::swarm::Point>,
 }
 
 impl RunOutcome {
@@ -113,6 +115,7 @@ impl RunOutcome {
             events: Vec::new(),
             check_report: serde_json::Value::Null,
             stats: RunStats::default(),
+            swarm: None,
         }
     }
 }

@@ -219,7 +219,12 @@ fn group_lag(world: &WorldRef) -> Vec<String> {
     for tp in world.scenario.partitions() {
         let committed = state.group_committed.get(&tp).copied();
         // The HW the leader last reported may trail an ack that just arrived.
-        let acked = Offset(state.acked_end.get(&tp.to_string()).copied().unwrap_or(0));
+        let acked = match state.acked_end.get(&tp.to_string()) {
+            Some(&(end, epoch)) if state.cluster.may_hold_acked(&tp, Offset(end), epoch) => {
+                Offset(end)
+            }
+            _ => Offset::ZERO,
+        };
         match state.cluster.leader_high_watermark(&tp).map(|hw| hw.max(acked)) {
             Some(hw) if committed.unwrap_or(Offset::ZERO) >= hw => {}
             Some(hw) => lag.push(match committed {

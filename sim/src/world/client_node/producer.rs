@@ -206,8 +206,11 @@ fn finish_op(world: &WorldRef, process: u64, op: OpenSend) {
     let mut state = world.state();
     for send in &micro {
         if let Some(offset) = send.offset {
-            let end = state.acked_end.entry(send.key.clone()).or_insert(0);
-            *end = (*end).max(offset + 1);
+            let epoch = state.cluster.leader_epoch_of_key(&send.key);
+            let end = state.acked_end.entry(send.key.clone()).or_insert((0, epoch));
+            if offset + 1 > end.0 {
+                *end = (offset + 1, epoch);
+            }
         }
     }
     state.complete(process, op_type, OpValue::Send(micro));

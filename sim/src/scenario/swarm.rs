@@ -35,6 +35,8 @@ pub const SWARM_STREAM: &str = "swarm";
 /// Whole-point redraws before a seed gives up; with the swarm scenario's constraints about
 /// half of the draws are valid, so giving up is a spec that (almost) never validates.
 pub const DRAW_ATTEMPTS_MAX: u32 = 64;
+/// Seeds a load draws to check that every listed value is reachable.
+const PROBE_SEEDS: u64 = 32;
 /// Float knobs are rounded to this many decimals, so points print (and read back) exactly.
 const FLOAT_DECIMALS: i32 = 3;
 /// Top-level keys that are not configuration: the expectation is per scenario, not per draw.
@@ -99,6 +101,46 @@ impl Swarm {
         })
     }
 
+    /// Err when no seed can draw a valid point, or when a listed `one_of` value appears in
+    /// none of `PROBE_SEEDS` valid draws (a value validation always refuses, such as an
+    /// assignor misspelt, would otherwise be redrawn away in silence).
+    fn check_reachable(&self, base: &Scenario, doc: &toml::Table) -> Result<(), Problem> {
+        let mut seen: BTreeMap<&str, Vec<&toml::Value>> = BTreeMap::new();
+        for seed in 1..=PROBE_SEEDS {
+            let drawn = self.draw(base, seed)?;
+            for (key, value) in &drawn.point {
+                let (key, choice) = self.knobs.get_key_value(key).expect("drawn from the knobs");
+                if let Choice::OneOf(values) = choice {
+                    let listed = values.iter().find(|v| *v == value).expect("drawn from the list");
+                    seen.entry(key.as_str()).or_default().push(listed);
+                }
+            }
+        }
+        for (key, choice) in &self.knobs {
+            let Choice::OneOf(values) = choice else { continue };
+            let drawn = seen.get(key.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let Some((i, missing)) = values.iter().enumerate().find(|(_, v)| !drawn.contains(v))
+            else {
+                continue;
+            };
+            let alone = Point::from([(key.clone(), missing.clone())]);
+            let why = match build(doc, &alone) {
+                Err(problem) => {
+                    format!(": alone it breaks `{}`: {}", problem.field, problem.message)
+                }
+                Ok(_) => String::new(),
+            };
+            return Err(Problem {
+                field: swarm_field(key).key("one_of").index(i),
+                message: format!(
+                    "{} is in no valid draw of seeds 1..={PROBE_SEEDS}{why}",
+                    inline(missing)
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The `[swarm]` entry whose knob is `field` or holds it, as a field of the file.
     fn knob_of(&self, field: &FieldPath) -> Option<FieldPath> {
         self.knobs
@@ -158,9 +200,7 @@ pub fn parse(raw: toml::Value, base: &Scenario, pinned: &[FieldPath]) -> Result<
         }
         swarm.knobs.insert(key, choice);
     }
-    let mut probe = base.clone();
-    probe.swarm = None;
-    swarm.draw(&probe, 1)?;
+    swarm.check_reachable(base, &doc)?;
     Ok(swarm)
 }
 
@@ -444,5 +484,228 @@ fn leaves(path: &FieldPath, value: &toml::Value, out: &mut Vec<FieldPath>) {
             }
         }
         _ => out.push(path.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{parse as parse_scenario, with_variant, AcksSetting, ScenarioError};
+
+    const QUICKSTART: &str = include_str!("../../../scenarios/quickstart.toml");
+    const SWARM: &str = include_str!("../../../scenarios/swarm.toml");
+
+    /// The quickstart with `swarm` appended as its `[swarm]` table (and a variant).
+    fn fixture(swarm: &str) -> String {
+        format!(
+            "{QUICKSTART}\n[variants.pinned]\ndescription = \"Pins the linger.\"\n\
+             [variants.pinned.set]\n\"producer.linger_ms\" = 7\n\n[swarm]\n{swarm}"
+        )
+    }
+
+    fn refused(swarm: &str) -> ScenarioError {
+        parse_scenario(&fixture(swarm), "f.toml").expect_err("the swarm must be refused")
+    }
+
+    /// The 1-based line of the first line of the fixture that contains `needle`.
+    fn line_of(swarm: &str, needle: &str) -> usize {
+        let text = fixture(swarm);
+        text.lines().position(|l| l.contains(needle)).expect("needle in the fixture") + 1
+    }
+
+    const GOOD: &str = r#""producer.linger_ms" = { range = [0, 50] }
+"topics.0.partitions" = { one_of = [1, 2, 4] }
+"workload.send_ops_per_sec" = { range = [10, 60] }
+"disk.crash_drop_pct" = { one_of = [40] }
+"#;
+
+    #[test]
+    fn swarm_tables_parse_into_knobs() {
+        let scenario = parse_scenario(&fixture(GOOD), "f.toml").expect("valid swarm");
+        let swarm = scenario.swarm.as_ref().expect("a swarm");
+        assert_eq!(swarm.knobs.len(), 4);
+        assert_eq!(swarm.knobs["producer.linger_ms"], Choice::IntRange(0, 50));
+        let kinds = "\"nemesis.kinds\" = { subset_of = [\"crash\", \"pause\"], min = 1 }";
+        let text = SWARM.replace("[swarm]\n", &format!("[swarm]\n{kinds}\n")).replace(
+            "\"nemesis.kinds\" = { subset_of = [\"crash\", \"pause\", \"isolate\", ",
+            "\"nemesis.kinds.unused\" = { subset_of = [\"crash\", \"pause\", \"isolate\", ",
+        );
+        let error = parse_scenario(&text, "swarm.toml").expect_err("kinds.unused is no field");
+        assert_eq!(error.field.as_deref(), Some("swarm.nemesis.kinds.unused"), "{error}");
+        let shipped = parse_scenario(SWARM, "swarm.toml").expect("the shipped swarm is valid");
+        let float = &shipped.swarm.as_ref().expect("a swarm").knobs["nemesis.interval_s.0"];
+        assert_eq!(*float, Choice::FloatRange(0.5, 2.0));
+    }
+
+    #[test]
+    fn malformed_entries_name_file_line_and_field() {
+        let cases = [
+            ("\"producer.linger_ms\" = 5", "swarm.producer.linger_ms", "must be"),
+            (
+                "\"producer.linger_ms\" = { range = [0, 5], one_of = [1] }",
+                "swarm.producer.linger_ms",
+                "exactly one",
+            ),
+            (
+                "\"producer.linger_ms\" = { range = [9, 5] }",
+                "swarm.producer.linger_ms.range",
+                "lo is above hi",
+            ),
+            (
+                "\"producer.linger_ms\" = { range = [1, 2, 3] }",
+                "swarm.producer.linger_ms.range",
+                "[lo, hi]",
+            ),
+            (
+                "\"producer.linger_ms\" = { one_of = [] }",
+                "swarm.producer.linger_ms.one_of",
+                "non-empty",
+            ),
+            (
+                "\"producer.linger_ms\" = { one_of = [1], min = 1 }",
+                "swarm.producer.linger_ms.min",
+                "only a subset_of",
+            ),
+            (
+                "\"producer.linger_ms\" = { choose = [1] }",
+                "swarm.producer.linger_ms.choose",
+                "unknown",
+            ),
+            (
+                "\"cluster.brokers\" = { one_of = [1, \"two\"] }",
+                "swarm.cluster.brokers",
+                "\"two\" does not fit",
+            ),
+            (
+                "\"expect.verdict\" = { one_of = [\"pass\"] }",
+                "swarm.expect.verdict",
+                "not a configuration knob",
+            ),
+            ("\"producer..acks\" = { one_of = [\"1\"] }", "swarm.producer..acks", "dotted path"),
+            ("\"topics.3.partitions\" = { one_of = [1] }", "swarm.topics.3.partitions", "no [3]"),
+            (
+                "\"producer.acks\" = { subset_of = [\"1\"], min = 2 }",
+                "swarm.producer.acks.min",
+                "0..=1",
+            ),
+        ];
+        for (entry, field, message) in cases {
+            let error = refused(entry);
+            assert_eq!(error.field.as_deref(), Some(field), "{entry}: {error}");
+            assert_eq!(error.line, Some(line_of(entry, entry)), "{entry}: {error}");
+            assert!(error.message.contains(message), "{entry}: {error}");
+            assert!(error.to_string().starts_with("f.toml:"), "{error}");
+        }
+    }
+
+    #[test]
+    fn values_no_draw_can_use_are_refused() {
+        // Every draw breaks min.insync <= RF (1): nothing to run.
+        let entry = "\"topics.0.min_insync_replicas\" = { one_of = [2, 3] }";
+        let error = refused(entry);
+        assert_eq!(error.field.as_deref(), Some("swarm.topics.0.min_insync_replicas"), "{error}");
+        assert_eq!(error.line, Some(line_of(entry, entry)), "{error}");
+        assert!(error.message.contains("no valid draw"), "{error}");
+        // "all" with idempotence off is valid; the assignor is misspelt, never valid.
+        let entry = "\"producer.partitioner\" = { one_of = [\"default\", \"sticky\"] }";
+        let error = refused(entry);
+        assert_eq!(error.field.as_deref(), Some("swarm.producer.partitioner.one_of[1]"), "{error}");
+        assert!(error.message.contains("is not a partitioner"), "{error}");
+    }
+
+    #[test]
+    fn a_seed_draws_the_same_point_every_time_and_seeds_differ() {
+        let scenario = parse_scenario(SWARM, "swarm.toml").expect("valid");
+        let swarm = scenario.swarm.as_ref().expect("a swarm");
+        let first = swarm.draw(&scenario, 7).expect("a draw");
+        let again = swarm.draw(&scenario, 7).expect("a draw");
+        assert_eq!(first.point, again.point);
+        assert_eq!(first.scenario, again.scenario);
+        assert!(first.scenario.swarm.is_none(), "a drawn scenario draws no more");
+        let points: Vec<Point> =
+            (1..=8).map(|seed| swarm.draw(&scenario, seed).expect("a draw").point).collect();
+        for (i, point) in points.iter().enumerate() {
+            assert!(points[i + 1..].iter().all(|other| other != point), "seed {} repeats", i + 1);
+        }
+        // The draw is what runs: every drawn knob reads back from the drawn scenario.
+        let drawn = toml::Value::try_from(&first.scenario).expect("serializes");
+        for (key, value) in &first.point {
+            let mut here = &drawn;
+            for part in key.split('.') {
+                here = match part.parse::<usize>() {
+                    Ok(i) => &here[i],
+                    Err(_) => &here[part],
+                };
+            }
+            assert_eq!(here, value, "{key}");
+        }
+        let topic = &first.scenario.topics[0];
+        assert!(topic.min_insync_replicas <= topic.replication_factor, "redrawn until valid");
+        if first.scenario.producer.idempotence {
+            assert_eq!(first.scenario.producer.acks, AcksSetting::All);
+        }
+    }
+
+    #[test]
+    fn a_variant_pins_the_knobs_it_sets() {
+        let base = parse_scenario(&fixture(GOOD), "f.toml").expect("valid");
+        assert!(base.swarm.as_ref().expect("a swarm").knobs.contains_key("producer.linger_ms"));
+        let pinned = with_variant(&fixture(GOOD), "f.toml", "pinned").expect("valid");
+        let swarm = pinned.swarm.as_ref().expect("a swarm");
+        assert!(!swarm.knobs.contains_key("producer.linger_ms"));
+        for seed in 1..=5 {
+            let (drawn, _) = resolve(&pinned, seed).expect("a draw");
+            assert_eq!(drawn.producer.linger_ms, 7, "seed {seed}");
+        }
+        let quickstart = parse_scenario(QUICKSTART, "q").expect("valid");
+        let (plain, point) = resolve(&quickstart, 1).expect("no swarm, no draw");
+        assert!(point.is_none());
+        assert_eq!(plain.name, "quickstart");
+    }
+
+    #[test]
+    fn draws_are_uniform_enough_and_subsets_respect_their_bounds() {
+        let choice = Choice::SubsetOf {
+            items: ["a", "b", "c", "d"].map(|s| toml::Value::String(s.into())).to_vec(),
+            min: 1,
+            max: 3,
+        };
+        let mut rng = crate::seed::substream(1, SWARM_STREAM);
+        let mut members: BTreeMap<String, u32> = BTreeMap::new();
+        for _ in 0..400 {
+            let toml::Value::Array(drawn) = draw_value(&choice, &mut rng) else {
+                panic!("a subset is an array")
+            };
+            assert!((1..=3).contains(&drawn.len()), "{drawn:?}");
+            let mut sorted = drawn.clone();
+            sorted.dedup();
+            assert_eq!(sorted, drawn, "distinct members in list order");
+            for member in drawn {
+                *members.entry(member.to_string()).or_default() += 1;
+            }
+        }
+        assert_eq!(members.len(), 4);
+        assert!(members.values().all(|n| *n > 100), "{members:?}");
+        let float = draw_value(&Choice::FloatRange(0.5, 2.0), &mut rng);
+        let x = float.as_float().expect("a float");
+        assert!((0.5..=2.0).contains(&x) && (x * 1000.0).fract() == 0.0, "{x}");
+    }
+
+    #[test]
+    fn the_tally_counts_values_members_and_quarters() {
+        let scenario = parse_scenario(SWARM, "swarm.toml").expect("valid");
+        let swarm = scenario.swarm.as_ref().expect("a swarm");
+        let mut tally = DrawTally::default();
+        for seed in 1..=20 {
+            let point = swarm.draw(&scenario, seed).expect("a draw").point;
+            tally.add(swarm, &point, seed == 3);
+        }
+        let lines = tally.lines();
+        assert_eq!(lines.len(), swarm.knobs.len());
+        let acks = lines.iter().find(|l| l.starts_with("producer.acks:")).expect("acks line");
+        assert!(acks.contains("\"all\""), "{acks}");
+        assert!(lines.iter().any(|l| l.contains("(1 failed)")), "{lines:?}");
+        let linger = lines.iter().find(|l| l.starts_with("producer.linger_ms:")).expect("linger");
+        assert!(linger.contains("[0.000, 12.500)"), "{linger}");
     }
 }

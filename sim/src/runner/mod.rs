@@ -215,12 +215,15 @@ fn final_group_lag(
 /// whose HW is unknown), as "tp committed c of hw".
 fn group_lag(world: &WorldRef) -> Vec<String> {
     let state = world.state();
+    let now_ns = crate::world::now_ns();
     let mut lag = Vec::new();
     for tp in world.scenario.partitions() {
         let committed = state.group_committed.get(&tp).copied();
         // The HW the leader last reported may trail an ack that just arrived.
         let acked = match state.acked_end.get(&tp.to_string()) {
-            Some(&(end, epoch)) if state.cluster.may_hold_acked(&tp, Offset(end), epoch) => {
+            Some(&(end, acked_ns))
+                if state.cluster.may_hold_acked(&tp, Offset(end), acked_ns, now_ns) =>
+            {
                 Offset(end)
             }
             _ => Offset::ZERO,

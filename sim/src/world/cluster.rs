@@ -90,25 +90,24 @@ impl ClusterView {
         self.replicas.get(&(leader, tp.clone())).map(|r| r.high_watermark)
     }
 
-    /// The leader epoch of the partition a history key names (`events-1`), as last seen.
-    pub fn leader_epoch_of_key(&self, key: &str) -> Epoch {
-        self.partitions
-            .iter()
-            .find(|(tp, _)| tp.to_string() == key)
-            .map_or(Epoch::default(), |(_, view)| view.leader_epoch)
-    }
-
-    /// Whether records acked up to `end` under leader epoch `epoch` can still be in `tp`'s
-    /// leader: same epoch (its reported end may trail the ack by a tick), or a log that
-    /// reaches `end`. A later leader whose log ends below `end` lost them (acks=1, unclean
-    /// election): no consumer will ever read up to `end`.
-    pub fn may_hold_acked(&self, tp: &TopicPartition, end: Offset, epoch: Epoch) -> bool {
-        let Some(view) = self.partitions.get(tp) else { return true };
-        let leader_end = view
-            .leader
+    /// Whether records acked up to `end` at `acked_ns` can still be in `tp`'s leader: its
+    /// reported log reaches `end`, or the ack is too recent for the report (sent every
+    /// broker tick) to show it. A leader whose log still ends below `end` after that lost
+    /// them (acks=1 acked by a deposed leader, an unclean election): no consumer will ever
+    /// read up to `end`.
+    pub fn may_hold_acked(
+        &self,
+        tp: &TopicPartition,
+        end: Offset,
+        acked_ns: u64,
+        now_ns: u64,
+    ) -> bool {
+        const REPORT_LAG_NS: u64 = 1_000_000_000;
+        let leader_end = self
+            .leader_of(tp)
             .and_then(|leader| self.replicas.get(&(leader, tp.clone())))
             .map(|r| r.log_end_offset);
-        view.leader_epoch == epoch || leader_end.is_none_or(|leo| leo >= end)
+        leader_end.is_none_or(|leo| leo >= end) || now_ns.saturating_sub(acked_ns) < REPORT_LAG_NS
     }
 
     /// The leader of `tp`, if one is known.

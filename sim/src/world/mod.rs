@@ -92,9 +92,9 @@ pub struct WorldState {
     /// acknowledged for (the quiet phase ends when it reaches every end offset).
     pub group_committed: BTreeMap<kafkasim::types::TopicPartition, kafkasim::types::Offset>,
     /// Per key: one past the highest offset a send was acked at (the group's lag is zero
-    /// only once its commits pass it, whatever the HW reports lag behind), with the leader
-    /// epoch the cluster view held then (a later leader whose log ends below it lost it).
-    pub acked_end: BTreeMap<crate::history::Key, (u64, kafkasim::types::Epoch)>,
+    /// only once its commits pass it, whatever the HW reports lag behind), with the
+    /// simulated time of that ack (a leader whose log still ends below it long after lost it).
+    pub acked_end: BTreeMap<crate::history::Key, (u64, u64)>,
 }
 
 impl WorldState {

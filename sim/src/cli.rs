@@ -352,6 +352,10 @@ fn cmd_run(args: &RunArgs, check_determinism: bool, log: &str) -> i32 {
     }
     println!("seed       {}", args.seed);
     println!("build      {}", build_id());
+    if let Err(error) = print_swarm_point(&scenario, args.seed) {
+        eprintln!("kafkasim: {origin}: {error}");
+        return EXIT_USAGE;
+    }
     let _ = std::io::stdout().flush();
     let mut outcome = run_seed(&scenario, variant, args.seed);
     let reproduce = reproduce_command(args.scenario.as_deref(), args.seed, variant);
@@ -368,6 +372,15 @@ fn cmd_run(args: &RunArgs, check_determinism: bool, log: &str) -> i32 {
         println!("reproduce  {reproduce}");
     }
     outcome.verdict.exit_code()
+}
+
+/// A swarm scenario's drawn point, one `swarm` line per knob, before the run starts.
+fn print_swarm_point(scenario: &Scenario, seed: u64) -> Result<(), String> {
+    let (_, point) = scenario::swarm::resolve(scenario, seed)?;
+    for (i, line) in point.iter().flat_map(scenario::swarm::point_lines).enumerate() {
+        println!("{} {line}", if i == 0 { "swarm     " } else { "          " });
+    }
+    Ok(())
 }
 
 fn scenario_text(path: Option<&Path>) -> String {
@@ -516,7 +529,11 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
     let mut results = Vec::new();
     let mut failures: Vec<(u64, String, String)> = Vec::new();
     let mut finders: BTreeMap<String, RunOutcome> = BTreeMap::new();
+    let mut drawn = scenario::swarm::DrawTally::default();
     run_sweep(&scenario, variant, &seeds, jobs, |outcome| {
+        if let (Some(swarm), Some(point)) = (&scenario.swarm, &outcome.swarm) {
+            drawn.add(swarm, point, !seed_met(outcome.verdict, &outcome.judgement));
+        }
         let reproduce = reproduce_command(Some(&args.scenario), outcome.seed, variant);
         if !seed_met(outcome.verdict, &outcome.judgement) {
             let report = match write_report_with(&args.report_dir, &outcome, &scenario, &reproduce)
@@ -557,6 +574,9 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
     let judgement = judge_sweep(&results, &scenario.expect, args.seeds.first);
     failures.sort();
     print_sweep_summary(&judgement, &failures, stopwatch.elapsed_secs(), &scenario);
+    for (i, line) in drawn.lines().into_iter().enumerate() {
+        println!("{} {line}", if i == 0 { "drawn     " } else { "          " });
+    }
     if judgement.met {
         0
     } else {

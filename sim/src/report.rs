@@ -28,6 +28,9 @@ struct Results<'a> {
     judgement: &'a Judgement,
     trace_hash: String,
     reproduce: &'a str,
+    /// A swarm scenario's drawn point, first among the settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swarm: Option<serde_json::Value>,
     stats: &'a RunStats,
     /// The coverage marks reached: name -> count and where first.
     marks: &'a crate::coverage::Tally,
@@ -106,6 +109,7 @@ pub fn write_report_with(
         judgement: &outcome.judgement,
         trace_hash: trace_hash_hex(outcome.trace_hash),
         reproduce,
+        swarm: outcome.swarm.as_ref().map(crate::scenario::swarm::point_json),
         stats: &outcome.stats,
         marks: &outcome.marks,
         check_report: &outcome.check_report,
@@ -192,6 +196,13 @@ fn summary_markdown(outcome: &RunOutcome, scenario: &Scenario, reproduce: &str) 
     let _ = writeln!(md, "# {}{variant}, seed {}\n", scenario.name, outcome.seed);
     let _ = writeln!(md, "{}\n", scenario.description);
     let _ = writeln!(md, "Reproduce: `{reproduce}`\n");
+    if let Some(point) = &outcome.swarm {
+        md.push_str("## Drawn configuration (swarm)\n\n");
+        for line in crate::scenario::swarm::point_lines(point) {
+            let _ = writeln!(md, "- `{line}`");
+        }
+        md.push('\n');
+    }
     let _ = writeln!(
         md,
         "- verdict: **{}** (exit {})",
@@ -444,6 +455,7 @@ mod tests {
                 crate::coverage::reach(&mut marks, crate::coverage::Mark::CleanElection, "c", 9);
                 marks
             },
+            swarm: None,
         }
     }
 

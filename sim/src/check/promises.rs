@@ -288,7 +288,9 @@ impl<'a> Judge<'a> {
             AnomalyKind::InconsistentOffsets
             | AnomalyKind::NonmonotonicSend
             | AnomalyKind::IntNonmonotonicSend
-            | AnomalyKind::RealtimeSendOrder => match self.reuse_behind(kind, anomaly) {
+            | AnomalyKind::RealtimeSendOrder
+            | AnomalyKind::NonmonotonicPoll
+            | AnomalyKind::RealtimeCommitOrder => match self.reuse_behind(kind, anomaly) {
                 Some(reuse) => Ruling::Allowed(format!(
                     "offsets {}..{} of {} were reused after an allowed loss there: {}",
                     reuse.from, reuse.below, anomaly.key, reuse.because
@@ -353,15 +355,26 @@ impl<'a> Judge<'a> {
 
     /// The allowed loss whose reused offsets explain `anomaly`: every offset it names lies
     /// in the freed range, and it spans the loss (an op before it; for the send-order kinds
-    /// also one after it).
+    /// and a consumer's poll also one after it). A consumer that read the lost records
+    /// and learns of the truncation (KIP-320) reads and commits those offsets again: its
+    /// commits inside the freed range (a commit names the next offset, so the range's end
+    /// counts) may go back once a commit completes after the loss, even if the commit it
+    /// undoes was sent after the loss by a consumer that had not learnt of it yet.
     fn reuse_behind(&self, kind: AnomalyKind, anomaly: &Anomaly) -> Option<&Reuse> {
         let reuses = self.reuses.get(&anomaly.key)?;
         let time = |op: &u64| self.observed.time_of(*op);
         let first_ns = anomaly.ops.iter().filter_map(time).min()?;
         let last_ns = anomaly.ops.iter().filter_map(time).max()?;
+        let commits = kind == AnomalyKind::RealtimeCommitOrder;
         reuses.iter().find(|reuse| {
-            let inside = !anomaly.offsets.is_empty()
-                && anomaly.offsets.iter().all(|o| (reuse.from..reuse.below).contains(o));
+            let freed = |o: &u64| match commits {
+                true => (reuse.from..=reuse.below).contains(o),
+                false => (reuse.from..reuse.below).contains(o),
+            };
+            let inside = !anomaly.offsets.is_empty() && anomaly.offsets.iter().all(freed);
+            if commits {
+                return inside && last_ns >= reuse.time_ns;
+            }
             // An offset read by many polls lists only its first ops: only the start counts.
             let after = kind == AnomalyKind::InconsistentOffsets || last_ns >= reuse.time_ns;
             inside && first_ns <= reuse.time_ns && after

@@ -275,16 +275,21 @@ pub fn config_facts(scenario: &Scenario) -> ConfigFacts {
 /// Whether the fault schedule can take down every replica of a partition at once (losing
 /// every replica's unsynced tail), which Kafka does not promise to survive. A lone broker
 /// is restarted by the heal, so with one replica that is always so. With more, only
-/// correlated crashes can: a power loss of at least RF nodes, or scripted crashes of at
-/// least RF brokers at the same instant.
+/// correlated crashes can: a power loss of at least RF nodes, random crashes without the
+/// nemesis's spare guard, or scripted crashes of at least RF brokers at the same instant.
 fn destroys_all_replicas(scenario: &Scenario, replication_factor: u32) -> bool {
     if replication_factor <= 1 {
         return true;
     }
     let rf = replication_factor as usize;
     let random = scenario.nemesis.as_ref().is_some_and(|n| {
-        n.kinds.contains(&FaultKind::PowerLoss)
-            && n.power_loss_max_or_default(scenario.cluster.brokers) as usize >= rf
+        let power_loss = n.kinds.contains(&FaultKind::PowerLoss)
+            && n.power_loss_max_or_default(scenario.cluster.brokers) as usize >= rf;
+        // Without the spare guard, crashes one after another can take the unsynced tail
+        // of every in-sync replica too (each rejoined the ISR before the next went down).
+        let crashes_brokers = n.kinds.contains(&FaultKind::PowerLoss)
+            || (n.kinds.contains(&FaultKind::Crash) && n.targets.iter().any(|t| may_be_broker(t)));
+        power_loss || (crashes_brokers && !n.spare_last_replica)
     });
     let scripted_power_loss = scenario.faults.iter().any(|f| match &f.fault {
         FaultSpec::PowerLoss(p) => {
@@ -301,6 +306,15 @@ fn destroys_all_replicas(scenario: &Scenario, replication_factor: u32) -> bool {
     }
     let simultaneous = crashes_at.values().any(|targets| targets.len() >= rf);
     random || scripted_power_loss || simultaneous
+}
+
+/// Whether a nemesis target (a name or a role) can resolve to a broker.
+fn may_be_broker(target: &str) -> bool {
+    const NOT_BROKERS: &[&str] =
+        &["any-consumer", "any-producer", "any-controller", "active-controller"];
+    let named_other =
+        ["consumer-", "producer-", "controller-"].iter().any(|p| target.starts_with(p));
+    !named_other && !NOT_BROKERS.contains(&target)
 }
 
 #[cfg(test)]

@@ -45,7 +45,17 @@ pub fn build_id() -> String {
 
 /// Runs one seed of a scenario to its outcome. Never panics: a panic inside the simulation
 /// becomes a `Verdict::Crash` outcome.
+/// A swarm scenario runs, and is judged as, the point its seed draws.
 pub fn run_seed(scenario: &Scenario, variant: Option<&str>, seed: u64) -> RunOutcome {
+    let (scenario, point) = match crate::scenario::swarm::resolve(scenario, seed) {
+        Ok(drawn) => drawn,
+        Err(problem) => {
+            let mut outcome = RunOutcome::started(&scenario.name, variant, seed, build_id());
+            outcome.judgement.problems.push(problem);
+            return outcome;
+        }
+    };
+    let scenario = scenario.as_ref();
     #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
     let wall_start = std::time::Instant::now(); // wall time for the figures only
     let owned = scenario.clone();
@@ -71,6 +81,7 @@ pub fn run_seed(scenario: &Scenario, variant: Option<&str>, seed: u64) -> RunOut
         }
     }
     outcome.stats.wall_secs = wall_secs;
+    outcome.swarm = point;
     outcome
 }
 
@@ -231,11 +242,19 @@ fn final_group_lag(
 /// whose HW is unknown), as "tp committed c of hw".
 fn group_lag(world: &WorldRef) -> Vec<String> {
     let state = world.state();
+    let now_ns = crate::world::now_ns();
     let mut lag = Vec::new();
     for tp in world.scenario.partitions() {
         let committed = state.group_committed.get(&tp).copied();
         // The HW the leader last reported may trail an ack that just arrived.
-        let acked = Offset(state.acked_end.get(&tp.to_string()).copied().unwrap_or(0));
+        let acked = match state.acked_end.get(&tp.to_string()) {
+            Some(&(end, acked_ns))
+                if state.cluster.may_hold_acked(&tp, Offset(end), acked_ns, now_ns) =>
+            {
+                Offset(end)
+            }
+            _ => Offset::ZERO,
+        };
         match state.cluster.leader_high_watermark(&tp).map(|hw| hw.max(acked)) {
             Some(hw) if committed.unwrap_or(Offset::ZERO) >= hw => {}
             Some(hw) => lag.push(match committed {

@@ -98,6 +98,8 @@ pub struct RunOutcome {
     pub stats: RunStats,
     /// The coverage marks the run reached, with counts.
     pub marks: crate::coverage::Tally,
+    /// A swarm scenario's drawn point (`scenario::swarm`), None for a plain scenario.
+    pub swarm: Option<crate::scenario::swarm::Point>,
 }
 
 impl RunOutcome {
@@ -116,6 +118,7 @@ impl RunOutcome {
             check_report: serde_json::Value::Null,
             stats: RunStats::default(),
             marks: crate::coverage::Tally::new(),
+            swarm: None,
         }
     }
 }

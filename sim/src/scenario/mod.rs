@@ -3,6 +3,7 @@
 pub mod model;
 pub mod parse;
 pub mod source_map;
+pub mod swarm;
 pub mod target;
 pub mod validate;
 

@@ -35,6 +35,10 @@ pub struct Scenario {
     #[serde(default)]
     pub group: GroupSettings,
     pub expect: Expectation,
+    /// `[swarm]`: knobs each seed draws (see `swarm`); None once drawn. Read by `parse`,
+    /// not by serde, so a drawn scenario writes back without it.
+    #[serde(skip)]
+    pub swarm: Option<super::swarm::Swarm>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

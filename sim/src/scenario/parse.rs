@@ -6,6 +6,7 @@
 //! Variants: `[variants.<name>]` holds a `description`, tables that deep-merge over the base
 //! (tables merge key by key; arrays and scalars replace), and an optional `set` table of
 //! dotted paths (`"topics.0.flush" = "every-batch"`) applied after the merge.
+//! `[swarm]` (knobs drawn per seed) is read by `swarm` against the validated scenario.
 
 use super::model::Scenario;
 use super::source_map::{line_of, FieldPath, KeyTree, Segment};
@@ -84,6 +85,7 @@ pub fn parse_variant(
     let variants = doc.remove("variants");
     let variants = check_variants(&source, variants)?;
     let had_variants = !variants.is_empty();
+    let mut pins = Vec::new();
     if let Some(name) = variant {
         let Some(over) = variants.into_iter().find(|(n, _)| n == name).map(|(_, t)| t) else {
             let names: Vec<String> = self::variants(text).into_iter().map(|(n, _)| n).collect();
@@ -93,10 +95,12 @@ pub fn parse_variant(
             };
             return Err(source.error(None, None, message));
         };
+        pins = super::swarm::pinned_paths(&over);
         apply_variant(&source, name, &mut doc, over)?;
     }
     check_ranges(&source, &doc)?;
-    let scenario = match (variant, had_variants) {
+    let swarm = doc.remove("swarm");
+    let mut scenario = match (variant, had_variants || swarm.is_some()) {
         (None, false) => deserialize_located(&source, text, true)?,
         _ => {
             let rewritten = toml::to_string(&doc).map_err(|error| {
@@ -107,6 +111,11 @@ pub fn parse_variant(
     };
     if let Some(problem) = validate(&scenario).into_iter().next() {
         return Err(source.at(&problem.field, problem.message));
+    }
+    if let Some(raw) = swarm {
+        let swarm = super::swarm::parse(raw, &scenario, &pins)
+            .map_err(|problem| source.at(&problem.field, problem.message))?;
+        scenario.swarm = Some(swarm);
     }
     Ok(scenario)
 }
@@ -336,7 +345,11 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 
 /// Sets the value at a dotted path; missing tables are created, array indices must exist
 /// (or be one past the end, which appends).
-fn set_path(doc: &mut toml::Table, path: &FieldPath, value: toml::Value) -> Result<(), String> {
+pub(super) fn set_path(
+    doc: &mut toml::Table,
+    path: &FieldPath,
+    value: toml::Value,
+) -> Result<(), String> {
     if path.is_root() {
         return Err("empty path".into());
     }

@@ -378,7 +378,7 @@ fn validate_group(scenario: &Scenario, problems: &mut Problems) {
         || c("assignor"),
         || {
             format!(
-                "`{}` is not an assignor: use \"range\", \"round-robin\" or \"sticky\"",
+                "`{}` is not an assignor: use \"range\", \"roundrobin\" or \"sticky\"",
                 consumer.assignor
             )
         },

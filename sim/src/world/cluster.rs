@@ -90,6 +90,26 @@ impl ClusterView {
         self.replicas.get(&(leader, tp.clone())).map(|r| r.high_watermark)
     }
 
+    /// Whether records acked up to `end` at `acked_ns` can still be in `tp`'s leader: its
+    /// reported log reaches `end`, or the ack is too recent for the report (sent every
+    /// broker tick) to show it. A leader whose log still ends below `end` after that lost
+    /// them (acks=1 acked by a deposed leader, an unclean election): no consumer will ever
+    /// read up to `end`.
+    pub fn may_hold_acked(
+        &self,
+        tp: &TopicPartition,
+        end: Offset,
+        acked_ns: u64,
+        now_ns: u64,
+    ) -> bool {
+        const REPORT_LAG_NS: u64 = 1_000_000_000;
+        let leader_end = self
+            .leader_of(tp)
+            .and_then(|leader| self.replicas.get(&(leader, tp.clone())))
+            .map(|r| r.log_end_offset);
+        leader_end.is_none_or(|leo| leo >= end) || now_ns.saturating_sub(acked_ns) < REPORT_LAG_NS
+    }
+
     /// The leader of `tp`, if one is known.
     pub fn leader_of(&self, tp: &TopicPartition) -> Option<NodeId> {
         self.partitions.get(tp).and_then(|p| p.leader)

@@ -83,8 +83,8 @@ pub struct WorldState {
     /// The inside-cluster invariants, fed by every node's reports.
     pub cluster_checker: crate::check::cluster::ClusterChecker,
     /// Brokers whose disk failed (a partition offline until restart) and controllers halted
-    /// on a failed journal write: the heal restarts them as a process restart, in cluster
-    /// mode too.
+    /// by a failed journal write: the heal restarts them as a process restart (write-back,
+    /// kill, restart), in cluster mode too.
     pub storage_failed: std::collections::BTreeSet<String>,
     /// Brokers that finished a controlled shutdown and wait to be stopped.
     pub shut_down: std::collections::BTreeSet<String>,
@@ -94,8 +94,9 @@ pub struct WorldState {
     /// acknowledged for (the quiet phase ends when it reaches every end offset).
     pub group_committed: BTreeMap<kafkasim::types::TopicPartition, kafkasim::types::Offset>,
     /// Per key: one past the highest offset a send was acked at (the group's lag is zero
-    /// only once its commits pass it, whatever the HW reports lag behind).
-    pub acked_end: BTreeMap<crate::history::Key, u64>,
+    /// only once its commits pass it, whatever the HW reports lag behind), with the
+    /// simulated time of that ack (a leader whose log still ends below it long after lost it).
+    pub acked_end: BTreeMap<crate::history::Key, (u64, u64)>,
     /// The coverage marks reached so far, and what deriving them remembers.
     pub marks: crate::coverage::Tally,
     pub watch: crate::coverage::derive::Watch,

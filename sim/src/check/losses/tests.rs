@@ -259,3 +259,25 @@ fn an_unclean_recovery_is_the_loss_of_every_holder() {
     let lost = &spared[&AnomalyKind::LostWrite];
     assert!(lost.iter().all(|r| matches!(r, Ruling::OutsideEnvelope(_))), "{lost:?}");
 }
+
+/// A consumer that read offsets the loss freed and reads them again from the truncation
+/// point (KIP-320 moved it back) polls nonmonotonically: allowed with an explained loss,
+/// forbidden without one. Swarm seeds 324 and 463 showed it after an unclean election.
+#[test]
+fn a_consumer_moved_back_into_the_freed_offsets_is_allowed_with_the_loss() {
+    let mut b = Builder::new();
+    for o in 0..=2 {
+        b.send_ok(0, K, 1 + o, o);
+    }
+    b.poll_ok(5, &[(K, &[(0, 1), (1, 2), (2, 3)])]);
+    let (gap_a, gap_b) = b.poll_ok(6, &[]);
+    b.send_ok(0, K, 4, 1);
+    b.poll_ok(5, &[(K, &[(1, 4)])]);
+    let history = b.finish();
+    let events = power_loss_then_leader(gap_a + 1, gap_b + 1);
+    let rulings = rule(&history, &events, &safe(true), SETTINGS);
+    let rewound = &rulings[&AnomalyKind::NonmonotonicPoll];
+    assert!(allowed(rewound), "{rewound:?}");
+    let unexplained = rule(&history, &created(), &safe(false), SETTINGS);
+    assert!(unexplained[&AnomalyKind::NonmonotonicPoll].contains(&Ruling::Forbidden));
+}

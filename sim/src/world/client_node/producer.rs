@@ -214,8 +214,11 @@ fn finish_op(world: &WorldRef, process: u64, op: OpenSend) {
     let mut state = world.state();
     for send in &micro {
         if let Some(offset) = send.offset {
-            let end = state.acked_end.entry(send.key.clone()).or_insert(0);
-            *end = (*end).max(offset + 1);
+            let now_ns = crate::world::now_ns();
+            let end = state.acked_end.entry(send.key.clone()).or_insert((0, now_ns));
+            if offset + 1 > end.0 {
+                *end = (offset + 1, now_ns);
+            }
         }
     }
     state.complete(process, op_type, OpValue::Send(micro));

@@ -29,7 +29,7 @@ const RUNS: &[(&str, Option<&str>, &[u64])] = &[
     ("zombie-commit", Some("generation-check"), &[1]),
     ("static-membership", None, &[1]),
     // Raft truncation, the envelope skipping faults, stale broker epochs (KIP-903).
-    ("replicated-safe", Some("long"), &[1, 56, 106]),
+    ("replicated-safe", Some("long"), &[1, 33, 56]),
     // Disk full, I/O errors, offline log directories, every kind of recovery cut.
     ("disk-faults", None, &[1, 3]),
     ("no-idempotence-duplicates", Some("idempotent"), &[1]),

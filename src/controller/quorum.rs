@@ -17,7 +17,9 @@ use super::raft::{
     EntryPayload, LogIndex, PersistentState, ProposeError, RaftConfig, RaftError, RaftMessage,
     RaftNode, Ready,
 };
-use super::records::{decode_batch, encode_batch, MetadataImage, MetadataRecord, PartitionState};
+use super::records::{
+    decode_batch, encode_batch, BrokerState, MetadataImage, MetadataRecord, PartitionState,
+};
 use crate::types::{
     BrokerEpoch, Epoch, IsrMember, Millis, NodeId, PartitionEpoch, Term, TopicPartition,
 };
@@ -414,6 +416,33 @@ impl QuorumController {
         }
     }
 
+    /// The registration a heartbeat speaks for, its session renewed; Err when this
+    /// controller is not active, the broker unknown, or its epoch not the registered one.
+    fn heartbeat_from(
+        &mut self,
+        broker_id: NodeId,
+        broker_epoch: BrokerEpoch,
+    ) -> Result<BrokerState, ControllerError> {
+        if self.active_term.is_none() {
+            return Err(self.not_active());
+        }
+        let broker = self
+            .pending
+            .broker(broker_id)
+            .copied()
+            .ok_or(ControllerError::UnknownBroker { broker_id })?;
+        if broker.broker_epoch != broker_epoch {
+            let current = broker.broker_epoch;
+            return Err(ControllerError::StaleBrokerEpoch {
+                broker_id,
+                current,
+                got: broker_epoch,
+            });
+        }
+        self.last_heartbeat.insert(broker_id, self.now);
+        Ok(broker)
+    }
+
     fn heartbeat(
         &mut self,
         broker_id: NodeId,
@@ -421,21 +450,10 @@ impl QuorumController {
         metadata_offset: LogIndex,
     ) -> Outcome {
         let wrap = ControllerResponse::BrokerHeartbeat;
-        if self.active_term.is_none() {
-            return Outcome::Now(wrap(Err(self.not_active())));
-        }
-        let Some(broker) = self.pending.broker(broker_id).copied() else {
-            return Outcome::Now(wrap(Err(ControllerError::UnknownBroker { broker_id })));
+        let broker = match self.heartbeat_from(broker_id, broker_epoch) {
+            Ok(broker) => broker,
+            Err(err) => return Outcome::Now(wrap(Err(err))),
         };
-        if broker.broker_epoch != broker_epoch {
-            let err = ControllerError::StaleBrokerEpoch {
-                broker_id,
-                current: broker.broker_epoch,
-                got: broker_epoch,
-            };
-            return Outcome::Now(wrap(Err(err)));
-        }
-        self.last_heartbeat.insert(broker_id, self.now);
         if !broker.fenced || metadata_offset < broker_epoch.0 {
             return Outcome::Now(wrap(Ok(HeartbeatReply::fenced(broker.fenced))));
         }
@@ -453,18 +471,10 @@ impl QuorumController {
     /// no longer be elected, which is what the partitions see.
     fn controlled_shutdown(&mut self, broker_id: NodeId, broker_epoch: BrokerEpoch) -> Outcome {
         let wrap = ControllerResponse::BrokerHeartbeat;
-        if self.active_term.is_none() {
-            return Outcome::Now(wrap(Err(self.not_active())));
-        }
-        let Some(broker) = self.pending.broker(broker_id).copied() else {
-            return Outcome::Now(wrap(Err(ControllerError::UnknownBroker { broker_id })));
+        let broker = match self.heartbeat_from(broker_id, broker_epoch) {
+            Ok(broker) => broker,
+            Err(err) => return Outcome::Now(wrap(Err(err))),
         };
-        if broker.broker_epoch != broker_epoch {
-            let current = broker.broker_epoch;
-            let err = ControllerError::StaleBrokerEpoch { broker_id, current, got: broker_epoch };
-            return Outcome::Now(wrap(Err(err)));
-        }
-        self.last_heartbeat.insert(broker_id, self.now);
         let done = HeartbeatReply { is_fenced: true, should_shut_down: true };
         if broker.fenced {
             return Outcome::Now(wrap(Ok(done)));

@@ -23,20 +23,23 @@ pub fn run_met(name: &str, variant: Option<&str>, seed: u64) -> RunOutcome {
     outcome
 }
 
+/// Runs one seed and asserts it passed, having acked something (no vacuous pass).
+pub fn run_passed(name: &str, variant: Option<&str>, seed: u64) -> RunOutcome {
+    let outcome = run_met(name, variant, seed);
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Pass,
+        "{name} {variant:?} seed {seed}: {:?}",
+        outcome.judgement
+    );
+    assert!(outcome.stats.records_acked > 0, "{name} seed {seed} acked nothing: a vacuous pass");
+    outcome
+}
+
 /// Each seed passes, having acked something (no vacuous pass).
 pub fn assert_passes(name: &str, variant: Option<&str>, seeds: &[u64]) {
     for &seed in seeds {
-        let outcome = run_met(name, variant, seed);
-        assert_eq!(
-            outcome.verdict,
-            Verdict::Pass,
-            "{name} {variant:?} seed {seed}: {:?}",
-            outcome.judgement
-        );
-        assert!(
-            outcome.stats.records_acked > 0,
-            "{name} seed {seed} acked nothing: a vacuous pass"
-        );
+        run_passed(name, variant, seed);
     }
 }
 

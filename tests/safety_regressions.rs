@@ -44,6 +44,13 @@ fn a_late_fetch_from_a_previous_incarnation_is_refused() {
     assert_passes("group-safe", None, &[32, 98]);
 }
 
+/// A rebalance revoked and re-assigned a partition with a fetch for it in flight; the late
+/// answer passed as current and the consumer client panicked on a second one.
+#[test]
+fn a_fetch_answer_for_a_revoked_assignment_is_dropped() {
+    assert_passes("group-safe", None, &[3790]);
+}
+
 /// KIP-966 off: the leader that shrank the ISR to itself loses power and leads again.
 #[test]
 fn last_replica_standing_finds_lost_write_without_elr() {

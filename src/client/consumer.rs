@@ -189,7 +189,9 @@ struct PartitionState {
     fetch_in_flight: bool,
     list_offsets_in_flight: bool,
     retry_at: Millis,
-    /// Bumped by seek and reset: answers to older requests are stale.
+    /// Drawn anew by seek, reset and reassignment from the consumer's one counter, so an
+    /// answer to a request sent for an older position, or for an earlier assignment of the
+    /// partition, never matches.
     generation: u64,
     high_watermark: Option<Offset>,
     /// A follower refused a read at this metadata version: read from the leader until the
@@ -203,6 +205,17 @@ struct PartitionState {
     /// KIP-320: not fetched until OffsetsForLeaderEpoch confirms the position.
     awaiting_validation: bool,
     validation_in_flight: bool,
+}
+
+/// Hands out request generations, one increasing sequence per consumer.
+#[derive(Clone, Debug, Default)]
+struct Generations(u64);
+
+impl Generations {
+    fn next(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -229,6 +242,8 @@ pub struct Consumer {
     in_flight: BTreeMap<u32, InFlightRequest>,
     events: Vec<ConsumerEvent>,
     next_correlation_id: u32,
+    /// Source of every partition's request generation.
+    generations: Generations,
     /// Rotates which partition `take_records` starts from, so none starves.
     take_turn: usize,
     last_poll: Option<Millis>,
@@ -247,6 +262,7 @@ impl Consumer {
             in_flight: BTreeMap::new(),
             events: Vec::new(),
             next_correlation_id: 0,
+            generations: Generations::default(),
             take_turn: 0,
             last_poll: None,
         })
@@ -265,8 +281,12 @@ impl Consumer {
         let mut next = BTreeMap::new();
         for tp in tps {
             self.metadata.want_topic(&tp.topic);
+            // A fresh generation: a request still in flight for an earlier assignment of
+            // this partition must not be taken for one of this assignment (seed 3790).
+            let generation = self.generations.next();
             let state = self.partitions.remove(&tp).unwrap_or_else(|| PartitionState {
                 reset: Some((ResetReason::NoPosition, None)),
+                generation,
                 ..PartitionState::default()
             });
             next.insert(tp, state);
@@ -302,7 +322,7 @@ impl Consumer {
         state.skip_to = None;
         state.stalled = false;
         state.retry_at = Millis(0);
-        state.generation += 1;
+        state.generation = self.generations.next();
         state.awaiting_validation = false;
         state.leader_seen = current_leader(&self.metadata, tp);
     }
@@ -692,7 +712,7 @@ impl Consumer {
                 let (reason, from) = state.reset.take().unwrap_or((ResetReason::NoPosition, None));
                 state.position = Some(offset);
                 state.last_epoch = None;
-                state.generation += 1;
+                state.generation = self.generations.next();
                 state.leader_seen = current_leader(&self.metadata, tp);
                 self.events.push(ConsumerEvent::PositionReset {
                     tp: tp.clone(),
@@ -753,7 +773,7 @@ impl Consumer {
                 state.position = None;
                 state.skip_to = None;
                 state.reset = Some((ResetReason::OutOfRange, Some(fetch_offset)));
-                state.generation += 1;
+                state.generation = self.generations.next();
             }
             code => self.backoff_partition(now, tp, Some(code)),
         }

@@ -627,3 +627,23 @@ fn metadata_requests_avoid_the_broker_that_timed_out() {
     }
     assert!(actions.iter().any(|a| matches!(a, ConsumerAction::RefreshMetadata { .. })));
 }
+
+/// group-safe seed 3790: a rebalance revoked a partition and assigned it again while a
+/// fetch for it was in flight; the new assignment was seeked to the offset that fetch had
+/// asked for, so the late answer looked current, was buffered, and a second fetch's answer
+/// then met records still buffered (a panic). An answer to a request sent for an earlier
+/// assignment is stale whatever its offset.
+#[test]
+fn an_answer_for_an_earlier_assignment_is_dropped() {
+    let mut c = consumer(OffsetReset::None);
+    c.seek(&tp0(), Offset(5));
+    let (to, old, _) = the_fetch(&c.poll(Millis(0)));
+    c.assign(Vec::new());
+    c.assign(vec![tp0()]);
+    c.seek(&tp0(), Offset(5));
+    c.on_response(Millis(1), to, old, fetch_answer(tp0(), ErrorCode::None, log_bytes(&[(5, 3)])));
+    assert_eq!(c.buffered_records(), 0, "the answer belonged to the revoked assignment");
+    assert_eq!(c.position(&tp0()), Some(Offset(5)));
+    let (_, _, parts) = the_fetch(&c.poll(Millis(2)));
+    assert_eq!(parts, vec![(tp0(), Offset(5))]);
+}

@@ -50,7 +50,7 @@ impl Consumer {
             // again once the position is validated.
             state.buffered.clear();
             state.skip_to = None;
-            state.generation += 1;
+            state.generation = self.generations.next();
         }
     }
 
@@ -135,7 +135,7 @@ impl Consumer {
                 state.position = Some(end);
                 state.last_epoch = Some(end_epoch);
                 state.awaiting_validation = false;
-                state.generation += 1;
+                state.generation = self.generations.next();
                 TruncationOutcome::SeekedToDivergence
             }
             None => {
@@ -143,7 +143,7 @@ impl Consumer {
                 state.last_epoch = None;
                 state.awaiting_validation = false;
                 state.reset = Some((ResetReason::LogTruncation, Some(position)));
-                state.generation += 1;
+                state.generation = self.generations.next();
                 TruncationOutcome::Reset
             }
         };

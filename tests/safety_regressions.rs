@@ -21,6 +21,14 @@ fn follower_fetch_keeps_acked_records_after_a_power_loss_of_two_isr_members() {
     assert_passes("replicated-safe", Some("follower-fetch"), &[229]);
 }
 
+/// A consumer reading from followers asked a former leader for its end offsets after the
+/// heal and, told NotLeaderOrFollower, asked it again for 40 s: nothing refreshed its
+/// metadata, since its fetches from a follower still worked (a liveness failure).
+#[test]
+fn follower_fetch_catch_up_finds_the_new_leader() {
+    assert_passes("replicated-safe", Some("follower-fetch"), &[1247]);
+}
+
 /// The last intact in-sync replica was fenced just after the nemesis let the others lose
 /// power (its heartbeats had been cut off the controller moments before), and an emptied
 /// replica led. The envelope no longer counts a broker impaired within a session timeout

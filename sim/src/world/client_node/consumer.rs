@@ -252,6 +252,12 @@ impl Shell {
                             tracing::info!(node = %self.name, broker = %from, tp = %p.tp, offset = %p.offset, error = ?p.error, "end offset");
                             if p.error == kafkasim::protocol::ErrorCode::None {
                                 self.end_offsets.insert(p.tp, p.offset);
+                            } else {
+                                // Not the leader any more: ask who is, as Kafka's offset
+                                // lookups do on a retriable error (replicated-safe
+                                // follower-fetch seed 1247: the consumer read from a
+                                // follower, so nothing else told it the leader moved).
+                                self.consumer.request_metadata_refresh();
                             }
                         }
                         if self.end_offsets.len() == self.consumer.assignment().len() {

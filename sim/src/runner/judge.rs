@@ -132,8 +132,12 @@ fn judge_history(
 ) -> (CheckReport, BTreeMap<AnomalyKind, Vec<Ruling>>) {
     let mut report = check(history, &CheckOptions { entries_per_kind_max: usize::MAX });
     let lost = losses::lost_records(history, &report);
-    let findings = losses::explain(&outcome.events, loss_settings(scenario), &lost);
-    let promises = Judge::new(facts, &findings, losses::Observed::from_history(history));
+    let settings = loss_settings(scenario);
+    let findings = losses::explain(&outcome.events, settings, &lost);
+    let displaced = losses::displaced_records(history, &report, &lost);
+    let displaced = losses::explain(&outcome.events, settings, &displaced);
+    let observed = losses::Observed::from_history(history);
+    let promises = Judge::new(facts, &findings, &displaced, observed);
     let mut rulings: BTreeMap<AnomalyKind, Vec<Ruling>> = BTreeMap::new();
     for kind in AnomalyKind::ALL {
         if report.count(kind) == 0 {

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use sim::nemesis::faults::{
     bit_flips, bridge, clean_shutdown, clock_skew, crash, cut_broker_links, disk_full, disk_wipe,
-    io_errors, isolate, latency_spike, one_way_cut, pause, power_loss, reset_connections,
-    slow_disk, split,
+    io_errors, isolate, latency_spike, message_rule, one_way_cut, pause, power_loss,
+    reset_connections, slow_disk, split,
 };
 use sim::runner::run_seed;
 use sim::scenario::{load, FaultKind, FaultSpec, FaultStep, Scenario};
@@ -105,7 +105,21 @@ fn fault_of(kind: FaultKind, target: &str, duration_s: f64, count: u32) -> Fault
             target: "any-leader".to_string(),
             duration_s,
         }),
+        FaultKind::MessageRule => FaultSpec::MessageRule(message_rule_of(target, duration_s)),
     }
+}
+
+/// A message rule, its action picked by the duration: lose the leader's fetch answers to a
+/// follower, hold a broker's AlterPartition, or deliver its heartbeats twice.
+fn message_rule_of(target: String, duration_s: f64) -> message_rule::MessageRule {
+    use message_rule::{MessageRule, RuleAction};
+    let (messages, action, delay_ms, peer) = match (duration_s * 10.0) as u32 % 3 {
+        0 => ("fetch-response", RuleAction::Drop, 0, "any-broker"),
+        1 => ("alter-partition", RuleAction::Delay, 1_500, "active-controller"),
+        _ => ("broker-heartbeat", RuleAction::Duplicate, 0, "active-controller"),
+    };
+    let (messages, peer) = (vec![messages.to_string()], Some(peer.to_string()));
+    MessageRule { target, peer, messages, action, delay_ms, duration_s, drawn: false }
 }
 
 #[test]

@@ -89,6 +89,13 @@ fn consumers_reading_from_followers_keep_every_record() {
     assert_all_pass("group-safe", Some("follower-fetch"), 1..=1);
 }
 
+/// Fetch answers lost, AlterPartition held, produce answers lost, Raft messages repeated
+/// and consumer fetches overtaken, one link and one message kind at a time.
+#[test]
+fn message_rules_keep_every_acked_record() {
+    assert_all_pass("message-rules", None, 1..=2);
+}
+
 #[test]
 fn replicated_basics_passes() {
     assert_all_pass("replicated-basics", None, 1..=2);

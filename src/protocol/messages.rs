@@ -2,7 +2,7 @@
 //! simulated system uses.
 
 use super::ErrorCode;
-use crate::controller::raft::RaftMessage;
+use crate::controller::raft::{MessageBody, RaftMessage};
 use crate::controller::{ControllerError, ControllerRequest, ControllerResponse, MetadataImage};
 use crate::types::{BrokerEpoch, Epoch, NodeId, Offset, TopicPartition};
 use bytes::Bytes;
@@ -37,6 +37,128 @@ pub struct ResponseFrame {
 pub enum Frame {
     Request(RequestFrame),
     Response(ResponseFrame),
+}
+
+/// The name of every kind of message on the wire, as `Frame::kind_name` gives it and message
+/// rules (the nemesis's `message-rule`) name them: requests in kebab-case, each answer with
+/// `-response`, Raft messages by their role.
+pub const MESSAGE_KINDS: &[&str] = &[
+    "produce",
+    "fetch",
+    "list-offsets",
+    "metadata",
+    "init-producer-id",
+    "offsets-for-leader-epoch",
+    "broker-registration",
+    "broker-heartbeat",
+    "alter-partition",
+    "create-topics",
+    "metadata-fetch",
+    "request-vote",
+    "pre-vote",
+    "request-vote-response",
+    "pre-vote-response",
+    "append-entries",
+    "append-entries-response",
+    "find-coordinator",
+    "join-group",
+    "sync-group",
+    "heartbeat",
+    "leave-group",
+    "offset-commit",
+    "offset-fetch",
+    "produce-response",
+    "fetch-response",
+    "list-offsets-response",
+    "metadata-response",
+    "init-producer-id-response",
+    "offsets-for-leader-epoch-response",
+    "broker-registration-response",
+    "broker-heartbeat-response",
+    "alter-partition-response",
+    "create-topics-response",
+    "metadata-fetch-response",
+    "find-coordinator-response",
+    "join-group-response",
+    "sync-group-response",
+    "heartbeat-response",
+    "leave-group-response",
+    "offset-commit-response",
+    "offset-fetch-response",
+    "error-response",
+];
+
+impl Frame {
+    /// What kind of message this is (one of `MESSAGE_KINDS`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Frame::Request(frame) => frame.body.kind_name(),
+            Frame::Response(frame) => frame.body.kind_name(),
+        }
+    }
+}
+
+impl Request {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Request::Produce(_) => "produce",
+            Request::Fetch(_) => "fetch",
+            Request::ListOffsets(_) => "list-offsets",
+            Request::Metadata(_) => "metadata",
+            Request::InitProducerId(_) => "init-producer-id",
+            Request::OffsetsForLeaderEpoch(_) => "offsets-for-leader-epoch",
+            Request::Controller(request) => match request {
+                ControllerRequest::BrokerRegistration { .. } => "broker-registration",
+                ControllerRequest::BrokerHeartbeat { .. } => "broker-heartbeat",
+                ControllerRequest::AlterPartition { .. } => "alter-partition",
+                ControllerRequest::CreateTopics { .. } => "create-topics",
+            },
+            Request::MetadataFetch(_) => "metadata-fetch",
+            Request::Raft(message) => match message.body {
+                MessageBody::RequestVote { pre_vote: false, .. } => "request-vote",
+                MessageBody::RequestVote { pre_vote: true, .. } => "pre-vote",
+                MessageBody::RequestVoteResponse { pre_vote: false, .. } => "request-vote-response",
+                MessageBody::RequestVoteResponse { pre_vote: true, .. } => "pre-vote-response",
+                MessageBody::AppendEntries { .. } => "append-entries",
+                MessageBody::AppendEntriesResponse { .. } => "append-entries-response",
+            },
+            Request::FindCoordinator(_) => "find-coordinator",
+            Request::JoinGroup(_) => "join-group",
+            Request::SyncGroup(_) => "sync-group",
+            Request::Heartbeat(_) => "heartbeat",
+            Request::LeaveGroup(_) => "leave-group",
+            Request::OffsetCommit(_) => "offset-commit",
+            Request::OffsetFetch(_) => "offset-fetch",
+        }
+    }
+}
+
+impl Response {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Response::Produce(_) => "produce-response",
+            Response::Fetch(_) => "fetch-response",
+            Response::ListOffsets(_) => "list-offsets-response",
+            Response::Metadata(_) => "metadata-response",
+            Response::InitProducerId(_) => "init-producer-id-response",
+            Response::OffsetsForLeaderEpoch(_) => "offsets-for-leader-epoch-response",
+            Response::Controller(response) => match response {
+                ControllerResponse::BrokerRegistration(_) => "broker-registration-response",
+                ControllerResponse::BrokerHeartbeat(_) => "broker-heartbeat-response",
+                ControllerResponse::AlterPartition(_) => "alter-partition-response",
+                ControllerResponse::CreateTopics(_) => "create-topics-response",
+            },
+            Response::MetadataFetch(_) => "metadata-fetch-response",
+            Response::FindCoordinator(_) => "find-coordinator-response",
+            Response::JoinGroup(_) => "join-group-response",
+            Response::SyncGroup(_) => "sync-group-response",
+            Response::Heartbeat(_) => "heartbeat-response",
+            Response::LeaveGroup(_) => "leave-group-response",
+            Response::OffsetCommit(_) => "offset-commit-response",
+            Response::OffsetFetch(_) => "offset-fetch-response",
+            Response::Error(_) => "error-response",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,7 +44,7 @@ pub struct Targets {
 pub type NemesisRef = Arc<Nemesis>;
 
 pub struct Nemesis {
-    world: WorldRef,
+    pub(crate) world: WorldRef,
     targets: Arc<Targets>,
     rng: Mutex<ChaCha8Rng>,
     clogs: Mutex<LinkClogs>,
@@ -338,6 +338,7 @@ impl Nemesis {
         let base = crate::runner::config::send_latency(&self.world.scenario.network);
         net.update_config(|config| config.send_latency = base);
         self.clogs().clear(&*net);
+        self.world.messages.clear();
         self.world.state().reset_after_append.clear();
         let now = crate::world::now_ns();
         for clock in self.world.state().clocks.values_mut() {

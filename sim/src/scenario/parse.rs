@@ -302,7 +302,10 @@ fn apply_variant(
     if over.contains_key("name") {
         return Err(source.at(&section.key("name"), "a variant cannot rename the scenario".into()));
     }
+    let remove = over.remove("remove_faults");
+    let add = over.remove("add_faults");
     merge(doc, over);
+    edit_faults(source, &section, doc, remove, add)?;
     let Some(toml::Value::Table(set)) = set else { return Ok(()) };
     for (dotted, value) in set {
         let path = FieldPath::from_dotted(&dotted);
@@ -325,6 +328,52 @@ fn apply_variant(
         if let Err(message) = set_path(doc, &path, value) {
             return Err(source.error(located(), Some(&path), message));
         }
+    }
+    Ok(())
+}
+
+/// A variant's edits of the fault steps: `remove_faults` (indices into the base file's
+/// `[[faults]]`) goes first, then `add_faults` (steps, as `[[faults]]` entries) is appended.
+fn edit_faults(
+    source: &Source<'_>,
+    section: &FieldPath,
+    doc: &mut toml::Table,
+    remove: Option<toml::Value>,
+    add: Option<toml::Value>,
+) -> Result<(), ScenarioError> {
+    let steps = doc.entry("faults").or_insert_with(|| toml::Value::Array(Vec::new()));
+    let toml::Value::Array(steps) = steps else {
+        return Err(source.at(&FieldPath::root().key("faults"), "must be an array of steps".into()));
+    };
+    if let Some(remove) = remove {
+        let field = section.key("remove_faults");
+        let indices: Option<Vec<usize>> = remove.as_array().and_then(|items| {
+            items.iter().map(|i| i.as_integer().and_then(|i| usize::try_from(i).ok())).collect()
+        });
+        let Some(mut indices) = indices else {
+            return Err(
+                source.at(&field, "must be an array of step indices (0 = the first)".into())
+            );
+        };
+        indices.sort_unstable();
+        indices.dedup();
+        if let Some(bad) = indices.iter().find(|&&i| i >= steps.len()) {
+            let message = format!("step {bad} does not exist: the file has {} steps", steps.len());
+            return Err(source.at(&field, message));
+        }
+        for i in indices.into_iter().rev() {
+            steps.remove(i);
+        }
+    }
+    if let Some(add) = add {
+        let field = section.key("add_faults");
+        let Some(added) = add.as_array().filter(|items| items.iter().all(toml::Value::is_table))
+        else {
+            return Err(
+                source.at(&field, "must be an array of steps ({ at_s = ..., kind = ... })".into())
+            );
+        };
+        steps.extend(added.iter().cloned());
     }
     Ok(())
 }
@@ -774,6 +823,28 @@ description = "Flush every batch, and expect a pass."
         let text = BASE.replace("\"topics.0.flush\"", "\"topics.5.flush\"");
         let error = with_variant(&text, "f", "flushed").expect_err("index out of range");
         assert_eq!(error.line, Some(78), "{error}");
+    }
+
+    #[test]
+    fn a_variant_removes_and_adds_fault_steps() {
+        let variant = "\n[variants.edited]\ndescription = \"Another schedule.\"\n\
+            remove_faults = [0]\n\
+            add_faults = [{ at_s = 3.0, kind = \"pause\", target = \"broker-0\", duration_s = 1.0 }]\n";
+        let text = format!("{BASE}{variant}");
+        let edited = with_variant(&text, "f", "edited").expect("the edit is valid");
+        let kinds: Vec<String> = edited.faults.iter().map(|s| s.fault.kind().name()).collect();
+        assert_eq!(kinds, ["slow-disk", "pause"]);
+        assert_eq!(edited.faults[1].at_s, 3.0);
+        assert_eq!(parse(&text, "f").expect("base").faults.len(), 2, "the base keeps its steps");
+        let error =
+            with_variant(&text.replace("[0]", "[2]"), "f", "edited").expect_err("no step 2");
+        assert_eq!(error.field.as_deref(), Some("variants.edited.remove_faults"), "{error}");
+        assert!(error.to_string().contains("the file has 2 steps"), "{error}");
+        let error = with_variant(&text.replace("[0]", "[\"a\"]"), "f", "edited").expect_err("text");
+        assert_eq!(error.field.as_deref(), Some("variants.edited.remove_faults"), "{error}");
+        let bogus = text.replace("duration_s = 1.0 }", "duration_s = 1.0, factor = 3 }");
+        let error = with_variant(&bogus, "f", "edited").expect_err("pause takes no factor");
+        assert!(error.to_string().contains("factor"), "{error}");
     }
 
     proptest! {

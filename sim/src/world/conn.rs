@@ -3,6 +3,7 @@
 //! connection with a logged, typed error, as does a reset injected by the nemesis; the
 //! owner learns of every frame and of the close through its event channel.
 
+use super::message_rules::MessageAction;
 use super::WorldRef;
 use bytes::Bytes;
 use kafkasim::protocol::{Frame, FrameDecoder, FrameError};
@@ -109,11 +110,7 @@ impl Link {
         loop {
             match decoder.next_frame() {
                 Ok(None) => return Ok(()),
-                Ok(Some(frame)) => {
-                    if self.events.send((self.id, ConnEvent::Frame(frame))).is_err() {
-                        return Err(CloseReason::LocalClose);
-                    }
-                }
+                Ok(Some(frame)) => self.deliver(frame)?,
                 Err(error) => {
                     warn!(node = %self.local, peer = %self.peer, %error, "malformed frame: closing connection");
                     let fields = [("peer", self.peer.clone()), ("error", error.to_string())];
@@ -122,6 +119,38 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+impl Link {
+    /// Hands a frame to the owner, as the live message rules say: at once, never, twice, or
+    /// after a delay (the frames behind it overtake it).
+    fn deliver(&self, frame: Frame) -> Result<(), CloseReason> {
+        let kind = frame.kind_name();
+        let action = self.world.messages.action(&self.peer, &self.local, kind);
+        // Whether the owner still listens.
+        let send = |frame: Frame| self.events.send((self.id, ConnEvent::Frame(frame))).is_ok();
+        let listening = match action {
+            None => send(frame),
+            Some(MessageAction::Drop) => {
+                debug!(node = %self.local, peer = %self.peer, kind, "message rule: dropped");
+                true
+            }
+            Some(MessageAction::Duplicate) => {
+                debug!(node = %self.local, peer = %self.peer, kind, "message rule: delivered twice");
+                send(frame.clone()) && send(frame)
+            }
+            Some(MessageAction::Delay(delay)) => {
+                debug!(node = %self.local, peer = %self.peer, kind, ?delay, "message rule: held");
+                let (events, id) = (self.events.clone(), self.id);
+                madsim::task::spawn(async move {
+                    madsim::time::sleep(delay).await;
+                    let _ = events.send((id, ConnEvent::Frame(frame)));
+                });
+                true
+            }
+        };
+        listening.then_some(()).ok_or(CloseReason::LocalClose)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod conn;
 pub mod controller_node;
 pub mod disk;
+pub mod message_rules;
 pub mod outbound;
 
 use crate::history::HistoryRecorder;
@@ -207,6 +208,8 @@ pub struct World {
     pub resets: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
     /// Per broker: bumping the value starts a controlled shutdown.
     pub shutdowns: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
+    /// The live `message-rule` faults, asked by the receiving end of every connection.
+    pub messages: message_rules::MessageRules,
     state: Mutex<WorldState>,
 }
 
@@ -259,6 +262,7 @@ impl World {
             nodes: BTreeMap::new(),
             resets: BTreeMap::new(),
             shutdowns: BTreeMap::new(),
+            messages: message_rules::MessageRules::default(),
             state: Mutex::new(state),
         }
     }

@@ -127,6 +127,36 @@ impl Planner<'_> {
     }
 }
 
+impl Planner<'_> {
+    /// A directed link from `target` to `peer` (None: a random node `may_pick` allows):
+    /// the plan about `target`, naming the peer, with the link and both ends.
+    pub fn link(
+        &mut self,
+        target: &str,
+        peer: Option<&str>,
+        may_pick: impl Fn(&str, &str) -> bool,
+    ) -> Result<Plan, String> {
+        let from = self.one(target)?;
+        let to = match peer {
+            Some(text) => self.one(text)?,
+            None => {
+                let others: Vec<String> =
+                    self.names.iter().filter(|n| may_pick(&from, n)).cloned().collect();
+                let sub = Resolver { names: &others, cluster: self.cluster, coordinator: None };
+                sub.one("any-node", &mut *self.rng)?
+            }
+        };
+        if from == to {
+            return Err(format!("the target and the peer are both `{from}`"));
+        }
+        let mut plan = Plan::on(from.clone());
+        plan.fields.push(("peer", to.clone()));
+        plan.links.push((from, to.clone()));
+        plan.nodes.push(to);
+        Ok(plan)
+    }
+}
+
 /// Generates the catalogue from one line per kind: the module, and the type that holds the
 /// kind's parameters (its enum variant has the same name; its scenario name is kebab-case).
 macro_rules! fault_kinds {
@@ -201,6 +231,7 @@ fault_kinds! {
     power_loss::PowerLoss,
     disk_wipe::DiskWipe,
     clean_shutdown::CleanShutdown,
+    message_rule::MessageRule,
 }
 
 impl FaultKind {

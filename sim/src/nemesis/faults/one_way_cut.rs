@@ -6,7 +6,6 @@ use crate::nemesis::{Applied, Nemesis, NemesisRef, Plan};
 use rand_chacha::ChaCha8Rng;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
-use crate::nemesis::resolve::Resolver;
 use crate::scenario::Target;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,24 +50,7 @@ impl Rule for OneWayCut {
     }
 
     fn plan(&self, planner: &mut Planner<'_>) -> Result<Plan, String> {
-        let from = planner.one(&self.target)?;
-        let to = match &self.peer {
-            Some(text) => planner.one(text)?,
-            None => {
-                let others: Vec<String> =
-                    planner.names.iter().filter(|n| **n != from).cloned().collect();
-                let sub = Resolver { names: &others, cluster: planner.cluster, coordinator: None };
-                sub.one("any-node", &mut *planner.rng)?
-            }
-        };
-        if from == to {
-            return Err(format!("the target and the peer are both `{from}`"));
-        }
-        let mut plan = Plan::on(from.clone());
-        plan.fields.push(("peer", to.clone()));
-        plan.links.push((from, to.clone()));
-        plan.nodes.push(to);
-        Ok(plan)
+        planner.link(&self.target, self.peer.as_deref(), |from, node| node != from)
     }
 
     fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {

@@ -447,12 +447,14 @@ impl Broker {
             .map(|(id, r)| (*id, r.to))
             .collect();
         for (id, to) in expired {
+            if !self.session().requests.contains_key(&id) {
+                continue; // failed with an earlier one's connection
+            }
             debug!(node = %me, controller = to, "controller request timed out");
             self.fail_control_request(now, id);
             self.outputs.push(BrokerOutput::CloseController { controller: to });
-            if self.session().target == to {
-                self.session().retarget(None);
-            }
+            // Closing the connection loses every request on it, not only this one.
+            self.on_controller_disconnected(now, to);
         }
         let storage_failed = self.partitions.values().any(|p| p.offline);
         let session = self.session();
@@ -800,16 +802,25 @@ impl Broker {
 
     /// Follower requests to send, timeouts of those in flight, the HW checkpoint.
     pub(super) fn replication_tick(&mut self, now: Millis) {
-        let expired: Vec<(u32, u32)> = self
+        let expired: Vec<(u32, u32, TopicPartition)> = self
             .session()
             .peers
             .iter()
             .filter(|(_, r)| r.deadline <= now)
-            .map(|(id, r)| (*id, r.to))
+            .map(|(id, r)| (*id, r.to, r.kind.clone()))
             .collect();
-        for (id, to) in expired {
+        for (id, to, tp) in expired {
+            if !self.session().peers.contains_key(&id) {
+                continue; // failed with an earlier one's connection
+            }
+            debug!(node = %self.node_id(), leader = to, %tp, correlation = id, "follower request timed out");
             self.fail_peer_request(now, id);
             self.outputs.push(BrokerOutput::CloseBroker { broker: NodeId(to) });
+            // Closing the connection loses every request on it: the others must not wait
+            // for their own deadlines and then close the next connection, and so on, every
+            // request timeout (swarm seed 2305: one follower's unanswerable fetch closed
+            // each new connection to its leader, and the group's commits never replicated).
+            self.on_broker_disconnected(now, NodeId(to));
         }
         let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         for tp in tps {

@@ -625,11 +625,21 @@ async fn disk_worker(
     done: mpsc::UnboundedSender<(u64, Result<(), String>)>,
 ) {
     let disk = madsim::plugin::simulator::<SimDisk>();
+    // After one failed operation the log directory is offline, as Kafka takes it offline
+    // on an IOException: the jobs the broker queued before it heard of the failure must not
+    // reach the disk, or a later write (or a checkpoint vouching for it) lands past a
+    // failed one, leaving a hole below the recovery point (swarm seed 2130: a follower kept
+    // a gap marker where the leader had a record, replicas-agree).
+    let mut offline: Option<String> = None;
     while let Some((token, ops)) = jobs.recv().await {
-        let mut result = Ok(());
-        for op in ops {
+        let mut result = match &offline {
+            Some(first) => Err(format!("log directory offline since: {first}")),
+            None => Ok(()),
+        };
+        for op in ops.into_iter().take_while(|_| offline.is_none()) {
             if let Err(error) = apply(&disk, op).await {
                 mark_disk_error(&world, &name, &error);
+                offline = Some(error.to_string());
                 result = Err(error.to_string());
                 break;
             }

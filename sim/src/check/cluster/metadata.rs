@@ -67,6 +67,25 @@ impl Metadata {
         self.partitions.get(tp)?.epochs.get(&epoch)
     }
 
+    /// The allowed unclean election that made `broker` the leader of `tp` in `epoch`: that
+    /// epoch's own, or one of the epochs before it back to the last one another broker
+    /// led (swarm seed 7461: elected uncleanly in e2, fenced into the ELR in e3 with no
+    /// leader, elected from the ELR in e4; its log lacked what the unclean election lost).
+    pub(super) fn unclean_lead(
+        &self,
+        tp: &TopicPartition,
+        broker: NodeId,
+        epoch: Epoch,
+    ) -> Option<&EpochMeta> {
+        let epochs = &self.partitions.get(tp)?.epochs;
+        epochs
+            .range(..=epoch)
+            .rev()
+            .take_while(|(_, e)| e.leader.is_none() || e.leader == Some(broker))
+            .map(|(_, e)| e)
+            .find(|e| e.unclean && e.leader == Some(broker))
+    }
+
     /// The newest committed leader epoch of `tp`.
     pub(super) fn latest_epoch(&self, tp: &TopicPartition) -> Option<Epoch> {
         self.partitions.get(tp)?.epochs.keys().next_back().copied()

@@ -335,7 +335,8 @@ impl Replicas {
     }
 
     /// 2: `broker`'s log holds every committed batch unchanged. A loss is not reported when
-    /// the epoch was an allowed unclean election, or when the broker's own restart cut those
+    /// an allowed unclean election made it the leader (in this epoch, or in one before it
+    /// that no other broker led since), or when the broker's own restart cut those
     /// records (unflushed data lost in a crash); either way the committed prefix is rebuilt
     /// from this broker's log, so one loss is reported once.
     fn check_committed(
@@ -356,7 +357,7 @@ impl Replicas {
             p.holds_committed_below.insert(broker, p.exposed);
             return;
         };
-        let unclean = meta.epoch(tp, epoch).filter(|e| e.unclean && e.leader == Some(broker));
+        let unclean = meta.unclean_lead(tp, broker, epoch);
         let crash_loss = b.crash_loss_from.get(tp).copied();
         let lost_base = ours.map_or(Offset::ZERO, |o| o.base);
         let excused = unclean.is_some_and(|e| e.unclean_allowed)

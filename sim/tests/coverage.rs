@@ -25,13 +25,14 @@ const RUNS: &[(&str, Option<&str>, &[u64])] = &[
     ("stale-isr-expansion", Some("broker-epochs"), &[1]),
     ("stale-isr-expansion", None, &[1]),
     // Groups under a failing coordinator, and reads from followers (KIP-392).
-    ("group-safe", Some("follower-fetch"), &[2, 3]),
+    // (50: a heartbeat from a broker's previous registration, a stale broker epoch.)
+    ("group-safe", Some("follower-fetch"), &[2, 3, 50]),
     ("zombie-commit", Some("generation-check"), &[1]),
     ("static-membership", None, &[1]),
     // Raft truncation, the envelope skipping faults, stale broker epochs (KIP-903).
     ("replicated-safe", Some("long"), &[1, 33, 56]),
     // Disk full, I/O errors, offline log directories, every kind of recovery cut.
-    ("disk-faults", None, &[1, 3]),
+    ("disk-faults", None, &[1, 2, 3]),
     ("no-idempotence-duplicates", Some("idempotent"), &[1]),
     ("unsynced-loss", None, &[1]),
 ];

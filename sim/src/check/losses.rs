@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::history::{History, OpValue};
 use crate::runner::Event;
 
-use super::facts::Facts;
+use super::facts::{Facts, Source};
 use super::{AnomalyKind, CheckReport};
 
 /// What the replay needs to know about the run besides its events.
@@ -104,11 +104,15 @@ pub fn lost_records(history: &History, report: &CheckReport) -> Vec<LostRecord> 
     out
 }
 
-/// The acked records that the offset and send-order anomalies of `report` name, other than
-/// `lost`: a record no later read crossed is not found lost, yet when the event log shows
-/// its partition went on without it (`explain` finds a point), its offsets were reused as a
-/// lost record's are (swarm seed 219: acks=1, a clean election of a follower that had not
-/// copied the acked tail, and the producer's next send landed below its last ack).
+/// The committed records (acked, or read) that the offset, send-order and consumer-order
+/// anomalies of `report` name, other than `lost`: a record no later read crossed is not
+/// found lost, yet when the event log shows its partition went on without it (`explain`
+/// finds a point), its offsets were reused as a lost record's are. Send-order and offset
+/// anomalies name their values (swarm seed 219: acks=1, a clean election of a follower that
+/// had not copied the acked tail, and the producer's next send landed below its last ack);
+/// a consumer's polls and commits name offsets, and the records read there count (swarm
+/// seed 381: a consumer read offset 136, KIP-966 recovery elected a replica whose log ended
+/// at 136, and the consumer, learning of the truncation, committed 137 and then 136).
 pub fn displaced_records(
     history: &History,
     report: &CheckReport,
@@ -117,21 +121,66 @@ pub fn displaced_records(
     let facts = Facts::collect(history);
     let mut seen: BTreeSet<(&str, u64)> = lost.iter().map(|r| (r.key.as_str(), r.value)).collect();
     let mut out = Vec::new();
-    for kind in [
-        AnomalyKind::InconsistentOffsets,
-        AnomalyKind::NonmonotonicSend,
-        AnomalyKind::IntNonmonotonicSend,
-        AnomalyKind::RealtimeSendOrder,
-    ] {
+    for kind in AnomalyKind::ALL {
         for anomaly in report.entries(kind) {
-            for &value in &anomaly.values {
-                if seen.insert((anomaly.key.as_str(), value)) {
-                    out.extend(acked_record(&facts, history, &anomaly.key, value));
+            let (values, read) = match kind {
+                AnomalyKind::InconsistentOffsets
+                | AnomalyKind::NonmonotonicSend
+                | AnomalyKind::IntNonmonotonicSend
+                | AnomalyKind::RealtimeSendOrder => (anomaly.values.clone(), false),
+                AnomalyKind::NonmonotonicPoll
+                | AnomalyKind::PollSkip
+                | AnomalyKind::RealtimeCommitOrder => (read_between(&facts, anomaly), true),
+                _ => continue,
+            };
+            for value in values {
+                if !seen.insert((anomaly.key.as_str(), value)) {
+                    continue;
                 }
+                let record = acked_record(&facts, history, &anomaly.key, value);
+                // A read record was in the log before the poll that returned it, maybe long
+                // before (fetched, then buffered): its replay starts at its send.
+                let record = match read {
+                    true => record.map(|r| since_send(&facts, history, r)),
+                    false => record,
+                };
+                out.extend(record);
             }
         }
     }
     out
+}
+
+/// The most offsets one consumer anomaly contributes records from.
+const SPAN_MAX: u64 = 4_096;
+
+/// The values read on the anomaly's key at offsets from its lowest to its highest.
+fn read_between(facts: &Facts, anomaly: &super::Anomaly) -> Vec<u64> {
+    let (Some(&lo), Some(&hi)) = (anomaly.offsets.iter().min(), anomaly.offsets.iter().max())
+    else {
+        return Vec::new();
+    };
+    let Some(key) = facts.keys.get(anomaly.key.as_str()) else { return Vec::new() };
+    let hi = hi.min(lo.saturating_add(SPAN_MAX));
+    let mut values: Vec<u64> = key
+        .observations
+        .iter()
+        .filter(|o| o.source == Source::Poll && (lo..=hi).contains(&o.offset))
+        .map(|o| o.value)
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
+/// `record` known from its send's invocation on.
+fn since_send(facts: &Facts, history: &History, mut record: LostRecord) -> LostRecord {
+    let send = facts.keys.get(record.key.as_str()).and_then(|k| k.sends.get(&record.value));
+    let invoked = send.and_then(|s| history.ops().get(s.invoke_index as usize));
+    if let Some(op) = invoked {
+        record.committed_ns = record.committed_ns.min(op.time_ns);
+    }
+    record
 }
 
 /// `value` of `key` as acked (None: never acked, or acked without an offset, as acks=0 is:
@@ -373,8 +422,19 @@ impl Timeline {
         let steps = self.by_tp.get(&record.key).map(Vec::as_slice).unwrap_or(&[]);
         let split = steps.partition_point(|(t, _)| *t <= record.committed_ns);
         let mut replay = Replay::at_commit(&steps[..split], record.offset, settings);
-        for (time_ns, step) in &steps[split..] {
+        for (i, (time_ns, step)) in steps[split..].iter().enumerate() {
             if let Some(point) = replay.step(*time_ns, step) {
+                let rest = &steps[split + i + 1..];
+                // A record a deposed leader took was gone when its successor took over,
+                // even if a later election is where the replay first notices (swarm seed
+                // 3825): the deposed leader's own truncation says so.
+                if let Some(earlier) = replay.deposed_point(&point, rest) {
+                    return LossFinding {
+                        record: record.clone(),
+                        point: Some(earlier),
+                        cause: None,
+                    };
+                }
                 let cause = replay.cause(&point);
                 return LossFinding { record: record.clone(), point: Some(point), cause };
             }
@@ -406,6 +466,10 @@ struct Replay {
     unclean_leader: Option<u32>,
     /// That leader came from KIP-966 unclean recovery.
     unclean_recovery: bool,
+    /// Leaders replaced before the commit that had not cut their logs since: a record
+    /// committed then may be on one of them alone, until it truncates. Each with when its
+    /// successor took over and that successor's log end then.
+    zombies: BTreeMap<u32, (u64, u64)>,
 }
 
 impl Replay {
@@ -420,12 +484,14 @@ impl Replay {
             electable: BTreeSet::new(),
             unclean_leader: None,
             unclean_recovery: false,
+            zombies: BTreeMap::new(),
         };
+        let mut acting: BTreeSet<u32> = BTreeSet::new();
         // Replicas that took a role before any ISR change: a new partition's ISR is all of
         // its replicas.
         let mut replicas: BTreeSet<u32> = BTreeSet::new();
         let mut changed = false;
-        for (_, step) in before {
+        for (time_ns, step) in before {
             match step {
                 Step::Changed { leader, electable, unclean, recovery } => {
                     changed = true;
@@ -434,16 +500,26 @@ impl Replay {
                     replay.unclean_leader = if *unclean { *leader } else { None };
                     replay.unclean_recovery = *recovery;
                 }
-                Step::BecameLeader { broker, .. } => {
+                Step::BecameLeader { broker, leo } => {
                     replay.leader = Some(*broker);
                     replicas.insert(*broker);
+                    for deposed in acting.iter().filter(|b| *b != broker) {
+                        replay.zombies.insert(*deposed, (*time_ns, *leo));
+                    }
+                    acting.insert(*broker);
+                    replay.zombies.remove(broker);
                 }
-                Step::BecameFollower { broker }
-                | Step::Recovered { broker, .. }
-                | Step::Truncated { broker, .. } => {
+                Step::BecameFollower { broker } | Step::Recovered { broker, .. } => {
                     replicas.insert(*broker);
+                    acting.remove(broker);
                 }
-                Step::Crash { .. } => {}
+                Step::Truncated { broker, .. } => {
+                    replicas.insert(*broker);
+                    replay.zombies.remove(broker);
+                }
+                Step::Crash { broker } => {
+                    acting.remove(broker);
+                }
             }
         }
         if !changed {
@@ -487,6 +563,15 @@ impl Replay {
                 if self.holding(*broker) && *to <= offset {
                     self.holders.insert(*broker, Fate::Truncated(time_ns, *to));
                 }
+                // A deposed leader, on hearing of its successor, cuts what it took alone
+                // (swarm seed 1937: records read from it after an unclean election). The
+                // partition went on without them when the successor took over.
+                let deposed = self.zombies.remove(broker);
+                if let Some((since_ns, leo)) = deposed.filter(|_| *to <= offset) {
+                    let how = "was a deposed leader, and its successor's log ended there";
+                    let (time_ns, truncation_point) = (since_ns, leo.min(*to));
+                    return Some(LossPoint { time_ns, truncation_point, broker: *broker, how });
+                }
             }
             Step::Changed { leader, electable, unclean, recovery } => {
                 self.changed(time_ns, *leader, electable, *unclean);
@@ -494,6 +579,7 @@ impl Replay {
             }
             Step::BecameLeader { broker, leo } => {
                 self.leader = Some(*broker);
+                self.zombies.remove(broker);
                 if *leo > offset {
                     if matches!(self.holders.get(broker), Some(Fate::Crashed(_))) {
                         self.holders.insert(*broker, Fate::Holding);
@@ -535,6 +621,20 @@ impl Replay {
         self.electable = electable.clone();
         self.leader = leader;
         self.unclean_leader = if unclean { leader } else { None };
+    }
+
+    /// The point a deposed leader's later truncation below the record gives, when its
+    /// successor took over before `found`.
+    fn deposed_point(&mut self, found: &LossPoint, rest: &[(u64, Step)]) -> Option<LossPoint> {
+        let offset = self.offset;
+        self.zombies.retain(|_, (since, leo)| *since < found.time_ns && *leo <= offset);
+        if self.zombies.is_empty() {
+            return None;
+        }
+        rest.iter().find_map(|(time_ns, step)| match step {
+            Step::Truncated { .. } => self.step(*time_ns, step),
+            _ => None,
+        })
     }
 
     /// Why the partition moved on at `point` without the record.

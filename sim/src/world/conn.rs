@@ -127,6 +127,7 @@ impl Link {
     /// after a delay (the frames behind it overtake it).
     fn deliver(&self, frame: Frame) -> Result<(), CloseReason> {
         let kind = frame.kind_name();
+        tracing::trace!(node = %self.local, peer = %self.peer, kind, "message received");
         let action = self.world.messages.action(&self.peer, &self.local, kind);
         // Whether the owner still listens.
         let send = |frame: Frame| self.events.send((self.id, ConnEvent::Frame(frame))).is_ok();

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{displaced_records, explain, lost_records, LossCause, LossSettings, Observed};
+use super::{
+    displaced_records, explain, lost_records, LossCause, LossSettings, LostRecord, Observed,
+};
 use crate::check::promises::{safe_for_tests, ConfigFacts, Judge, Ruling};
 use crate::check::testkit::Builder;
 use crate::check::{check, AnomalyKind, CheckOptions};
@@ -317,4 +319,34 @@ fn an_acked_record_no_read_crossed_frees_its_offsets_once_the_partition_went_on_
     let rulings = rule(&history, &elected_only, &safe(true), SETTINGS);
     let sends = &rulings[&AnomalyKind::NonmonotonicSend];
     assert!(sends.iter().all(|r| *r == Ruling::Forbidden), "{sends:?}");
+}
+
+/// Swarm seeds 1937 and 3825: broker-0, the leader, acked or served offset 2 after broker-1
+/// had taken over with its log ending at 1, and only later, on hearing of it, cut its log
+/// to 1. The record was gone when broker-1 took over, not when broker-0 truncated, and a
+/// later election of a short log does not move that moment.
+#[test]
+fn a_record_a_deposed_leader_took_is_lost_when_its_successor_took_over() {
+    let successor_ns = 10;
+    let truncated_ns = 50;
+    let record = LostRecord { key: K.to_string(), value: 3, offset: 2, committed_ns: 20 };
+    let mut events = created();
+    events.push(event(0, "broker-0", "became-leader", &[("tp", K), ("epoch", "e0"), ("leo", "0")]));
+    events.push(elected(successor_ns, "broker-1"));
+    events.push(event(
+        40,
+        "broker-2",
+        "became-leader",
+        &[("tp", K), ("epoch", "e2"), ("leo", "1")],
+    ));
+    events.push(event(truncated_ns, "broker-0", "truncated", &[("tp", K), ("to", "1")]));
+    let settings = LossSettings { acks_all: false, ..SETTINGS };
+    let finding = &explain(&events, settings, std::slice::from_ref(&record))[0];
+    let point = finding.point.as_ref().expect("the deposed leader's truncation explains it");
+    assert_eq!((point.time_ns, point.truncation_point, point.broker), (successor_ns, 1, 0));
+    // Without the deposed leader's truncation, the later election is where it went.
+    events.retain(|e| e.kind != "truncated");
+    let finding = &explain(&events, settings, &[record])[0];
+    let point = finding.point.as_ref().expect("the later election");
+    assert_eq!((point.time_ns, point.broker), (40, 2));
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{run_met as run, run_passed};
+use sim::history::{OpF, OpType};
 use sim::runner::{RunOutcome, Verdict};
 
 fn assert_all_pass(name: &str, variant: Option<&str>, seeds: std::ops::RangeInclusive<u64>) {
@@ -94,6 +95,31 @@ fn consumers_reading_from_followers_keep_every_record() {
 #[test]
 fn message_rules_keep_every_acked_record() {
     assert_all_pass("message-rules", None, 1..=2);
+}
+
+/// The steps take effect: the burst and the pause are logged when they start, the scripted
+/// seek to the start of events-0 is in the history (so the checker knows the consumer went
+/// back on purpose), and the burst leaves producer-0 sending faster than producer-1.
+#[test]
+fn workload_steps_change_what_the_clients_do_and_keep_every_record() {
+    assert_all_pass("workload-steps", None, 1..=2);
+    let outcome = run("workload-steps", None, 1);
+    let kinds: Vec<&str> = outcome.events.iter().map(|e| e.kind.as_str()).collect();
+    for kind in ["workload-burst", "workload-pause-producer", "workload-seek"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert!(outcome.history_jsonl.contains(r#""f":"seek","value":{"events-0":0}"#));
+    // Send ops started in [from, to) seconds of simulated time.
+    let history = sim::history::parse_jsonl(&outcome.history_jsonl).expect("history parses");
+    let sends = |from: f64, to: f64| {
+        let window = (from * 1e9) as u64..(to * 1e9) as u64;
+        let ops = history.ops().iter().filter(|op| op.f == OpF::Send);
+        let invoked = ops.filter(|op| op.op_type == OpType::Invoke);
+        invoked.filter(|op| window.contains(&op.time_ns)).count()
+    };
+    // The burst runs 9..12 s (setup 6 s + at_s 3 s); 24..27 s is an ordinary stretch.
+    let (burst, ordinary) = (sends(9.0, 12.0), sends(24.0, 27.0));
+    assert!(burst > 2 * ordinary, "burst: {burst} send ops, ordinary: {ordinary}");
 }
 
 #[test]

@@ -171,10 +171,15 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
     let faulty_end = faulty_start + Duration::from_secs(scenario.phases.faulty_s);
     let runner = nemesis.clone();
     madsim::task::spawn(async move { runner.run(faulty_start, faulty_end).await });
+    if !scenario.workload_steps.is_empty() {
+        let steps = world.clone();
+        madsim::task::spawn(crate::world::workload::run_steps(steps, faulty_start));
+    }
     madsim::time::sleep(faulty_end - now_duration()).await;
 
     world.state().phase = Phase::Quiet;
     nemesis.heal();
+    crate::world::workload::heal(&world);
     world.event("runner", "phase-quiet", &[]);
     let problems = wait_for_catch_up(&world, scenario.phases.quiet_s).await;
     world.state().phase = Phase::Done;

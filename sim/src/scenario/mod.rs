@@ -6,6 +6,7 @@ pub mod source_map;
 pub mod swarm;
 pub mod target;
 pub mod validate;
+pub mod workload_steps;
 
 pub use model::*;
 pub use parse::{

@@ -31,6 +31,9 @@ pub struct Scenario {
     pub faults: Vec<FaultStep>,
     #[serde(default)]
     pub nemesis: Option<NemesisSettings>,
+    /// Scripted workload changes (bursts, producer pauses, consumer seeks).
+    #[serde(default)]
+    pub workload_steps: Vec<super::workload_steps::WorkloadStep>,
     /// The group coordinator's settings (used when `consumer.mode = "subscribe"`).
     #[serde(default)]
     pub group: GroupSettings,

@@ -59,6 +59,7 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
     validate_faults(scenario, &mut problems);
     validate_nemesis(scenario, &mut problems);
     validate_expectation(&scenario.expect, &mut problems);
+    problems.0.extend(super::workload_steps::validate(scenario));
     problems.0
 }
 

@@ -11,6 +11,7 @@ pub mod controller_node;
 pub mod disk;
 pub mod message_rules;
 pub mod outbound;
+pub mod workload;
 
 use crate::history::HistoryRecorder;
 use crate::runner::{Event, RunStats};
@@ -210,6 +211,8 @@ pub struct World {
     pub shutdowns: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
     /// The live `message-rule` faults, asked by the receiving end of every connection.
     pub messages: message_rules::MessageRules,
+    /// What the live workload steps ask of the clients.
+    pub workload: workload::WorkloadControl,
     state: Mutex<WorldState>,
 }
 
@@ -263,6 +266,7 @@ impl World {
             resets: BTreeMap::new(),
             shutdowns: BTreeMap::new(),
             messages: message_rules::MessageRules::default(),
+            workload: workload::WorkloadControl::default(),
             state: Mutex::new(state),
         }
     }

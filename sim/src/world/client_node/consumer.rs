@@ -106,6 +106,11 @@ pub async fn consumer_main(world: WorldRef, index: u32) {
             shell.ask_end_offsets(&tps).await;
             catch_up = CatchUp::Asking { retry_at: now.0 + ASK_RETRY_MS };
         }
+        if phase == Phase::Faulty {
+            for (tp, offset) in world.workload.take_seeks(&shell.name) {
+                shell.seek(&tp, offset);
+            }
+        }
         let polling = !matches!(catch_up, CatchUp::Asking { .. } | CatchUp::Done);
         if polling && shell.open_poll.is_none() && now >= next_poll_at && phase != Phase::Done {
             let poll = OpValue::Poll(vec![PollMicro::default()]);
@@ -214,6 +219,12 @@ impl Shell {
             let key = record.tp.to_string();
             records.entry(key).or_default().push(Record { offset: record.offset.0, value });
         }
+    }
+
+    /// A workload step's seek: the poll ends, the position moves, the history records it.
+    fn seek(&mut self, tp: &TopicPartition, to: Offset) {
+        self.consumer.seek(tp, to);
+        self.record_seek(tp, to);
     }
 
     /// The consumer moved its position on its own: the poll ends and the move is a seek.

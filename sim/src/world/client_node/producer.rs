@@ -64,7 +64,6 @@ pub async fn producer_main(world: WorldRef, index: u32) {
         producer.want_topic(&topic.name);
     }
     let (mut conns, mut events) = Connections::new(world.clone(), name.clone());
-    let interval_ms = 1_000 / u64::from(scenario.workload.send_ops_per_sec.max(1));
     let mut next_op_at = world.clock_ms(&name);
     let mut open: Option<OpenSend> = None;
     let mut shell_correlation = SHELL_CORRELATION_BASE;
@@ -74,9 +73,11 @@ pub async fn producer_main(world: WorldRef, index: u32) {
             && world.phase() == Phase::Faulty
             && now >= next_op_at
             && has_metadata(&producer, &scenario)
+            && !world.workload.paused(&name)
         {
             open = Some(start_op(&world, process, &scenario, &mut producer, &mut rng, now));
-            next_op_at = now.plus_ms(interval_ms);
+            let rate = scenario.workload.send_ops_per_sec;
+            next_op_at = now.plus_ms(world.workload.send_interval_ms(&name, rate));
         }
         for action in producer.poll(now) {
             match action {

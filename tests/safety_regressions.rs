@@ -52,6 +52,13 @@ fn a_late_fetch_from_a_previous_incarnation_is_refused() {
     assert_passes("group-safe", None, &[32, 98]);
 }
 
+/// A broker cut off the controller applied an old image late and led an epoch the
+/// partition had moved past; the cluster checker held it to a prefix a newer epoch exposed.
+#[test]
+fn a_leader_of_an_older_epoch_is_not_held_to_a_newer_prefix() {
+    assert_passes("group-safe", None, &[872]);
+}
+
 /// A rebalance revoked and re-assigned a partition with a fetch for it in flight; the late
 /// answer passed as current and the consumer client panicked on a second one.
 #[test]

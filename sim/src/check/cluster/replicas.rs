@@ -143,7 +143,14 @@ impl Replicas {
         let b = self.brokers.entry(broker).or_default();
         b.leading.insert(tp.clone(), epoch);
         b.logs.entry(tp.clone()).or_default();
-        self.check_committed(meta, broker, tp, epoch, Trigger::Elected, &mut out);
+        // A broker that applies an old image late leads an epoch the partition has moved
+        // past: it is not a later leader than the one that exposed the prefix, and the
+        // newer epoch fences it (group-safe seed 872: broker-2, cut off the controller,
+        // took e1 after broker-0 had exposed records in e2).
+        let exposed_in = self.partition(tp).exposed_by.map(|(_, e)| e);
+        if exposed_in.is_none_or(|newer| epoch >= newer) {
+            self.check_committed(meta, broker, tp, epoch, Trigger::Elected, &mut out);
+        }
         out
     }
 

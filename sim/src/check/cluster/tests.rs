@@ -189,6 +189,27 @@ fn committed_prefix_flags_a_clean_leader_missing_exposed_batches() {
     assert_eq!(run(&more), vec![]);
 }
 
+/// Group-safe seed 872: n2, cut off the controller, applies e2 (where it leads) only after
+/// n3 has led e3 and exposed a record n2 lacks. A leader of an epoch the partition has
+/// moved past is not a later leader; it follows n3 and catches up.
+#[test]
+fn committed_prefix_leaves_a_leader_of_an_older_epoch_alone() {
+    let b10 = batch(10, 10, 12);
+    let more = [
+        changed(2, 2, 2, &[1, 2, 3]),
+        changed(3, 3, 3, &[1, 3]),
+        leader(3, 3),
+        follower(1, 3, 3),
+        append(3, b10),
+        append(1, b10),
+        hw(3, 3, 11),
+        leader(2, 2),
+        follower(2, 3, 3),
+        append(2, b10),
+    ];
+    assert_eq!(run(&more), vec![]);
+}
+
 #[test]
 fn committed_prefix_excuses_allowed_unclean_elections_only() {
     let election = |allowed| {

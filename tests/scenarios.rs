@@ -122,6 +122,13 @@ fn workload_steps_change_what_the_clients_do_and_keep_every_record() {
     assert!(burst > 2 * ordinary, "burst: {burst} send ops, ordinary: {ordinary}");
 }
 
+/// Controlled shutdowns (leaderships moved away, the KIP-966 marker written) and a broker
+/// back on an empty disk, under crashes, pauses and isolations.
+#[test]
+fn broker_lifecycle_keeps_every_acked_record() {
+    assert_all_pass("broker-lifecycle", None, 1..=2);
+}
+
 #[test]
 fn replicated_basics_passes() {
     assert_all_pass("replicated-basics", None, 1..=2);

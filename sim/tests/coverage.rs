@@ -35,6 +35,10 @@ const RUNS: &[(&str, Option<&str>, &[u64])] = &[
     ("disk-faults", None, &[1, 2, 3]),
     ("no-idempotence-duplicates", Some("idempotent"), &[1]),
     ("unsynced-loss", None, &[1]),
+    // Messages dropped, held back and repeated by message rules.
+    ("message-rules", None, &[2]),
+    // A controlled shutdown with its clean-shutdown marker; a broker on an empty disk.
+    ("broker-lifecycle", None, &[1]),
 ];
 
 /// Marks no shipped scenario reaches, and why.

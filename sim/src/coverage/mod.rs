@@ -171,6 +171,16 @@ marks! {
         "the nemesis envelope skipped a fault that would break the scenario's promise";
     MalformedFrame => "malformed-frame",
         "a node received a frame it could not decode and closed the connection";
+    MessageDropped => "message-dropped",
+        "a message rule dropped a message while its connection stayed open";
+    MessageDelayed => "message-delayed",
+        "a message rule held a message back, so messages sent after it overtook it";
+    MessageDuplicated => "message-duplicated",
+        "a message rule delivered a message twice";
+    DiskWiped => "disk-wiped",
+        "a node restarted on an empty disk (a lost volume)";
+    ControlledShutdown => "controlled-shutdown",
+        "a broker's controlled shutdown was granted and it wrote its clean-shutdown marker";
 }
 
 impl Mark {

@@ -288,6 +288,9 @@ async fn finish_clean_shutdown(
         (Ok(()), None) => Ok(false),
         (Err(error), _) => Err(error),
     };
+    if written == Ok(true) {
+        world.mark(name, crate::coverage::Mark::ControlledShutdown);
+    }
     let marker = match written {
         Ok(marker) => marker.to_string(),
         Err(error) => {

@@ -5,6 +5,7 @@
 
 use super::message_rules::MessageAction;
 use super::WorldRef;
+use crate::coverage::Mark;
 use bytes::Bytes;
 use kafkasim::protocol::{Frame, FrameDecoder, FrameError};
 use madsim::net::TcpStream;
@@ -135,14 +136,17 @@ impl Link {
             None => send(frame),
             Some(MessageAction::Drop) => {
                 debug!(node = %self.local, peer = %self.peer, kind, "message rule: dropped");
+                self.world.mark(&self.local, Mark::MessageDropped);
                 true
             }
             Some(MessageAction::Duplicate) => {
                 debug!(node = %self.local, peer = %self.peer, kind, "message rule: delivered twice");
+                self.world.mark(&self.local, Mark::MessageDuplicated);
                 send(frame.clone()) && send(frame)
             }
             Some(MessageAction::Delay(delay)) => {
                 debug!(node = %self.local, peer = %self.peer, kind, ?delay, "message rule: held");
+                self.world.mark(&self.local, Mark::MessageDelayed);
                 let (events, id) = (self.events.clone(), self.id);
                 madsim::task::spawn(async move {
                     madsim::time::sleep(delay).await;

@@ -72,6 +72,7 @@ impl Rule for DiskWipe {
         for node in &plan.nodes {
             let files = nemesis.disk().wipe(nemesis.id_of(node));
             nemesis.world.event(node, "disk-wiped", &[("files", files.to_string())]);
+            nemesis.world.mark(node, crate::coverage::Mark::DiskWiped);
         }
         Applied::UntilRepair
     }

@@ -83,9 +83,13 @@ fn each_off_variant_finds_its_anomaly_on_a_known_seed() {
 /// 2305 (a timed-out follower request closed each new connection to its leader: group lag)
 /// and 7461 (a replica elected uncleanly, fenced into the ELR and elected from it was held
 /// to the committed prefix) were bugs of the simulated Kafka and of the cluster checker.
+/// 69 and 312: a disk error on a job that no partition owned took the log directory
+/// offline silently, and the broker, never marked failed, was not restarted by the heal
+/// (not converged).
 #[test]
 fn base_regressions_meet_their_expectation() {
-    for seed in [219, 260, 324, 339, 381, 428, 442, 463, 466, 1937, 2130, 2305, 3825, 7461] {
+    let seeds = [69, 219, 260, 312, 324, 339, 381, 428, 442, 463, 466, 1937, 2130, 2305, 3825];
+    for seed in seeds.into_iter().chain([7461]) {
         let outcome = common::run_met("swarm", None, seed);
         assert!(outcome.judgement.problems.is_empty(), "seed {seed}: {:?}", outcome.judgement);
     }

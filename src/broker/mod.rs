@@ -8,8 +8,9 @@
 //! order. A partition's high watermark moves only when an append is complete — for a
 //! log flushed on every batch that means after the fsync, as Kafka flushes inside the
 //! append path — so a consumer never reads a record the broker could still lose to a crash
-//! under that policy. A disk error takes the partition offline until the broker restarts
-//! (Kafka marks the log directory offline); requests for it answer KafkaStorageError.
+//! under that policy. A disk error takes the log directory offline, with every partition
+//! on it, until the broker restarts (Kafka's log directory failure); requests for them
+//! answer KafkaStorageError.
 //!
 //! Without a controller (single-broker mode) each partition has this one replica. With
 //! one (`BrokerConfig::cluster`), partitions are replicated and led as the controller's
@@ -300,20 +301,27 @@ impl Broker {
         self.respond(conn, correlation_id, body);
     }
 
-    /// The driver finished (or failed) the disk operations of `token`.
+    /// The driver finished (or failed) the disk operations of `token`. The broker has one
+    /// log directory: an error takes it offline with every partition on it, whichever job
+    /// failed (Kafka's log directory failure), so no later write lands past the failed one
+    /// and the broker stops heartbeating until a restart.
     pub fn on_disk_done(&mut self, now: Millis, token: u64, result: Result<(), String>) {
-        let Some(tp) = self.partition_of_token(token) else { return };
-        let partition = self.partitions.get_mut(&tp).expect("token maps to a partition");
         if let Err(error) = result {
-            if !partition.offline {
-                warn!(tp = %tp, token, %error, "disk error: partition offline until restart");
-                partition.offline = true;
+            let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+            for tp in &tps {
+                let partition = self.partitions.get_mut(tp).expect("listed");
+                if !partition.offline {
+                    warn!(tp = %tp, token, %error, "disk error: partition offline until restart");
+                    partition.offline = true;
+                }
+                partition.flushes.clear();
+                self.fail_waiting_produces(tp);
             }
-            partition.flushes.clear();
-            self.fail_waiting_produces(&tp);
             self.pump_groups(now);
             return;
         }
+        let Some(tp) = self.partition_of_token(token) else { return };
+        let partition = self.partitions.get_mut(&tp).expect("token maps to a partition");
         while let Some(&(done, offset)) = partition.flushes.front() {
             if done > token {
                 break;

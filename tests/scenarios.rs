@@ -99,7 +99,8 @@ fn message_rules_keep_every_acked_record() {
 
 /// The steps take effect: the burst and the pause are logged when they start, the scripted
 /// seek to the start of events-0 is in the history (so the checker knows the consumer went
-/// back on purpose), and the burst leaves producer-0 sending faster than producer-1.
+/// back on purpose), and the send ops started during the burst outnumber twice those of an
+/// ordinary stretch as long.
 #[test]
 fn workload_steps_change_what_the_clients_do_and_keep_every_record() {
     assert_all_pass("workload-steps", None, 1..=2);

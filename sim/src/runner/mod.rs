@@ -12,6 +12,7 @@ pub use outcome::*;
 use crate::nemesis::{Nemesis, Targets};
 use crate::scenario::Scenario;
 use crate::world::disk::SimDisk;
+use crate::world::signal::Signal;
 use crate::world::{
     broker_node, client_node, node_ip, node_name, now_duration, Phase, Role, World, WorldRef,
 };
@@ -125,9 +126,9 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
     ];
     for (role, count) in roles {
         for index in 0..count {
-            world.resets.insert(node_name(role, index), tokio::sync::watch::channel(0).0);
+            world.resets.insert(node_name(role, index), Signal::new());
             if role == Role::Broker {
-                world.shutdowns.insert(node_name(role, index), tokio::sync::watch::channel(0).0);
+                world.shutdowns.insert(node_name(role, index), Signal::new());
             }
         }
     }

@@ -13,6 +13,7 @@ use super::outbound::{Outbound, OutboundEvent};
 use super::{node_name, now_duration, Role, WorldRef, BROKER_PORT, CONTROLLER_PORT};
 use crate::check::cluster::{BatchDigest, ClusterEvent};
 use crate::coverage::{self, Mark};
+use crate::world::signal::{Signal, Subscriber};
 use bytes::Bytes;
 use kafkasim::broker::clean_shutdown::{
     decode_clean_shutdown, encode_clean_shutdown, CLEAN_SHUTDOWN_FILE,
@@ -34,7 +35,7 @@ use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// How often the broker ticks when nothing else wakes it (retention, flush intervals).
@@ -87,7 +88,7 @@ pub async fn broker_main(world: WorldRef, index: u32) {
     let mut conns: BTreeMap<u64, FrameSender> = BTreeMap::new();
     let mut rng = crate::seed::substream(world.seed, &format!("{name}/resets"));
     let mut last_tick = world.clock_ms(&name);
-    let mut shutdown = world.shutdowns.get(&name).map(watch::Sender::subscribe);
+    let mut shutdown = world.shutdowns.get(&name).map(Signal::subscribe);
     let mut stopping: Option<Option<BrokerEpoch>> = None;
     let stopped_as = loop {
         if let Some(epoch) = stopping {
@@ -161,7 +162,7 @@ pub async fn broker_main(world: WorldRef, index: u32) {
                 }
                 None => {}
             },
-            Some(()) = signalled(&mut shutdown) => {
+            () = signalled(&mut shutdown) => {
                 world.event(&name, "controlled-shutdown-requested", &[]);
                 broker.begin_controlled_shutdown(world.clock_ms(&name));
             }
@@ -226,9 +227,9 @@ pub async fn broker_main(world: WorldRef, index: u32) {
 }
 
 /// Resolves when the node's shutdown signal is raised; never without a signal.
-async fn signalled(signal: &mut Option<watch::Receiver<u64>>) -> Option<()> {
+async fn signalled(signal: &mut Option<Subscriber>) {
     match signal {
-        Some(receiver) => receiver.changed().await.ok(),
+        Some(subscriber) => subscriber.raised().await,
         None => std::future::pending().await,
     }
 }

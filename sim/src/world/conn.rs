@@ -6,11 +6,12 @@
 use super::message_rules::MessageAction;
 use super::WorldRef;
 use crate::coverage::Mark;
+use crate::world::signal::{Signal, Subscriber};
 use bytes::Bytes;
 use kafkasim::protocol::{Frame, FrameDecoder, FrameError};
 use madsim::net::TcpStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 /// What a connection task reports to its owner.
@@ -53,7 +54,7 @@ pub fn spawn_connection(
     events: ConnEvents,
 ) -> FrameSender {
     let (tx, rx) = mpsc::unbounded_channel();
-    let resets = world.resets.get(&local).map(watch::Sender::subscribe);
+    let resets = world.resets.get(&local).map(Signal::subscribe);
     let link = Link { world, local, peer, id, events };
     madsim::task::spawn(async move {
         let reason = link.run(stream, rx, resets).await;
@@ -68,18 +69,13 @@ impl Link {
         &self,
         mut stream: TcpStream,
         mut outgoing: mpsc::UnboundedReceiver<Bytes>,
-        mut resets: Option<watch::Receiver<u64>>,
+        mut resets: Option<Subscriber>,
     ) -> CloseReason {
         let mut decoder = FrameDecoder::new();
         loop {
             tokio::select! {
                 biased;
-                reset = wait_reset(&mut resets) => {
-                    if reset {
-                        return CloseReason::Reset;
-                    }
-                    resets = None;
-                }
+                () = wait_reset(&mut resets) => return CloseReason::Reset,
                 out = outgoing.recv() => {
                     let Some(bytes) = out else { return CloseReason::LocalClose };
                     let written = match stream.write_all(&bytes).await {
@@ -173,10 +169,10 @@ async fn read_chunk(
     Ok(Some(before))
 }
 
-/// Resolves true when the node's reset generation changes, false if it never can.
-async fn wait_reset(resets: &mut Option<watch::Receiver<u64>>) -> bool {
+/// Resolves when the node's connections are reset; never for a node without the signal.
+async fn wait_reset(resets: &mut Option<Subscriber>) {
     match resets {
-        Some(receiver) => receiver.changed().await.is_ok(),
+        Some(subscriber) => subscriber.raised().await,
         None => std::future::pending().await,
     }
 }

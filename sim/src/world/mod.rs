@@ -11,6 +11,7 @@ pub mod controller_node;
 pub mod disk;
 pub mod message_rules;
 pub mod outbound;
+pub mod signal;
 pub mod workload;
 
 use crate::history::HistoryRecorder;
@@ -206,9 +207,9 @@ pub struct World {
     pub seed: u64,
     pub nodes: BTreeMap<String, NodeId>,
     /// Per node: bumping the value makes the node drop every open connection.
-    pub resets: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
+    pub resets: BTreeMap<String, signal::Signal>,
     /// Per broker: bumping the value starts a controlled shutdown.
-    pub shutdowns: BTreeMap<String, tokio::sync::watch::Sender<u64>>,
+    pub shutdowns: BTreeMap<String, signal::Signal>,
     /// The live `message-rule` faults, asked by the receiving end of every connection.
     pub messages: message_rules::MessageRules,
     /// What the live workload steps ask of the clients.

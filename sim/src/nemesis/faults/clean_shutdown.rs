@@ -68,7 +68,7 @@ impl Rule for CleanShutdown {
         let name = plan.nodes[0].clone();
         nemesis.stopping.lock().expect("nemesis stopping set").insert(name.clone());
         if let Some(signal) = nemesis.world.shutdowns.get(&name) {
-            signal.send_modify(|generation| *generation += 1);
+            signal.raise();
         }
         let deadline = now_ms() + self.duration().as_millis() as u64;
         let nemesis = nemesis.clone();

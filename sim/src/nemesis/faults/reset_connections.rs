@@ -63,7 +63,7 @@ impl Rule for ResetConnections {
         if rate < 1.0 && name.starts_with("broker-") {
             nemesis.world.state().reset_after_append.insert(name.to_string(), rate);
         } else if let Some(resets) = nemesis.world.resets.get(name) {
-            resets.send_modify(|generation| *generation += 1);
+            resets.raise();
         }
         Applied::UntilRepair
     }

@@ -8,6 +8,8 @@ mod common;
 
 use sim::runner::{config_facts, run_seed, Verdict};
 use sim::scenario::swarm::resolve;
+use sim::scenario::{drawn_file, load, parse};
+use std::path::Path;
 
 #[test]
 fn base_seeds_meet_the_promises_of_what_they_drew() {
@@ -47,6 +49,12 @@ fn a_seed_draws_its_own_point_every_time() {
     assert_ne!(point(1), point(2), "seeds draw their own points");
     let outcome = run_seed(&scenario, None, 2);
     assert_eq!(outcome.swarm, Some(point(2)), "the run used the point it printed");
+    let text = drawn_file(&scenario, "scenarios/swarm.toml", None, 2).expect("seed 2 draws");
+    let pinned = parse(&text, "drawn").unwrap_or_else(|error| panic!("{error}\n{text}"));
+    assert!(pinned.swarm.is_none(), "the drawn file has its point written in");
+    let replayed = run_seed(&pinned, None, 2);
+    assert_eq!(replayed.trace_hash, outcome.trace_hash, "the drawn file replays seed 2");
+    assert_eq!(replayed.history_jsonl, outcome.history_jsonl);
 }
 
 /// (variant, anomaly, the first seed of 1..200 that finds it).
@@ -86,11 +94,28 @@ fn each_off_variant_finds_its_anomaly_on_a_known_seed() {
 /// 69 and 312: a disk error on a job that no partition owned took the log directory
 /// offline silently, and the broker, never marked failed, was not restarted by the heal
 /// (not converged).
+///
+/// Each is kept as the scenario the seed ran (`kafkasim draw`, tests/regressions/swarm/
+/// seed-N.toml): the swarm's ranges grow, and a grown range redraws every seed.
 #[test]
 fn base_regressions_meet_their_expectation() {
-    let seeds = [69, 219, 260, 312, 324, 339, 381, 428, 442, 463, 466, 1937, 2130, 2305, 3825];
-    for seed in seeds.into_iter().chain([7461]) {
-        let outcome = common::run_met("swarm", None, seed);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions/swarm");
+    let mut seeds = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("tests/regressions/swarm") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let seed: u64 =
+            name.strip_prefix("seed-").and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+                panic!("{}: regression files are named seed-N.toml", path.display())
+            });
+        let scenario = load(&path).unwrap_or_else(|error| panic!("{error}"));
+        assert!(scenario.swarm.is_none(), "{}: a pinned draw has no [swarm]", path.display());
+        let outcome = run_seed(&scenario, None, seed);
+        assert!(outcome.judgement.met, "seed {seed}: not met: {:?}", outcome.judgement);
         assert!(outcome.judgement.problems.is_empty(), "seed {seed}: {:?}", outcome.judgement);
+        seeds.push(seed);
     }
+    seeds.sort_unstable();
+    let kept = [69, 219, 260, 312, 324, 339, 381, 428, 442, 463, 466, 1937, 2130, 2305, 3825, 7461];
+    assert_eq!(seeds, kept, "every seed named above has its file, and no other");
 }

@@ -66,6 +66,10 @@ pub enum Command {
     },
     /// Measure seeds per second against a raw madsim baseline.
     Bench(BenchArgs),
+    /// Print the scenario one seed runs as a plain scenario file: a swarm's drawn point
+    /// written in, the variant applied. Running it with the same seed replays that seed, even
+    /// after the swarm's ranges change.
+    Draw(DrawArgs),
     /// Internal: run one seed and write its digest (for --check-determinism).
     #[command(name = "__digest", hide = true)]
     Digest(DigestArgs),
@@ -127,6 +131,15 @@ pub struct BenchArgs {
 }
 
 #[derive(Clone, Debug, Args)]
+pub struct DrawArgs {
+    pub scenario: PathBuf,
+    #[arg(long)]
+    pub seed: u64,
+    #[arg(long)]
+    pub variant: Option<String>,
+}
+
+#[derive(Clone, Debug, Args)]
 pub struct DigestArgs {
     pub scenario: Option<PathBuf>,
     #[arg(long)]
@@ -180,6 +193,7 @@ pub fn main() -> i32 {
         Command::Scenarios { dir } => cmd_scenarios(&dir),
         Command::Bench(args) => cmd_bench(&args),
         Command::Digest(args) => cmd_digest(&args),
+        Command::Draw(args) => cmd_draw(&args),
     }
 }
 
@@ -469,6 +483,24 @@ fn replay_in_child(args: &RunArgs, log: &str) -> anyhow::Result<RunDigest> {
         std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
     let _ = std::fs::remove_file(&out);
     serde_json::from_str(&text).context("parsing the second process's digest")
+}
+
+fn cmd_draw(args: &DrawArgs) -> i32 {
+    let variant = args.variant.as_deref();
+    let origin = args.scenario.display().to_string();
+    let text = load_scenario(Some(&args.scenario), variant)
+        .map_err(|error| error.to_string())
+        .and_then(|scenario| scenario::drawn_file(&scenario, &origin, variant, args.seed));
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            EXIT_USAGE
+        }
+    }
 }
 
 fn cmd_digest(args: &DigestArgs) -> i32 {

@@ -13,5 +13,6 @@ pub use parse::{
     load, load_variant, parse, parse_variant, to_toml, variants, with_variant, ScenarioError,
 };
 pub use source_map::FieldPath;
+pub use swarm::drawn_file;
 pub use target::{Target, TARGET_ROLES};
 pub use validate::{validate, Problem, KNOWN_ANOMALIES};

@@ -166,6 +166,34 @@ pub fn resolve(
     }
 }
 
+/// The scenario `seed` runs, as a scenario file that `load` reads back: a swarm's point
+/// written in (no `[swarm]` left to draw), the variant already applied; a header names where
+/// it came from and the point. Run with the same seed, it replays the seed's run, which a
+/// regression keeps when the swarm's ranges later change and redraw every seed.
+pub fn drawn_file(
+    scenario: &Scenario,
+    origin: &str,
+    variant: Option<&str>,
+    seed: u64,
+) -> Result<String, String> {
+    let (drawn, point) = resolve(scenario, seed)?;
+    let from = match variant {
+        Some(variant) => format!("{origin} --variant {variant}"),
+        None => origin.to_string(),
+    };
+    let mut text = format!(
+        "# The scenario seed {seed} of {from} runs, drawn by `kafkasim draw` ({}).\n\
+         # Run it with --seed {seed}: the other sub-streams still come from the seed.\n",
+        crate::runner::build_id()
+    );
+    for line in point.iter().flat_map(point_lines) {
+        text.push_str(&format!("#   {line}\n"));
+    }
+    text.push('\n');
+    text.push_str(&super::to_toml(&drawn));
+    Ok(text)
+}
+
 /// The drawn point as `key = value` lines (TOML values), in key order.
 pub fn point_lines(point: &Point) -> Vec<String> {
     point.iter().map(|(key, value)| format!("{key} = {}", inline(value))).collect()

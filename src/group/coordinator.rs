@@ -11,7 +11,7 @@
 //! This file does not own a single group's transitions (`group.rs`) nor the record bytes
 //! (`records.rs`).
 
-use super::membership::{Group, GroupState, Out};
+use super::membership::{Group, GroupState, Out, StaticJoin};
 use super::partitioner::partition_for_group;
 use super::records::{GroupRecord, GroupRecordError};
 use crate::protocol::{
@@ -174,10 +174,20 @@ struct PendingCommit {
     records: Vec<GroupRecord>,
 }
 
+/// What waits for an append to the offsets partition.
+enum Pending {
+    Commit(PendingCommit),
+    /// A static member's replacement, answered once the group is stored.
+    StaticJoin {
+        group_id: String,
+        join: StaticJoin,
+    },
+}
+
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
     groups: BTreeMap<String, Group>,
-    pending: BTreeMap<u64, PendingCommit>,
+    pending: BTreeMap<u64, Pending>,
     next_token: u64,
     next_member_seq: u64,
     active: bool,
@@ -242,9 +252,16 @@ impl GroupCoordinator {
         }
     }
 
-    /// The records behind `token` are durable: apply and acknowledge the commit.
+    /// The records behind `token` are durable: apply and acknowledge the commit, or answer
+    /// the static member whose replacement they store.
     pub fn on_offsets_appended(&mut self, token: u64) {
-        let Some(p) = self.pending.remove(&token) else { return };
+        let p = match self.pending.remove(&token) {
+            Some(Pending::Commit(p)) => p,
+            Some(Pending::StaticJoin { join, .. }) => {
+                return self.reply(join.reply_to, GroupResponse::Join(join.response));
+            }
+            None => return,
+        };
         let group = self.groups.get_mut(&p.group_id).expect("a pending commit's group exists");
         let mut partitions = Vec::new();
         tracing::debug!(token, group = %p.group_id, records = ?p.records, "commit applied");
@@ -260,7 +277,18 @@ impl GroupCoordinator {
     /// The append failed (lost leadership, timeout): the commit is not acknowledged.
     pub fn on_offsets_append_failed(&mut self, token: u64, error: ErrorCode) {
         assert_ne!(error, ErrorCode::None, "append of token {token} failed without an error");
-        let Some(p) = self.pending.remove(&token) else { return };
+        let p = match self.pending.remove(&token) {
+            Some(Pending::Commit(p)) => p,
+            Some(Pending::StaticJoin { group_id, join }) => {
+                if let Some(group) = self.groups.get_mut(&group_id) {
+                    group.revert_static_join(&join, &mut self.outputs);
+                }
+                tracing::info!(group = %group_id, new = %join.new_id, old = %join.old_id, ?error, "static member replacement not stored: reverted");
+                let response = GroupResponse::error_for_join_or_sync(error);
+                return self.reply(join.reply_to, response);
+            }
+            None => return,
+        };
         let partitions = p
             .records
             .iter()
@@ -426,8 +454,17 @@ impl GroupCoordinator {
             return Err(ErrorCode::InconsistentGroupProtocol);
         }
         if req.member_id.is_empty() {
-            group.join_new(now, reply_to, req, new_id, seq, max_size, out)?;
+            let stored = group.join_new(now, reply_to, req, new_id, seq, max_size, out)?;
             self.next_member_seq += 1;
+            if let Some(join) = stored {
+                let token = self.next_token;
+                self.next_token += 1;
+                let records = vec![group.metadata_record()];
+                out.push(CoordinatorOutput::AppendRecords { token: Some(token), records });
+                let group_id = req.group_id.clone();
+                self.pending.insert(token, Pending::StaticJoin { group_id, join });
+                return Ok(());
+            }
         } else {
             group.join_known(now, reply_to, req, out)?;
         }
@@ -599,8 +636,8 @@ impl GroupCoordinator {
             token: Some(token),
             records: records.clone(),
         });
-        self.pending
-            .insert(token, PendingCommit { reply_to, group_id: req.group_id.clone(), records });
+        let commit = PendingCommit { reply_to, group_id: req.group_id.clone(), records };
+        self.pending.insert(token, Pending::Commit(commit));
         Ok(())
     }
 

@@ -23,6 +23,17 @@ pub enum GroupState {
     Dead,
 }
 
+/// A restarted static member's answer, held until the group with its new member id is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticJoin {
+    pub reply_to: ReplyTo,
+    pub old_id: String,
+    pub new_id: String,
+    /// The old member's session and rebalance timeouts, put back if the store fails.
+    pub old_timeouts: (u32, u32),
+    pub response: JoinGroupResponse,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Member {
     pub member_id: String,
@@ -140,7 +151,8 @@ impl Group {
 
     /// JoinGroup without a member id: a new member, or a restarted (or duplicate) static
     /// member taking its group.instance.id over; a stable group with unchanged protocols
-    /// answers the static member at once, without a rebalance.
+    /// answers the static member without a rebalance, once the group with its new member id
+    /// is stored: `Some` is that answer, for the caller to send when the append commits.
     #[allow(clippy::too_many_arguments)]
     pub fn join_new(
         &mut self,
@@ -151,7 +163,7 @@ impl Group {
         seq: u64,
         max_size: usize,
         out: &mut Out,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Option<StaticJoin>, ErrorCode> {
         let group = self;
         let existing =
             req.group_instance_id.as_ref().and_then(|i| group.static_members.get(i)).cloned();
@@ -159,6 +171,7 @@ impl Group {
             // A restarted (or duplicate) static member takes the instance over.
             group.replace_static_member(&old_id, new_id.clone(), out);
             let m = group.members.get_mut(&new_id).expect("just replaced");
+            let old_timeouts = (m.session_timeout_ms, m.rebalance_timeout_ms);
             m.last_heartbeat = now;
             m.session_timeout_ms = req.session_timeout_ms;
             m.rebalance_timeout_ms = req.rebalance_timeout_ms;
@@ -167,14 +180,18 @@ impl Group {
             tracing::info!(group = %req.group_id, old = %old_id, new = %new_id, "static member replaced");
             match group.state {
                 GroupState::Stable if !protocols_changed => {
-                    // Kafka stores the group with the new member id, so a coordinator that
-                    // takes over does not fence the restarted member with the old one.
-                    out.push(group.metadata_append());
+                    // Kafka stores the group with the new member id before it answers, so a
+                    // coordinator that takes over does not fence the restarted member with
+                    // the old one (swarm seed 887: an answer sent before a store that failed
+                    // fenced every member after the failover).
                     let response = group.join_response(&new_id, Vec::new());
-                    out.push(CoordinatorOutput::Reply {
+                    return Ok(Some(StaticJoin {
                         reply_to,
-                        response: GroupResponse::Join(response),
-                    });
+                        old_id,
+                        new_id,
+                        old_timeouts,
+                        response,
+                    }));
                 }
                 _ => {
                     m.join_reply = Some(reply_to);
@@ -189,7 +206,19 @@ impl Group {
             group.members.get_mut(&new_id).expect("just added").join_reply = Some(reply_to);
             group.prepare_rebalance(now, out);
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The store of a static member's replacement failed: as Kafka does, the old member id
+    /// takes its place back (with its timeouts; its session runs from the join), and the
+    /// joiner hears the store's error, mapped as for a commit (it joins again).
+    pub fn revert_static_join(&mut self, join: &StaticJoin, out: &mut Out) {
+        if !self.members.contains_key(&join.new_id) {
+            return; // replaced or removed since: nothing of this join is left to undo
+        }
+        self.replace_static_member(&join.new_id, join.old_id.clone(), out);
+        let m = self.members.get_mut(&join.old_id).expect("just put back");
+        (m.session_timeout_ms, m.rebalance_timeout_ms) = join.old_timeouts;
     }
 
     /// JoinGroup from a known member: a follower rejoining a stable group with nothing new
@@ -571,6 +600,8 @@ impl Group {
         self.state = if self.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
         self.rebalance_deadline = None;
         self.initial_join = false;
+        tracing::info!(group = %self.group_id, generation = self.generation_id,
+            members = ?self.members.keys().collect::<Vec<_>>(), "group restored");
         debug_assert!(self.generation_id >= 0 || self.generation_id == NO_GENERATION_ID);
     }
 }

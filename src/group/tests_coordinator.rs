@@ -309,6 +309,8 @@ fn a_static_member_restarting_within_its_session_keeps_generation_and_assignment
     h.tick(6_000);
     // i1's process restarts and rejoins without its member id.
     let j = h.join("", Some("i1"));
+    assert!(h.take(j).is_none(), "answered once the group with the new id is stored");
+    h.ack_all();
     let answer = join_answer(&mut h, j);
     assert_eq!(answer.error, ErrorCode::None);
     assert_eq!(answer.generation_id, generation);
@@ -377,6 +379,7 @@ fn a_duplicate_instance_id_fences_the_older_member() {
     let mut h = Harness::new(config(true));
     let (ids, generation) = h.stable_group([Some("i0"), Some("i1"), Some("i2")]);
     let dup = h.join("", Some("i2"));
+    h.ack_all();
     let new_id = join_answer(&mut h, dup).member_id;
     for request in [
         GroupRequest::Join(join_request("g", &ids[2], Some("i2"))),
@@ -738,4 +741,27 @@ fn with_the_generation_check_off_random_sequences_expose_a_stale_commit() {
         run_ops(ops, false).err()
     });
     assert!(matches!(found, Some(GroupViolation::StaleCommit { .. })), "found {found:?}");
+}
+
+/// swarm seed 887: a replacement answered before its store failed left the new id only in
+/// memory; after a failover every member was fenced. Kafka answers once stored and, when the
+/// store fails, puts the old member id back and returns the error.
+#[test]
+fn a_static_replacement_whose_store_fails_is_reverted() {
+    let mut h = Harness::new(config(true));
+    let (ids, generation) = h.stable_group([Some("i0"), Some("i1"), Some("i2")]);
+    let j = h.join("", Some("i1"));
+    let token = h.appends.iter().find_map(|(t, _)| *t).expect("the group's store");
+    h.appends.clear();
+    h.c.on_offsets_append_failed(token, ErrorCode::CoordinatorNotAvailable);
+    h.pump();
+    match h.take(j) {
+        Some(r) => assert_eq!(r.error(), ErrorCode::CoordinatorNotAvailable),
+        None => panic!("the joiner hears the failure"),
+    }
+    assert_eq!(h.heartbeat(&ids[1], generation), ErrorCode::None, "the old id is back");
+    let members = h.c.member_ids("g");
+    assert_eq!(members.len(), 3);
+    assert!(members.contains(&ids[1]), "{members:?}");
+    assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
 }

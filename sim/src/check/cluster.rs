@@ -16,10 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 mod log;
 mod metadata;
 mod replicas;
+mod views;
 
 use super::groups::GroupChecker;
 use metadata::{nodes, Change, Metadata};
 use replicas::Replicas;
+use views::Views;
 
 /// One batch in a replica's log, as the checker compares them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +59,15 @@ pub enum ClusterEvent {
         hw: Offset,
         isr: Vec<NodeId>,
         min_insync: usize,
+    },
+    /// A leader received a follower's fetch at `fetch_offset` (the follower's log end), in
+    /// the leader epoch the follower named.
+    FollowerFetched {
+        leader: NodeId,
+        follower: NodeId,
+        tp: TopicPartition,
+        epoch: Option<Epoch>,
+        fetch_offset: Offset,
     },
     /// A controller applied a committed partition change (or the partition's creation).
     PartitionChanged {
@@ -98,6 +109,9 @@ pub enum InvariantKind {
     LeaderInIsr,
     /// Raft: two leaders in one term, a term going back, a committed entry changing.
     Raft,
+    /// 8: a leader acked acks=all or moved its HW past an offset that a member of the ISR
+    /// the controller committed for its epoch had not reported fetching.
+    HwWithinCommittedIsr,
     /// 7: a coordinator accepted a commit from a stale generation or an unknown member.
     StaleCommit,
     /// 7: one partition with two owners in one generation (assigned twice, or committed
@@ -118,6 +132,7 @@ pub struct Violation {
 pub struct ClusterChecker {
     metadata: Metadata,
     replicas: Replicas,
+    views: Views,
     groups: GroupChecker,
     /// Compacted topics: each replica's cleaner rewrites its own log, so their batches are
     /// not compared (a compaction is not an event the checker sees).
@@ -149,22 +164,31 @@ impl ClusterChecker {
             | ClusterEvent::Appended { tp, .. }
             | ClusterEvent::Truncated { tp, .. }
             | ClusterEvent::HighWatermark { tp, .. }
+            | ClusterEvent::FollowerFetched { tp, .. }
                 if compacted(tp) =>
             {
                 Vec::new()
             }
             ClusterEvent::BrokerStarted { broker, logs } => {
+                self.views.stopped(*broker);
                 self.replicas.broker_started(*broker, logs)
             }
             ClusterEvent::BrokerStopped { broker } => {
+                self.views.stopped(*broker);
                 self.replicas.broker_stopped(*broker);
                 Vec::new()
             }
             ClusterEvent::BecameLeader { broker, tp, epoch, leo: _ } => {
+                self.views.became_leader(*broker, tp, *epoch);
                 self.replicas.became_leader(meta, *broker, tp, *epoch)
             }
             ClusterEvent::BecameFollower { broker, tp, leader, epoch } => {
+                self.views.left(*broker, tp);
                 self.replicas.became_follower(meta, *broker, tp, *leader, *epoch)
+            }
+            ClusterEvent::FollowerFetched { leader, follower, tp, epoch, fetch_offset } => {
+                self.views.follower_fetched(*leader, *follower, tp, *epoch, *fetch_offset);
+                Vec::new()
             }
             ClusterEvent::Appended { broker, tp, batch } => {
                 self.replicas.appended(meta, *broker, tp, *batch)
@@ -173,10 +197,16 @@ impl ClusterChecker {
                 self.replicas.truncated(meta, *broker, tp, *to)
             }
             ClusterEvent::HighWatermark { broker, tp, epoch, hw } => {
-                self.replicas.high_watermark(meta, *broker, tp, *epoch, *hw)
+                let mut violations = self.replicas.high_watermark(meta, *broker, tp, *epoch, *hw);
+                violations.extend(self.views.high_watermark(meta, *broker, tp, *hw));
+                violations
             }
             ClusterEvent::AckedAll { broker, tp, last_offset, hw, isr, min_insync } => {
-                acked_all(*broker, tp, *last_offset, *hw, isr, *min_insync)
+                let mut violations = acked_all(*broker, tp, *last_offset, *hw, isr, *min_insync);
+                if !compacted(tp) {
+                    violations.extend(self.views.acked(meta, *broker, tp, *last_offset));
+                }
+                violations
             }
             ClusterEvent::PartitionChanged {
                 controller,

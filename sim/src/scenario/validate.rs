@@ -38,6 +38,7 @@ pub const KNOWN_ANOMALIES: &[&str] = &[
     "acked-means-replicated",
     "leader-in-isr",
     "raft",
+    "hw-within-committed-isr",
     // Consumer groups (CORRECTNESS.md 7).
     "stale-commit",
     "two-owners",

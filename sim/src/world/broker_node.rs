@@ -26,7 +26,7 @@ use kafkasim::broker::{
     ConnId, Fact, TopicSpec, HW_CHECKPOINT,
 };
 use kafkasim::log::{DiskOp, PartitionLog};
-use kafkasim::protocol::{encode_frame, Frame, Response};
+use kafkasim::protocol::{encode_frame, Frame, Request, Response};
 use kafkasim::record::scan_batches;
 use kafkasim::replication::TruncationRule;
 use kafkasim::types::{BrokerEpoch, NodeId, TopicPartition};
@@ -112,6 +112,7 @@ pub async fn broker_main(world: WorldRef, index: u32) {
             }
             Some((id, event)) = conn_rx.recv() => match event {
                 ConnEvent::Frame(Frame::Request(request)) => {
+                    report_follower_fetch(&world, &name, index, &request.body);
                     broker.on_request(world.clock_ms(&name), ConnId(id), request);
                 }
                 ConnEvent::Frame(Frame::Response(_)) => {
@@ -302,6 +303,23 @@ async fn finish_clean_shutdown(
     info!(node = %name, %marker, "broker shut down");
     world.event(name, "broker-shut-down", &[("marker", marker)]);
     world.state().shut_down.insert(name.to_string());
+}
+
+/// A follower's fetch as it arrived, for the checker's invariant 8: what each replica
+/// reported to this broker, whatever the broker then makes of it.
+fn report_follower_fetch(world: &WorldRef, name: &str, index: u32, body: &Request) {
+    let Request::Fetch(fetch) = body else { return };
+    let Some(follower) = fetch.replica_id else { return };
+    for partition in &fetch.partitions {
+        let event = ClusterEvent::FollowerFetched {
+            leader: NodeId(index),
+            follower,
+            tp: partition.tp.clone(),
+            epoch: partition.current_leader_epoch,
+            fetch_offset: partition.fetch_offset,
+        };
+        world.report(name, event);
+    }
 }
 
 /// Passes a broker fact to the checker, the event log and the world's cluster view.

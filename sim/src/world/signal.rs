@@ -86,7 +86,7 @@ mod tests {
             signal.raise();
             signal.raise();
             subscriber.raised().await; // both raises, seen at once
-            assert_eq!(subscriber.seen, 3);
+            assert_eq!(subscriber.seen, 4, "four raises in all");
         });
     }
 }

@@ -87,6 +87,17 @@ fn acked(last: u64, hw: u64, isr: &[u32], min_insync: usize) -> ClusterEvent {
     }
 }
 
+/// `follower` fetched from `leader` at `offset`, naming leader epoch `epoch`.
+fn fetched(follower: u32, leader: u32, epoch: u32, offset: u64) -> ClusterEvent {
+    ClusterEvent::FollowerFetched {
+        leader: n(leader),
+        follower: n(follower),
+        tp: tp(),
+        epoch: Some(Epoch(epoch)),
+        fetch_offset: Offset(offset),
+    }
+}
+
 fn term(controller: u32, t: u64, leader: bool) -> ClusterEvent {
     ClusterEvent::RaftTerm { controller: n(controller), term: Term(t), leader }
 }
@@ -108,7 +119,8 @@ fn healthy() -> Vec<ClusterEvent> {
         follower(3, 1, 1),
     ];
     for (b, hw_after) in [(batch(0, 4, 10), 5), (batch(5, 9, 11), 10)] {
-        events.extend([append(1, b), append(2, b), append(3, b), hw(1, 1, hw_after)]);
+        let (at_2, at_3) = (fetched(2, 1, 1, hw_after), fetched(3, 1, 1, hw_after));
+        events.extend([append(1, b), append(2, b), append(3, b), at_2, at_3, hw(1, 1, hw_after)]);
     }
     events.push(acked(9, 10, &[1, 2, 3], 2));
     events
@@ -244,7 +256,7 @@ fn committed_prefix_flags_a_leader_truncating_or_overexposing() {
     assert!(v[0].detail.contains("leader n1 (e1) truncated to 5"), "{v:?}");
     assert_eq!(run(&[truncated(1, 10)]), vec![]);
     let v = run(&[hw(1, 1, 11)]);
-    assert_eq!(kinds(&v), vec![CommittedPrefix]);
+    assert_eq!(kinds(&v)[..1], [CommittedPrefix], "{v:?}");
     assert!(v[0].detail.contains("above its own leo 10"), "{v:?}");
 }
 
@@ -257,7 +269,13 @@ fn replicas_agree_flags_an_in_sync_follower_holding_other_records() {
     assert!(v[0].detail.contains("in-sync n3 differs from leader n1 (e1)"), "{v:?}");
     assert!(v[0].detail.contains("crc 0x00000015"), "{v:?}");
     // The follower left the ISR and has not fetched yet: nothing below its leo differs.
-    let more = [changed(1, 1, 2, &[1, 2]), append(1, batch(10, 11, 20)), hw(1, 1, 12)];
+    let more = [
+        changed(1, 1, 2, &[1, 2]),
+        append(1, batch(10, 11, 20)),
+        append(2, batch(10, 11, 20)),
+        fetched(2, 1, 1, 12),
+        hw(1, 1, 12),
+    ];
     assert_eq!(run(&more), vec![]);
 }
 
@@ -280,10 +298,18 @@ fn replicas_agree_flags_an_append_below_the_leo_without_a_truncation() {
 #[test]
 fn replicas_agree_skips_a_follower_restarted_since_it_joined_the_isr() {
     let diverged = [batch(0, 4, 10), batch(5, 9, 11), batch(10, 11, 21)];
-    let more = [stopped(3), started(3, &diverged), append(1, batch(10, 11, 20)), hw(1, 1, 12)];
-    // Not at the HW event; only the end state shows it.
+    let more = [
+        stopped(3),
+        started(3, &diverged),
+        append(1, batch(10, 11, 20)),
+        append(2, batch(10, 11, 20)),
+        fetched(2, 1, 1, 12),
+        fetched(3, 1, 1, 12),
+        hw(1, 1, 12),
+    ];
+    // Not at the HW event; only the end state shows it (n3 against n1 and n2).
     let v = run(&more);
-    assert_eq!(kinds(&v), vec![ReplicasAgree]);
+    assert_eq!(kinds(&v), vec![ReplicasAgree, ReplicasAgree]);
     assert!(v[0].detail.contains("at the end live replicas n1 and n3 differ"), "{v:?}");
     let mut more = more.to_vec();
     more.push(stopped(3));
@@ -293,7 +319,7 @@ fn replicas_agree_skips_a_follower_restarted_since_it_joined_the_isr() {
 #[test]
 fn acked_means_replicated_flags_acks_at_the_hw_or_with_a_small_isr() {
     let v = run(&[acked(10, 10, &[1, 2, 3], 2)]);
-    assert_eq!(kinds(&v), vec![AckedMeansReplicated]);
+    assert_eq!(kinds(&v)[..1], [AckedMeansReplicated], "{v:?}");
     assert!(v[0].detail.contains("last offset 10 not below hw 10"), "{v:?}");
     assert_eq!(kinds(&run(&[acked(9, 10, &[1], 2)])), vec![AckedMeansReplicated]);
     assert_eq!(run(&[acked(9, 10, &[1, 2], 2)]), vec![]);
@@ -433,6 +459,10 @@ fn model_run(steps: &[(u8, u8)]) -> Vec<ClusterEvent> {
     let leo = |log: &Vec<BatchDigest>| log.last().map_or(0, |b| b.last.0 + 1);
     let (mut leader_ix, mut epoch, mut pe, mut hw, mut crc) = (0usize, 1u32, 1u32, 0u64, 0u32);
     let mut isr: Vec<usize> = vec![0, 1, 2];
+    // What each follower reported to the current leadership, and the HW it started with:
+    // a leader moves its HW only over what its ISR reported to it (invariant 8).
+    let mut reported: [Option<u64>; 3] = [None; 3];
+    let mut span_hw = 0u64;
     let id = |ix: usize| ix as u32 + 1;
     let ids = |isr: &[usize]| -> Vec<u32> { isr.iter().map(|&ix| id(ix)).collect() };
     let mut events: Vec<ClusterEvent> = (0..3).map(|ix| started(id(ix), &[])).collect();
@@ -463,12 +493,18 @@ fn model_run(steps: &[(u8, u8)]) -> Vec<ClusterEvent> {
                     logs[other].push(b);
                     events.push(append(id(other), b));
                 }
+                reported[other] = Some(leo(&logs[other]));
+                events.push(fetched(id(other), id(leader_ix), epoch, leo(&logs[other])));
                 if !isr.contains(&other) && leo(&logs[other]) >= hw {
                     isr.push(other);
                     pe += 1;
                     events.push(changed(id(leader_ix), epoch, pe, &ids(&isr)));
                 }
-                let new_hw = isr.iter().map(|&ix| leo(&logs[ix])).min().unwrap_or(0);
+                let position = |ix: usize| match ix == leader_ix {
+                    true => Some(leo(&logs[ix])),
+                    false => reported[ix],
+                };
+                let new_hw = isr.iter().map(|&ix| position(ix)).min().flatten().unwrap_or(0);
                 if new_hw > hw {
                     hw = new_hw;
                     events.push(hw_event(id(leader_ix), epoch, hw));
@@ -482,6 +518,8 @@ fn model_run(steps: &[(u8, u8)]) -> Vec<ClusterEvent> {
             3 if isr.contains(&other) => {
                 leader_ix = other;
                 epoch += 1;
+                reported = [None; 3];
+                span_hw = hw;
                 pe += 1;
                 events.push(changed(id(leader_ix), epoch, pe, &ids(&isr)));
                 events.push(leader(id(leader_ix), epoch));
@@ -505,7 +543,7 @@ fn model_run(steps: &[(u8, u8)]) -> Vec<ClusterEvent> {
                     events.push(changed(id(leader_ix), epoch, pe, &ids(&isr)));
                 }
             }
-            5 if hw > 0 => {
+            5 if hw > span_hw => {
                 let acked_isr = ids(&isr);
                 if acked_isr.len() >= 2 {
                     events.push(ClusterEvent::AckedAll {
@@ -544,4 +582,56 @@ proptest! {
         violations.extend(checker.finish());
         prop_assert!(violations.is_empty(), "{violations:#?}\n{events:#?}");
     }
+}
+
+/// n1 appends 10..14; n2 fetches past it, n3 reports only 10.
+fn n3_behind() -> Vec<ClusterEvent> {
+    let b = batch(10, 14, 12);
+    vec![append(1, b), append(2, b), fetched(2, 1, 1, 15), fetched(3, 1, 1, 10)]
+}
+
+#[test]
+fn a_hw_or_ack_past_a_committed_isr_member_s_report_is_flagged() {
+    let mut more = n3_behind();
+    more.push(hw(1, 1, 15));
+    let v = run(&more);
+    assert_eq!(kinds(&v), vec![HwWithinCommittedIsr]);
+    assert!(v[0].detail.contains("moved its HW to 15"), "{v:?}");
+    assert!(v[0].detail.contains("n3 at 10"), "{v:?}");
+    let mut more = n3_behind();
+    more.push(acked(14, 15, &[1, 2], 2)); // the leader's own view left n3 out: not committed
+    assert_eq!(kinds(&run(&more)), vec![HwWithinCommittedIsr]);
+}
+
+#[test]
+fn a_committed_shrink_or_a_later_report_clears_it() {
+    let mut more = n3_behind();
+    more.extend([changed(1, 1, 2, &[1, 2]), hw(1, 1, 15), acked(14, 15, &[1, 2], 2)]);
+    assert_eq!(run(&more), vec![], "n3 is out of the committed isr");
+    let mut more = n3_behind();
+    more.extend([fetched(3, 1, 1, 15), hw(1, 1, 15), acked(14, 15, &[1, 2, 3], 2)]);
+    let v = run(&more);
+    assert!(!kinds(&v).contains(&HwWithinCommittedIsr), "{v:?}");
+}
+
+#[test]
+fn a_fetch_for_another_epoch_or_leadership_does_not_count() {
+    let mut more = n3_behind();
+    more.extend([fetched(3, 1, 2, 15), hw(1, 1, 15)]);
+    assert_eq!(kinds(&run(&more)), vec![HwWithinCommittedIsr], "epoch 2 is not n1's");
+    // n1 restarts: what n3 reported to its earlier leadership is gone with it.
+    let b = batch(10, 14, 12);
+    let more = [
+        fetched(3, 1, 1, 15),
+        stopped(1),
+        started(1, &[batch(0, 4, 10), batch(5, 9, 11), b]),
+        changed(1, 2, 2, &[1, 2, 3]),
+        leader(1, 2),
+        hw(1, 2, 10),
+        fetched(2, 1, 2, 15),
+        hw(1, 2, 15),
+    ];
+    let v = run(&more);
+    assert!(kinds(&v).contains(&HwWithinCommittedIsr), "{v:?}");
+    assert!(v.iter().any(|v| v.detail.contains("n3 never")), "{v:?}");
 }

@@ -95,7 +95,9 @@ fn each_off_variant_finds_its_anomaly_on_a_known_seed() {
 /// offline silently, and the broker, never marked failed, was not restarted by the heal
 /// (not converged). 887 (with every fault kind drawn): the coordinator answered a static
 /// member's replacement before storing it, the store failed, and after a failover every
-/// member was fenced (group lag).
+/// member was fenced (group lag). 2041 and 9111: the heal restarted a broker caught in a
+/// controlled shutdown without healing its disk, which was still full: the restarted broker
+/// took its log directory offline for good (not converged).
 ///
 /// Off-variant seeds whose consequences the judge did not derive: unclean-election 98 and
 /// no-generation-check 157 (a value read at an offset an unclean election cut away, re-sent
@@ -125,8 +127,10 @@ fn swarm_regressions_meet_their_expectation() {
         kept.push(stem);
     }
     kept.sort();
-    let base =
-        [69, 219, 260, 312, 324, 339, 381, 428, 442, 463, 466, 887, 1937, 2130, 2305, 3825, 7461];
+    let base = [
+        69, 219, 260, 312, 324, 339, 381, 428, 442, 463, 466, 887, 1937, 2041, 2130, 2305, 3825,
+        7461, 9111,
+    ];
     let mut named: Vec<String> = base.iter().map(|seed| format!("seed-{seed}")).collect();
     let variants = [
         "unclean-election-seed-98",

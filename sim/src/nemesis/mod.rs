@@ -351,17 +351,19 @@ impl Nemesis {
         self.envelope().clear();
         self.spikes.lock().expect("nemesis spikes").take_all();
         self.paused.lock().expect("nemesis paused set").take_all();
-        // A broker in a controlled shutdown starts again, whether it got to stop or not.
+        // A broker in a controlled shutdown starts again, whether it got to stop or not, on a
+        // healed disk and network like every other node (swarm seed 2041: its disk stayed
+        // full, and the restarted broker took its log directory offline for good).
         let stopping = std::mem::take(&mut *self.stopping.lock().expect("nemesis stopping set"));
         for (name, id) in &self.targets.nodes {
+            net.unclog_node(*id);
+            disk.heal(*id);
+            handle.resume(*id);
             if stopping.contains(name) {
                 handle.kill(*id);
                 handle.restart(*id);
                 continue;
             }
-            net.unclog_node(*id);
-            disk.heal(*id);
-            handle.resume(*id);
             let storage_failed = self.world.state().storage_failed.contains(name);
             if clustered && storage_failed {
                 // A process restart, not a power loss: the page cache is written back.

@@ -52,6 +52,16 @@ fn a_late_fetch_from_a_previous_incarnation_is_refused() {
     assert_passes("group-safe", None, &[32, 98]);
 }
 
+/// replicated-safe 1359, group-safe 560 and 824 (invariant 8's first sweeps): a new leader
+/// acked a retried batch it already held, committed under the previous leader, before any
+/// follower fetched from it; the check had assumed every ack was for a record its
+/// leadership appended.
+#[test]
+fn an_ack_of_a_record_committed_by_an_earlier_leader_is_not_held_to_new_fetches() {
+    assert_passes("replicated-safe", None, &[1359]);
+    assert_passes("group-safe", None, &[560, 824]);
+}
+
 /// A broker cut off the controller applied an old image late and led an epoch the
 /// partition had moved past; the cluster checker held it to a prefix a newer epoch exposed.
 #[test]

@@ -178,8 +178,8 @@ impl ClusterChecker {
                 self.replicas.broker_stopped(*broker);
                 Vec::new()
             }
-            ClusterEvent::BecameLeader { broker, tp, epoch, leo: _ } => {
-                self.views.became_leader(*broker, tp, *epoch);
+            ClusterEvent::BecameLeader { broker, tp, epoch, leo } => {
+                self.views.became_leader(*broker, tp, *epoch, *leo);
                 self.replicas.became_leader(meta, *broker, tp, *epoch)
             }
             ClusterEvent::BecameFollower { broker, tp, leader, epoch } => {

@@ -635,3 +635,30 @@ fn a_fetch_for_another_epoch_or_leadership_does_not_count() {
     assert!(kinds(&v).contains(&HwWithinCommittedIsr), "{v:?}");
     assert!(v.iter().any(|v| v.detail.contains("n3 never")), "{v:?}");
 }
+
+/// replicated-safe seed 1359: a new leader acks a retried batch it already held (appended
+/// and committed under the previous leader) before any follower fetched from it.
+#[test]
+fn an_ack_of_a_record_an_earlier_leader_appended_needs_no_new_report() {
+    let mut more = n2_elected();
+    let mut elected = more.remove(1);
+    if let ClusterEvent::BecameLeader { leo, .. } = &mut elected {
+        *leo = Offset(10);
+    }
+    more.insert(1, elected);
+    let acked_by_n2 = ClusterEvent::AckedAll {
+        broker: n(2),
+        tp: tp(),
+        last_offset: Offset(9),
+        hw: Offset(10),
+        isr: vec![n(1), n(2), n(3)],
+        min_insync: 2,
+    };
+    more.push(acked_by_n2.clone());
+    assert_eq!(run(&more), vec![]);
+    if let ClusterEvent::AckedAll { last_offset, hw, .. } = &mut more.last_mut().expect("pushed") {
+        (*last_offset, *hw) = (Offset(10), Offset(11));
+    }
+    more.insert(more.len() - 1, append(2, batch(10, 10, 30)));
+    assert!(kinds(&run(&more)).contains(&HwWithinCommittedIsr), "a record n2 appended");
+}

@@ -34,15 +34,24 @@ struct Span {
     reported: BTreeMap<NodeId, Offset>,
     /// The HW of the span's first report.
     first_hw: Option<Offset>,
+    /// The log end when the span began: records below it were appended by earlier leaders.
+    start_leo: Offset,
 }
 
 impl Views {
-    pub(super) fn became_leader(&mut self, broker: NodeId, tp: &TopicPartition, epoch: Epoch) {
+    pub(super) fn became_leader(
+        &mut self,
+        broker: NodeId,
+        tp: &TopicPartition,
+        epoch: Epoch,
+        leo: Offset,
+    ) {
         let span = self.spans.entry((tp.clone(), broker)).or_insert_with(|| Span {
             since: epoch,
             epoch,
             reported: BTreeMap::new(),
             first_hw: None,
+            start_leo: leo,
         });
         span.epoch = span.epoch.max(epoch);
     }
@@ -73,7 +82,10 @@ impl Views {
         *reported = (*reported).max(fetch_offset);
     }
 
-    /// An acks=all ack up to `last_offset`: every committed ISR member fetched past it.
+    /// An acks=all ack up to `last_offset` of a record this leadership appended: every
+    /// committed ISR member fetched past it. A retried batch already in the log is acked at
+    /// its first offsets, which an earlier leader may have appended and committed (the new
+    /// leader inherits the HW it learnt as a follower: `replicated-safe` seed 1359).
     pub(super) fn acked(
         &self,
         meta: &Metadata,
@@ -81,6 +93,11 @@ impl Views {
         tp: &TopicPartition,
         last_offset: Offset,
     ) -> Vec<Violation> {
+        let appended_here =
+            self.spans.get(&(tp.clone(), leader)).is_some_and(|s| last_offset >= s.start_leo);
+        if !appended_here {
+            return Vec::new();
+        }
         let what = format!("acked an acks=all produce up to {last_offset}");
         self.behind(meta, leader, tp, last_offset.next(), &what)
     }

@@ -93,13 +93,13 @@ impl Views {
         tp: &TopicPartition,
         last_offset: Offset,
     ) -> Vec<Violation> {
-        let appended_here =
-            self.spans.get(&(tp.clone(), leader)).is_some_and(|s| last_offset >= s.start_leo);
-        if !appended_here {
-            return Vec::new();
+        match self.spans.get(&(tp.clone(), leader)) {
+            Some(span) if last_offset >= span.start_leo => {
+                let what = || format!("acked an acks=all produce up to {last_offset}");
+                span.behind(meta, leader, tp, last_offset.next(), what)
+            }
+            _ => Vec::new(),
         }
-        let what = format!("acked an acks=all produce up to {last_offset}");
-        self.behind(meta, leader, tp, last_offset.next(), &what)
     }
 
     /// A HW report: after the first of the span, every committed ISR member reached it.
@@ -117,22 +117,23 @@ impl Views {
                 Vec::new()
             }
             Some(first) if hw <= first => Vec::new(),
-            Some(_) => self.behind(meta, leader, tp, hw, &format!("moved its HW to {hw}")),
+            Some(_) => span.behind(meta, leader, tp, hw, || format!("moved its HW to {hw}")),
         }
     }
+}
 
+impl Span {
     /// A violation naming the members of the committed ISR of the leader's epoch that had
-    /// not reported fetching at `needed` or beyond.
+    /// not reported fetching at `needed` or beyond; `what` the leader did, for its detail.
     fn behind(
         &self,
         meta: &Metadata,
         leader: NodeId,
         tp: &TopicPartition,
         needed: Offset,
-        what: &str,
+        what: impl FnOnce() -> String,
     ) -> Vec<Violation> {
-        let Some(span) = self.spans.get(&(tp.clone(), leader)) else { return Vec::new() };
-        let Some(committed) = meta.epoch(tp, span.epoch) else { return Vec::new() };
+        let Some(committed) = meta.epoch(tp, self.epoch) else { return Vec::new() };
         if committed.leader != Some(leader) {
             return Vec::new();
         }
@@ -140,7 +141,7 @@ impl Views {
             .isr
             .iter()
             .filter(|m| **m != leader)
-            .filter_map(|m| match span.reported.get(m) {
+            .filter_map(|m| match self.reported.get(m) {
                 Some(reported) if *reported >= needed => None,
                 Some(reported) => Some(format!("{m} at {reported}")),
                 None => Some(format!("{m} never")),
@@ -152,9 +153,10 @@ impl Views {
         vec![Violation {
             kind: InvariantKind::HwWithinCommittedIsr,
             detail: format!(
-                "{tp}: leader {leader} (epoch {}) {what}, but of the ISR {} the controller \
+                "{tp}: leader {leader} (epoch {}) {}, but of the ISR {} the controller \
                  committed ({}), fetched only: {}",
-                span.epoch,
+                self.epoch,
+                what(),
                 nodes(&committed.isr),
                 committed.partition_epoch,
                 short.join(", ")

@@ -182,12 +182,19 @@ enum Pending {
         group_id: String,
         join: StaticJoin,
     },
+    /// A generation's assignment, answered once stored.
+    Sync {
+        group_id: String,
+        generation: i32,
+    },
 }
 
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
     groups: BTreeMap<String, Group>,
     pending: BTreeMap<u64, Pending>,
+    /// The latest time a request or tick brought (an append's outcome comes without one).
+    now: Millis,
     next_token: u64,
     next_member_seq: u64,
     active: bool,
@@ -206,6 +213,7 @@ impl GroupCoordinator {
             config,
             groups: BTreeMap::new(),
             pending: BTreeMap::new(),
+            now: Millis(0),
             next_token: 0,
             next_member_seq: 0,
             active: true,
@@ -223,6 +231,7 @@ impl GroupCoordinator {
     }
 
     pub fn handle(&mut self, now: Millis, reply_to: ReplyTo, request: GroupRequest) {
+        self.now = self.now.max(now);
         match request {
             GroupRequest::Join(r) => self.join(now, reply_to, r),
             GroupRequest::Sync(r) => self.sync(reply_to, r),
@@ -244,6 +253,7 @@ impl GroupCoordinator {
 
     /// Session timeouts and rebalance windows.
     pub fn tick(&mut self, now: Millis) {
+        self.now = self.now.max(now);
         if !self.active {
             return;
         }
@@ -259,6 +269,12 @@ impl GroupCoordinator {
             Some(Pending::Commit(p)) => p,
             Some(Pending::StaticJoin { join, .. }) => {
                 return self.reply(join.reply_to, GroupResponse::Join(join.response));
+            }
+            Some(Pending::Sync { group_id, generation }) => {
+                if let Some(group) = self.groups.get_mut(&group_id) {
+                    group.complete_sync(generation, &mut self.outputs);
+                }
+                return;
             }
             None => return,
         };
@@ -286,6 +302,13 @@ impl GroupCoordinator {
                 tracing::info!(group = %group_id, new = %join.new_id, old = %join.old_id, ?error, "static member replacement not stored: reverted");
                 let response = GroupResponse::error_for_join_or_sync(error);
                 return self.reply(join.reply_to, response);
+            }
+            Some(Pending::Sync { group_id, generation }) => {
+                let now = self.now;
+                if let Some(group) = self.groups.get_mut(&group_id) {
+                    group.fail_sync(now, generation, error, &mut self.outputs);
+                }
+                return;
             }
             None => return,
         };
@@ -514,13 +537,19 @@ impl GroupCoordinator {
                         ),
                     });
                 }
-                if group.leader.as_deref() == Some(req.member_id.as_str()) {
+                if group.leader.as_deref() == Some(req.member_id.as_str()) && !group.storing {
                     let assignment = req
                         .assignments
                         .iter()
                         .map(|a| (a.member_id.clone(), a.partitions.clone()))
                         .collect();
-                    group.apply_assignment(assignment, out);
+                    let records = vec![group.stage_assignment(assignment)];
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    out.push(CoordinatorOutput::AppendRecords { token: Some(token), records });
+                    let generation = group.generation_id;
+                    let pending = Pending::Sync { group_id: req.group_id.clone(), generation };
+                    self.pending.insert(token, pending);
                 }
                 Ok(())
             }

@@ -66,6 +66,9 @@ pub(crate) struct Group {
     pub committed: BTreeMap<TopicPartition, (Offset, Option<Epoch>)>,
     /// group.initial.rebalance.delay.ms, from the coordinator's config.
     pub initial_rebalance_delay_ms: u64,
+    /// The leader's assignment of this generation is being stored: members hear it, and the
+    /// group is Stable, once the store commits.
+    pub storing: bool,
 }
 
 pub(crate) type Out = Vec<CoordinatorOutput>;
@@ -84,6 +87,7 @@ impl Group {
             initial_join: false,
             committed: BTreeMap::new(),
             initial_rebalance_delay_ms,
+            storing: false,
         }
     }
 
@@ -301,6 +305,7 @@ impl Group {
     }
 
     pub fn prepare_rebalance(&mut self, now: Millis, out: &mut Out) {
+        self.storing = false;
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 if let Some(reply_to) = m.sync_reply.take() {
@@ -471,15 +476,46 @@ impl Group {
         }
     }
 
-    /// The leader's SyncGroup: store every member's assignment and answer waiting members.
-    pub fn apply_assignment(
+    /// The leader's SyncGroup: every member's assignment, to store (the record returned)
+    /// before anyone hears it, as Kafka's doSyncGroup answers in its storeGroup callback
+    /// (swarm seeds 6155, 9505: answered before a store that failed, the generation's member
+    /// ids lived only in memory and a coordinator that took over fenced every member).
+    pub fn stage_assignment(
         &mut self,
         assignment: BTreeMap<String, Vec<TopicPartition>>,
-        out: &mut Out,
-    ) {
+    ) -> GroupRecord {
+        assert_eq!(self.state, GroupState::CompletingRebalance, "{}: sync outside", self.group_id);
         for m in self.members.values_mut() {
             m.assignment = assignment.get(&m.member_id).cloned().unwrap_or_default();
         }
+        self.storing = true;
+        self.metadata_record()
+    }
+
+    /// The store of `generation`'s assignment failed: every waiting member hears the error
+    /// and the group rebalances (Kafka's resetAndPropagateAssignmentError).
+    pub fn fail_sync(&mut self, now: Millis, generation: i32, error: ErrorCode, out: &mut Out) {
+        if !self.storing || generation != self.generation_id {
+            return;
+        }
+        self.storing = false;
+        for m in self.members.values_mut() {
+            m.assignment.clear();
+            if let Some(reply_to) = m.sync_reply.take() {
+                let response = GroupResponse::error_for_join_or_sync(error);
+                out.push(CoordinatorOutput::Reply { reply_to, response });
+            }
+        }
+        self.prepare_rebalance(now, out);
+    }
+
+    /// The store of `generation`'s assignment committed: the group is Stable and every
+    /// waiting member hears its partitions.
+    pub fn complete_sync(&mut self, generation: i32, out: &mut Out) {
+        if !self.storing || generation != self.generation_id {
+            return;
+        }
+        self.storing = false;
         self.state = GroupState::Stable;
         self.rebalance_deadline = None;
         tracing::info!(group = %self.group_id, generation = self.generation_id, "stable");
@@ -503,7 +539,6 @@ impl Group {
                 });
             }
         }
-        out.push(self.metadata_append());
     }
 
     /// Session expiry and the join / sync windows.
@@ -600,6 +635,7 @@ impl Group {
         self.state = if self.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
         self.rebalance_deadline = None;
         self.initial_join = false;
+        self.storing = false;
         tracing::info!(group = %self.group_id, generation = self.generation_id,
             members = ?self.members.keys().collect::<Vec<_>>(), "group restored");
         debug_assert!(self.generation_id >= 0 || self.generation_id == NO_GENERATION_ID);

@@ -22,6 +22,12 @@ struct Harness {
     appends: Vec<(Option<u64>, Vec<GroupRecord>)>,
     /// Records the driver made durable, in log order.
     log: Vec<GroupRecord>,
+    /// Each log record's place in append order: an acked record takes the place it was
+    /// appended at, before records appended after it that needed no ack.
+    log_seq: Vec<u64>,
+    /// Append order of the appends still waiting for their ack, by token.
+    token_seq: BTreeMap<u64, u64>,
+    next_seq: u64,
 }
 
 fn config(generation_check: bool) -> CoordinatorConfig {
@@ -38,7 +44,18 @@ impl Harness {
             events: Vec::new(),
             appends: Vec::new(),
             log: Vec::new(),
+            log_seq: Vec::new(),
+            token_seq: BTreeMap::new(),
+            next_seq: 0,
         }
+    }
+
+    /// Puts `records`, appended at `seq`, into the durable log in append order.
+    fn make_durable(&mut self, seq: u64, records: Vec<GroupRecord>) {
+        let at = self.log_seq.partition_point(|s| *s <= seq);
+        let count = records.len();
+        self.log.splice(at..at, records);
+        self.log_seq.splice(at..at, std::iter::repeat_n(seq, count));
     }
 
     fn pump(&mut self) {
@@ -51,9 +68,14 @@ impl Harness {
                     );
                 }
                 CoordinatorOutput::AppendRecords { token, records } => {
-                    if token.is_none() {
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    match token {
                         // Metadata needs no ack; the driver appends it at once.
-                        self.log.extend(records.iter().cloned());
+                        None => self.make_durable(seq, records.clone()),
+                        Some(token) => {
+                            self.token_seq.insert(token, seq);
+                        }
                     }
                     self.appends.push((token, records));
                 }
@@ -86,7 +108,8 @@ impl Harness {
             self.appends.iter().filter_map(|(t, r)| t.map(|t| (t, r.clone()))).collect();
         self.appends.retain(|(t, _)| t.is_none());
         for (token, records) in pending {
-            self.log.extend(records);
+            let seq = self.token_seq.remove(&token).unwrap_or(self.next_seq);
+            self.make_durable(seq, records);
             self.c.on_offsets_appended(token);
         }
         self.pump();
@@ -182,6 +205,9 @@ impl Harness {
             .map(|(m, p)| SyncGroupAssignment { member_id: m.clone(), partitions: p.clone() })
             .collect();
         let leader_sync = self.sync(&leader, generation, assignments);
+        assert!(!self.replies.contains_key(&leader_sync), "answered once the group is stored");
+        assert_eq!(self.c.group_state("g"), Some(GroupState::CompletingRebalance));
+        self.ack_all();
         for (id, j) in std::iter::once(leader_sync)
             .zip(&joins[..1])
             .chain(follower_syncs.into_iter().zip(&joins[1..]))
@@ -764,4 +790,24 @@ fn a_static_replacement_whose_store_fails_is_reverted() {
     assert_eq!(members.len(), 3);
     assert!(members.contains(&ids[1]), "{members:?}");
     assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
+}
+
+/// swarm seeds 6155, 9505: the leader's SyncGroup was answered before the group was stored;
+/// the store failed and a coordinator that took over fenced the generation's members.
+/// Kafka's doSyncGroup answers in the store's callback and, when it fails, every member
+/// hears the error and the group rebalances.
+#[test]
+fn a_sync_whose_store_fails_is_answered_with_the_error_and_the_group_rebalances() {
+    let mut h = Harness::new(config(true));
+    let a = h.join("", None);
+    h.tick(3_000);
+    let leader = join_answer(&mut h, a);
+    let s = h.sync(&leader.member_id, leader.generation_id, Vec::new());
+    assert!(h.take(s).is_none(), "answered once stored");
+    let token = h.appends.iter().find_map(|(t, _)| *t).expect("the assignment's store");
+    h.appends.clear();
+    h.c.on_offsets_append_failed(token, ErrorCode::CoordinatorNotAvailable);
+    h.pump();
+    assert_eq!(h.take(s).map(|r| r.error()), Some(ErrorCode::CoordinatorNotAvailable));
+    assert_eq!(h.c.group_state("g"), Some(GroupState::PreparingRebalance));
 }

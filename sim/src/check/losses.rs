@@ -98,7 +98,8 @@ pub fn lost_records(history: &History, report: &CheckReport) -> Vec<LostRecord> 
     for kind in [AnomalyKind::LostWrite, AnomalyKind::Unseen] {
         for anomaly in report.entries(kind) {
             let Some(&value) = anomaly.values.first() else { continue };
-            out.extend(acked_record(&facts, history, &anomaly.key, value));
+            let record = acked_record(&facts, history, &anomaly.key, value);
+            out.extend(record.map(|r| read_before_ack(&facts, history, r)));
         }
     }
     out
@@ -181,6 +182,23 @@ fn since_send(facts: &Facts, history: &History, mut record: LostRecord) -> LostR
         record.committed_ns = record.committed_ns.min(op.time_ns);
     }
     record
+}
+
+/// `record`, known from its send on when a poll read it before its ack arrived: it was in a
+/// log then, and that log's fate decides its loss (swarm seed 339: a leader with the ISR to
+/// itself appended offsets 80 and 81, a consumer read both, an unclean election cut them,
+/// and the ack of 81 reached its producer five seconds later).
+fn read_before_ack(facts: &Facts, history: &History, record: LostRecord) -> LostRecord {
+    let Some(key) = facts.keys.get(record.key.as_str()) else { return record };
+    let ops = history.ops();
+    let read_early = key.observations.iter().any(|o| {
+        let time = ops.get(o.op as usize).map_or(u64::MAX, |op| op.time_ns);
+        o.source == Source::Poll && o.value == record.value && time < record.committed_ns
+    });
+    match read_early {
+        true => since_send(facts, history, record),
+        false => record,
+    }
 }
 
 /// `value` of `key` as acked (None: never acked, or acked without an offset, as acks=0 is:

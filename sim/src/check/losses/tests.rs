@@ -9,7 +9,7 @@ use super::{
 use crate::check::promises::{safe_for_tests, ConfigFacts, Judge, Ruling};
 use crate::check::testkit::Builder;
 use crate::check::{check, AnomalyKind, CheckOptions};
-use crate::history::History;
+use crate::history::{History, OpType};
 use crate::runner::Event;
 
 const K: &str = "events-0";
@@ -349,4 +349,30 @@ fn a_record_a_deposed_leader_took_is_lost_when_its_successor_took_over() {
     let finding = &explain(&events, settings, &[record])[0];
     let point = finding.point.as_ref().expect("the later election");
     assert_eq!((point.time_ns, point.broker), (40, 2));
+}
+
+/// A record a poll read before its ack arrived was in a log from then on: its replay starts
+/// at its send, not at the late ack (swarm seed 339: the ack of offset 81 reached its
+/// producer five seconds after the unclean election that cut it). Read only after its ack,
+/// it keeps the ack's time.
+#[test]
+fn a_record_read_before_its_ack_is_known_committed_from_its_send() {
+    let history = |read_first: bool| {
+        let mut b = Builder::new();
+        let invoked = b.invoke_send(0, &[(K, 1)]);
+        if read_first {
+            b.poll_ok(5, &[(K, &[(0, 1)])]);
+        }
+        let acked = b.complete_send(0, OpType::Ok, &[(K, 1, Some(0))]);
+        b.send_ok(1, K, 2, 0);
+        b.poll_ok(6, &[(K, &[(0, 2)])]);
+        (b.finish(), invoked + 1, acked + 1)
+    };
+    for read_first in [true, false] {
+        let (history, invoked_ns, acked_ns) = history(read_first);
+        let lost = lost_records(&history, &check(&history, &CheckOptions::default()));
+        let record = lost.iter().find(|r| r.value == 1).expect("value 1 is lost");
+        let expected = if read_first { invoked_ns } else { acked_ns };
+        assert_eq!(record.committed_ns, expected, "read first: {read_first}");
+    }
 }

@@ -76,6 +76,13 @@ fn a_fetch_answer_for_a_revoked_assignment_is_dropped() {
     assert_passes("group-safe", None, &[3790]);
 }
 
+/// Kafka's classic protocol stores a generation's member ids only at SyncGroup: a
+/// coordinator failover in between fences every static member for good (swarm seed 6155).
+#[test]
+fn static_fenced_by_failover_finds_the_fence_kafka_answers() {
+    assert_finds("static-fenced-by-failover", None, "static-member-fenced", &[9, 20, 66]);
+}
+
 /// KIP-966 off: the leader that shrank the ISR to itself loses power and leads again.
 #[test]
 fn last_replica_standing_finds_lost_write_without_elr() {

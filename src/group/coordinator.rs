@@ -100,6 +100,14 @@ pub enum GroupEvent {
         old_member_id: String,
         new_member_id: String,
     },
+    /// A coordinator that took over the offsets partition rebuilt the group from its log:
+    /// the generation and member ids it knows from now on (an older generation than the
+    /// members hold when the last one was never stored).
+    GroupLoaded {
+        group_id: String,
+        generation_id: i32,
+        members: Vec<String>,
+    },
     /// A commit passed the generation check (or the check is off) and went to the log.
     CommitAccepted {
         group_id: String,
@@ -366,6 +374,13 @@ impl GroupCoordinator {
                 }
             }
             applied += 1;
+        }
+        for group in self.groups.values().filter(|g| g.generation_id != NO_GENERATION_ID) {
+            self.outputs.push(CoordinatorOutput::Event(GroupEvent::GroupLoaded {
+                group_id: group.group_id.clone(),
+                generation_id: group.generation_id,
+                members: group.members.keys().cloned().collect(),
+            }));
         }
         tracing::info!(
             partition = self.config.offsets_partition,

@@ -58,7 +58,8 @@ pub fn check_commits_current_generation(events: &[GroupEvent]) -> Result<(), Gro
     let mut current: BTreeMap<&str, (i32, bool)> = BTreeMap::new();
     for event in events {
         match event {
-            GroupEvent::GenerationStarted { group_id, generation_id, members, .. } => {
+            GroupEvent::GenerationStarted { group_id, generation_id, members, .. }
+            | GroupEvent::GroupLoaded { group_id, generation_id, members } => {
                 current.insert(group_id, (*generation_id, !members.is_empty()));
             }
             GroupEvent::AssignmentSynced { group_id, generation_id, assignment } => {

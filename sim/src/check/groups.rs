@@ -103,6 +103,7 @@ fn group_of(event: &GroupEvent) -> &str {
         | GroupEvent::AssignmentSynced { group_id, .. }
         | GroupEvent::MemberRemoved { group_id, .. }
         | GroupEvent::StaticMemberReplaced { group_id, .. }
+        | GroupEvent::GroupLoaded { group_id, .. }
         | GroupEvent::CommitAccepted { group_id, .. } => group_id,
     }
 }
@@ -170,6 +171,14 @@ impl GroupChecker {
             }
             GroupEvent::AssignmentSynced { group_id, generation_id, assignment } => {
                 self.assignment_synced(group_id, *generation_id, assignment)
+            }
+            // What a new coordinator knows is what an earlier one stored: nothing new to
+            // check, but its members may commit in that generation.
+            GroupEvent::GroupLoaded { group_id, generation_id, members } => {
+                let group = self.group(group_id);
+                group.generations.insert(*generation_id);
+                group.members.entry(*generation_id).or_default().extend(members.iter().cloned());
+                Vec::new()
             }
             GroupEvent::MemberRemoved { group_id, member_id, reason } => {
                 let group = self.group(group_id);

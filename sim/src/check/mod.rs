@@ -9,6 +9,7 @@
 //! - `groups`: realtime-commit-order from the history; stale-commit and two-owners live
 //!   (through `cluster`), and the per-group figures;
 //! - `losses`: why each lost record was lost, read from the node event log;
+//! - `fences`: why a static member was fenced, read from the node event log;
 //! - `promises`: which anomalies Kafka allows under a given configuration and, with the
 //!   losses the event log explains, which follow from an allowed loss.
 //!
@@ -19,6 +20,7 @@
 pub mod cluster;
 mod durability;
 mod facts;
+pub mod fences;
 pub mod groups;
 pub mod losses;
 mod offsets;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::{Judgement, RunOutcome, Verdict};
+use crate::check::fences;
 use crate::check::groups::{add_history_figures, GroupFigures};
 use crate::check::losses::{self, LossSettings};
 use crate::check::promises::{allowed_violation, Acks, ConfigFacts, Judge, Ruling};
@@ -77,6 +78,9 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
             judgement.forbidden.push(name.clone());
         }
     }
+    let (problems, fenced) =
+        judge_fences(scenario, &outcome.events, problems, &mut outcome.judgement);
+    let judgement = &mut outcome.judgement;
     judgement.problems.extend(problems);
     if let Some(max) = scenario.expect.max_rebalances {
         let rebalances = rebalances_after_setup(&outcome.events);
@@ -93,7 +97,7 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
     outcome.stats.records_polled = report.stats.records_read;
     outcome.verdict = if anomalies {
         Verdict::Safety
-    } else if !judgement.problems.is_empty() {
+    } else if !judgement.problems.is_empty() || fenced {
         Verdict::Liveness
     } else {
         Verdict::Pass
@@ -120,6 +124,37 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
             report.insert("groups".to_string(), groups);
         }
     }
+}
+
+/// Judges the static members fenced by FENCED_INSTANCE_ID (`check::fences`): expected
+/// when the scenario must find them, allowed when the events explain every one; when every
+/// consumer stopped so, the group's lag is that consequence and not a problem. Returns the
+/// problems left, and whether a member was fenced (a liveness verdict: members stopped).
+fn judge_fences(
+    scenario: &Scenario,
+    events: &[super::outcome::Event],
+    mut problems: Vec<String>,
+    judgement: &mut Judgement,
+) -> (Vec<String>, bool) {
+    let found = fences::fences(events, &scenario.consumer.group_id);
+    let Some(first) = found.first() else { return (problems, false) };
+    let name = fences::NAME.to_string();
+    let consumers: Vec<String> = (0..scenario.consumer.count)
+        .map(|i| crate::world::node_name(crate::world::Role::Consumer, i))
+        .collect();
+    if let Some(reason) = fences::group_stopped(&found, &consumers) {
+        problems.retain(|p| !p.starts_with(super::GROUP_LAG));
+        let reason = format!("expected under this config: {reason}");
+        judgement.allowed.push((name.clone(), reason));
+    } else if found.iter().all(|f| f.explained.is_some()) {
+        let reason = first.explained.clone().unwrap_or_default();
+        judgement.allowed.push((name.clone(), format!("expected under this config: {reason}")));
+    }
+    if scenario.expect.must_find.contains(&name) {
+        judgement.allowed.retain(|(n, _)| *n != name);
+        judgement.found_expected.push(name);
+    }
+    (problems, true)
 }
 
 /// Checks the history and rules on every anomaly instance (the report keeps the first few

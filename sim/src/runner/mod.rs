@@ -273,6 +273,9 @@ fn group_lag(world: &WorldRef) -> Vec<String> {
     lag
 }
 
+/// How a group-lag problem starts (the judge drops them when a fence explains them).
+pub(crate) const GROUP_LAG: &str = "group lag ";
+
 /// Waits until every consumer has read every partition to its end, or the quiet phase
 /// runs out; returns the liveness problems.
 async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
@@ -307,7 +310,7 @@ async fn wait_for_catch_up(world: &WorldRef, quiet_s: u64) -> Vec<String> {
             if subscribe {
                 let mut problems: Vec<String> = group_lag
                     .iter()
-                    .map(|lag| format!("group lag {quiet_s} s after the heal: {lag}"))
+                    .map(|lag| format!("{GROUP_LAG}{quiet_s} s after the heal: {lag}"))
                     .collect();
                 let state = world.state();
                 let outstanding = state.sends_outstanding();

@@ -42,6 +42,8 @@ pub const KNOWN_ANOMALIES: &[&str] = &[
     // Consumer groups (CORRECTNESS.md 7).
     "stale-commit",
     "two-owners",
+    // Kafka-allowed outcomes read from the event log (check::fences).
+    "static-member-fenced",
 ];
 
 /// Kafka caps in-flight requests per connection at 5 when idempotence is on

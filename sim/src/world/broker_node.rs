@@ -724,6 +724,14 @@ fn log_group_event(world: &WorldRef, name: &str, event: &kafkasim::group::GroupE
             ];
             world.event(name, "static-member-replaced", &fields);
         }
+        GroupEvent::GroupLoaded { group_id, generation_id, members } => {
+            let fields = [
+                ("group", group_id.clone()),
+                ("generation", generation_id.to_string()),
+                ("members", members.join(",")),
+            ];
+            world.event(name, "group-loaded", &fields);
+        }
         GroupEvent::AssignmentSynced { .. } | GroupEvent::CommitAccepted { .. } => {}
     }
 }

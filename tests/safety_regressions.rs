@@ -83,6 +83,14 @@ fn static_fenced_by_failover_finds_the_fence_kafka_answers() {
     assert_finds("static-fenced-by-failover", None, "static-member-fenced", &[9, 20, 66]);
 }
 
+/// A follower whose log directory a full disk took offline kept applying fetch answers in
+/// memory and fetching on, so its leader counted it caught up over records its disk never
+/// got; restarted at the heal, it came back short and KIP-966 recovery elected it.
+#[test]
+fn an_offline_follower_stops_fetching() {
+    common::run_met("static-fenced-by-failover", None, 73);
+}
+
 /// KIP-966 off: the leader that shrank the ISR to itself loses power and leads again.
 #[test]
 fn last_replica_standing_finds_lost_write_without_elr() {

@@ -917,6 +917,13 @@ impl Broker {
         let me = self.node_id();
         let backoff = self.session().settings.replica_fetch_backoff_ms;
         let Some(partition) = self.partitions.get_mut(&tp) else { return };
+        // An offline log directory has no fetcher (Kafka's handleLogDirFailure removes them):
+        // applying the answer would advance a log end the disk never got, and the next fetch
+        // would tell the leader so (swarm seed 6155's draw, seed 73: a follower offline on a
+        // full disk kept fetching, counted as caught up, and restarted without the records).
+        if partition.offline {
+            return;
+        }
         let PartitionRole::Follower(follower) = &mut partition.role else { return };
         if follower.leader() != from {
             return;

@@ -7,7 +7,9 @@
 //! once every holder of the records is killed or impaired nothing can bring them back. A
 //! fault's consequences outlive it: a broker cut off or paused may have let its session
 //! lapse and is fenced when the controller notices, so it is no spare until a grace (the
-//! broker session timeout) has passed since its last impairment ended.
+//! broker session timeout) has passed since its last impairment ended. The same holds for
+//! every broker while the active controller is paused or cut off (`with_controller_fencing`):
+//! back in charge, it fences the brokers whose heartbeats it missed.
 //! Since live faults only end, a fault admitted against every fault live at its start keeps
 //! its spares for its whole duration. Pure: no madsim calls, so every rule is unit-tested.
 
@@ -156,6 +158,28 @@ impl Envelope {
     }
 }
 
+/// `impact` widened for the controller it may impair: an active controller paused or cut
+/// off misses every broker's heartbeats, and on its return (still active: no quorum elected
+/// another) fences each broker whose session it saw lapse, in-sync spares included, which
+/// KIP-966 then does not keep electable while the ISR stays at `min.insync.replicas` (swarm
+/// seed 9563: the active controller paused for 6 s fenced all three brokers on resuming).
+/// Every broker of `brokers` is impaired with it.
+pub fn with_controller_fencing(
+    mut impact: Impact,
+    active: Option<&str>,
+    brokers: &[String],
+) -> Impact {
+    let Some(active) = active else { return impact };
+    if impact.impairs.iter().any(|node| node == active) {
+        for broker in brokers.iter().filter(|b| is_broker(b)) {
+            if !impact.touches(broker) {
+                impact.impairs.push(broker.clone());
+            }
+        }
+    }
+    impact
+}
+
 fn is_broker(node: &str) -> bool {
     node.starts_with("broker-")
 }
@@ -182,6 +206,29 @@ mod tests {
     /// One partition replicated on brokers 0..3 whose holders are `brokers`.
     fn holding(brokers: &[&str]) -> Holders {
         Holders::from([(TopicPartition::new("events", 0), names(brokers))])
+    }
+
+    #[test]
+    fn impairing_the_active_controller_impairs_every_broker() {
+        let brokers = names(&["broker-0", "broker-1", "controller-0"]);
+        let paused =
+            with_controller_fencing(impair(&["controller-1"]), Some("controller-1"), &brokers);
+        assert_eq!(paused.impairs, names(&["controller-1", "broker-0", "broker-1"]));
+        let follower =
+            with_controller_fencing(impair(&["controller-0"]), Some("controller-1"), &brokers);
+        assert_eq!(follower, impair(&["controller-0"]), "a follower controller fences no one");
+        let crashed =
+            with_controller_fencing(kill(&["controller-1"]), Some("controller-1"), &brokers);
+        assert_eq!(
+            crashed,
+            kill(&["controller-1"]),
+            "a restarted controller starts fresh sessions"
+        );
+        // With a power loss live, no broker is a spare while the active controller is paused.
+        let mut envelope = Envelope::default();
+        envelope.hold(paused);
+        let holders = holding(&["broker-0", "broker-1"]);
+        assert!(envelope.check_spares(&kill(&["broker-1"]), &holders, 0).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::check::cluster::ClusterEvent;
 use crate::scenario::{FaultStep, NemesisSettings};
 use crate::world::cluster::ClusterView;
 use crate::world::disk::SimDisk;
-use crate::world::{now_duration, Phase, WorldRef};
+use crate::world::{node_name, now_duration, Phase, Role, WorldRef};
 use envelope::{Envelope, Impact};
 use faults::{Draw, FaultSpec, Planner, Rule};
 use links::{Holds, LinkClogs};
@@ -159,7 +159,9 @@ impl Nemesis {
         if plan.nodes.is_empty() {
             return Err("the fault resolved to no node".to_string());
         }
-        plan.impact = rule.impact(&plan);
+        let active = cluster.active_controller.map(|(i, _)| node_name(Role::Controller, i));
+        let impact = rule.impact(&plan);
+        plan.impact = envelope::with_controller_fencing(impact, active.as_deref(), &names);
         self.vet(rule, &plan, &cluster)?;
         Ok(plan)
     }

@@ -134,9 +134,12 @@ impl fmt::Display for Shard {
 
 /// Whether one seed's run is consistent with the expectation on its own.
 pub fn seed_met(verdict: Verdict, judgement: &Judgement) -> bool {
+    // A liveness verdict without a problem is an outcome Kafka allows (members it fenced
+    // for good: `check::fences`).
+    let allowed_stop = verdict == Verdict::Liveness && judgement.problems.is_empty();
     judgement.met
         && judgement.forbidden.is_empty()
-        && matches!(verdict, Verdict::Pass | Verdict::Safety)
+        && (matches!(verdict, Verdict::Pass | Verdict::Safety) || allowed_stop)
 }
 
 /// The anomaly names one run showed (expected, allowed or forbidden), sorted and unique.

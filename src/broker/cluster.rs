@@ -844,13 +844,21 @@ impl Broker {
         }
     }
 
-    fn poll_follower(&mut self, now: Millis, tp: &TopicPartition) {
+    /// Sends the follower's next request, unless one is due later, in flight, or its last
+    /// append is not on disk yet: Kafka's fetcher appends (and, flushing every batch, syncs)
+    /// before it builds the next fetch, so the offset it names is one its log holds (swarm
+    /// seed 344: a follower named an offset whose write the full disk then refused, the
+    /// leader counted it caught up, and it came back without the records).
+    pub(super) fn poll_follower(&mut self, now: Millis, tp: &TopicPartition) {
         if self.session().retry_at.get(tp).is_some_and(|at| *at > now) {
             return;
         }
         let me = self.node_id();
         let wait = self.session().settings.replica_fetch_wait_max_ms;
         let partition = self.partitions.get_mut(tp).expect("present");
+        if !partition.flushes.is_empty() || partition.offline {
+            return;
+        }
         let PartitionRole::Follower(follower) = &mut partition.role else { return };
         let Some(request) = follower.poll(&partition.log) else { return };
         let (leader, body, wait) = match request {

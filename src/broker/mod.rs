@@ -336,6 +336,10 @@ impl Broker {
             }
         }
         self.complete_produces(&tp);
+        if self.partitions[&tp].flushes.is_empty() && self.cluster.is_some() {
+            // A follower fetches on once its last append is on disk.
+            self.poll_follower(now, &tp);
+        }
         self.wake_fetches(now);
         self.pump_groups(now);
     }

@@ -431,3 +431,39 @@ fn a_follower_serves_consumers_below_its_hw_only_when_allowed() {
     let offsets: Vec<Offset> = batches.iter().map(|b| b.last_offset()).collect();
     assert_eq!(offsets, vec![Offset(0)], "a follower served records above its HW");
 }
+
+/// The follower's next Fetch right after `feed_follower` answered one (None: it sent none).
+fn next_fetch_offset(out: &[BrokerOutput]) -> Option<Offset> {
+    out.iter().find_map(|o| match o {
+        BrokerOutput::ToBroker { frame, .. } => match &frame.body {
+            Request::Fetch(f) => Some(f.partitions[0].fetch_offset),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Kafka's fetcher appends before it builds the next fetch: the offset a follower names is
+/// one its disk took (swarm seed 344). A write the disk refuses takes the directory offline,
+/// and an offline follower fetches no more (static-fenced-by-failover seed 73).
+#[test]
+fn a_follower_fetches_past_an_append_only_once_the_disk_took_it() {
+    for refused in [false, true] {
+        let mut b = cluster_follower(false);
+        feed_follower(&mut b);
+        let out = b.take_outputs();
+        assert_eq!(next_fetch_offset(&out), None, "the append is still on its way to disk");
+        let tokens = disk_tokens(&out);
+        assert!(!tokens.is_empty(), "the fetched records go to disk");
+        for token in tokens {
+            let result = if refused { Err("no space left".to_string()) } else { Ok(()) };
+            b.on_disk_done(Millis(12), token, result);
+        }
+        b.tick(Millis(13));
+        let fetched = next_fetch_offset(&b.take_outputs());
+        match refused {
+            false => assert_eq!(fetched, Some(Offset(2)), "on disk: it fetches on"),
+            true => assert_eq!(fetched, None, "offline: it fetches no more"),
+        }
+    }
+}

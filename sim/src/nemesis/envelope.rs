@@ -163,7 +163,9 @@ impl Envelope {
 /// another) fences each broker whose session it saw lapse, in-sync spares included, which
 /// KIP-966 then does not keep electable while the ISR stays at `min.insync.replicas` (swarm
 /// seed 9563: the active controller paused for 6 s fenced all three brokers on resuming).
-/// Every broker of `brokers` is impaired with it.
+/// Every broker of `brokers` is impaired with it. The nemesis widens only faults that
+/// silence (`Rule::silences`): a controller whose disk fails halts, and its successor starts
+/// fresh sessions.
 pub fn with_controller_fencing(
     mut impact: Impact,
     active: Option<&str>,

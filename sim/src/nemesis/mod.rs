@@ -161,7 +161,10 @@ impl Nemesis {
         }
         let active = cluster.active_controller.map(|(i, _)| node_name(Role::Controller, i));
         let impact = rule.impact(&plan);
-        plan.impact = envelope::with_controller_fencing(impact, active.as_deref(), &names);
+        plan.impact = match rule.silences(&plan) {
+            true => envelope::with_controller_fencing(impact, active.as_deref(), &names),
+            false => impact,
+        };
         self.vet(rule, &plan, &cluster)?;
         Ok(plan)
     }

@@ -80,6 +80,13 @@ pub trait Rule {
         }
     }
 
+    /// Whether it keeps the nodes it impairs from hearing others while it lasts (a pause, a
+    /// cut link; not a disk fault): an active controller it holds misses every broker's
+    /// heartbeats (`envelope::with_controller_fencing`).
+    fn silences(&self, plan: &Plan) -> bool {
+        !plan.links.is_empty()
+    }
+
     /// Carries the fault out.
     fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied;
 

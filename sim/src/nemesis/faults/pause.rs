@@ -31,6 +31,10 @@ impl Rule for Pause {
         true
     }
 
+    fn silences(&self, _plan: &Plan) -> bool {
+        true
+    }
+
     fn apply(&self, nemesis: &NemesisRef, plan: &Plan) -> Applied {
         nemesis.pause(&plan.nodes[0]);
         Applied::UntilRepair

@@ -25,10 +25,12 @@ const RUNS: &[(&str, Option<&str>, &[u64])] = &[
     ("stale-isr-expansion", Some("broker-epochs"), &[1]),
     ("stale-isr-expansion", None, &[1]),
     // Groups under a failing coordinator, and reads from followers (KIP-392).
-    // (50: a heartbeat from a broker's previous registration, a stale broker epoch.)
-    ("group-safe", Some("follower-fetch"), &[2, 3, 50]),
+    // (14: a heartbeat from a broker's previous registration, a stale broker epoch.)
+    ("group-safe", Some("follower-fetch"), &[2, 3, 14, 50]),
     ("zombie-commit", Some("generation-check"), &[1]),
     ("static-membership", None, &[1]),
+    // Static members fenced by a coordinator that loaded an older generation.
+    ("static-fenced-by-failover", None, &[20]),
     // Raft truncation, the envelope skipping faults, stale broker epochs (KIP-903).
     ("replicated-safe", Some("long"), &[1, 33, 56]),
     // Disk full, I/O errors, offline log directories, every kind of recovery cut.
@@ -58,11 +60,6 @@ const KNOWN_UNREACHED: &[(&str, &str)] = &[
         "consumer-corrupt-record",
         "brokers serve reads from memory and recovery validates every batch's CRC, so bit \
          flips on disk never reach a consumer",
-    ),
-    (
-        "member-fenced",
-        "static-membership crashes a static member before its successor joins; nothing \
-         pauses one so that two instances with the same group.instance.id are alive at once",
     ),
     (
         "meta-corrupt",

@@ -47,6 +47,9 @@ pub struct LostRecord {
     pub value: u64,
     pub offset: u64,
     pub committed_ns: u64,
+    /// The earliest it could have been in a log: its send's invocation (`committed_ns` when
+    /// the history does not say).
+    pub sent_ns: u64,
 }
 
 /// Where the partition moved on without the record.
@@ -175,12 +178,8 @@ fn read_between(facts: &Facts, anomaly: &super::Anomaly) -> Vec<u64> {
 }
 
 /// `record` known from its send's invocation on.
-fn since_send(facts: &Facts, history: &History, mut record: LostRecord) -> LostRecord {
-    let send = facts.keys.get(record.key.as_str()).and_then(|k| k.sends.get(&record.value));
-    let invoked = send.and_then(|s| history.ops().get(s.invoke_index as usize));
-    if let Some(op) = invoked {
-        record.committed_ns = record.committed_ns.min(op.time_ns);
-    }
+fn since_send(_facts: &Facts, _history: &History, mut record: LostRecord) -> LostRecord {
+    record.committed_ns = record.committed_ns.min(record.sent_ns);
     record
 }
 
@@ -208,7 +207,10 @@ fn acked_record(facts: &Facts, history: &History, key: &str, value: u64) -> Opti
     let offset = committed.offset?;
     let ops = history.ops();
     let committed_ns = ops.get(committed.commit_index as usize).map_or(0, |op| op.time_ns);
-    Some(LostRecord { key: key.to_string(), value, offset, committed_ns })
+    let send = facts.keys.get(key).and_then(|k| k.sends.get(&value));
+    let invoked = send.and_then(|s| ops.get(s.invoke_index as usize)).map(|op| op.time_ns);
+    let sent_ns = invoked.map_or(committed_ns, |t| t.min(committed_ns));
+    Some(LostRecord { key: key.to_string(), value, offset, committed_ns, sent_ns })
 }
 
 /// When each op happened and how far each key's offsets had reached (acks and polls), for
@@ -455,6 +457,17 @@ impl Timeline {
                 }
                 let cause = replay.cause(&point);
                 return LossFinding { record: record.clone(), point: Some(point), cause };
+            }
+        }
+        // An ack that arrived late (swarm seed 934: a deposed leader appended offsets 415
+        // and 416, was cut back to 409 by its successor's unclean election, and its acks
+        // reached the producer 0.2 s later) names a record appended before it: replay again
+        // from the send.
+        if record.sent_ns < record.committed_ns {
+            let early = LostRecord { committed_ns: record.sent_ns, ..record.clone() };
+            let finding = self.explain(&early, settings);
+            if finding.point.is_some() {
+                return LossFinding { record: record.clone(), ..finding };
             }
         }
         // The partition never went on without it (as far as the events tell): unexplained.

@@ -329,7 +329,8 @@ fn an_acked_record_no_read_crossed_frees_its_offsets_once_the_partition_went_on_
 fn a_record_a_deposed_leader_took_is_lost_when_its_successor_took_over() {
     let successor_ns = 10;
     let truncated_ns = 50;
-    let record = LostRecord { key: K.to_string(), value: 3, offset: 2, committed_ns: 20 };
+    let record =
+        LostRecord { key: K.to_string(), value: 3, offset: 2, committed_ns: 20, sent_ns: 20 };
     let mut events = created();
     events.push(event(0, "broker-0", "became-leader", &[("tp", K), ("epoch", "e0"), ("leo", "0")]));
     events.push(elected(successor_ns, "broker-1"));
@@ -375,4 +376,24 @@ fn a_record_read_before_its_ack_is_known_committed_from_its_send() {
         let expected = if read_first { invoked_ns } else { acked_ns };
         assert_eq!(record.committed_ns, expected, "read first: {read_first}");
     }
+}
+
+/// An ack that reached its producer after the election that cut its record (swarm seed
+/// 934): replayed from the ack, no point; replayed from the send, the election is it.
+#[test]
+fn a_late_ack_is_replayed_from_its_send_when_its_own_time_explains_nothing() {
+    let mut events = created();
+    let fields = [("tp", K), ("leader", "Some(NodeId(2))")];
+    events.push(event(10, "controller-0", "unclean-election", &fields));
+    let changed = [("tp", K), ("leader", "n2"), ("isr", "[NodeId(2)]"), ("elr", "[]")];
+    events.push(event(10, "controller-0", "partition-changed", &changed));
+    events.push(elected(10, "broker-2"));
+    events.push(event(15, "broker-0", "truncated", &[("tp", K), ("to", "1")]));
+    let late = LostRecord { key: K.to_string(), value: 3, offset: 2, committed_ns: 20, sent_ns: 5 };
+    let finding = &explain(&events, SETTINGS, std::slice::from_ref(&late))[0];
+    let point = finding.point.as_ref().expect("the election before the late ack");
+    assert_eq!((point.time_ns, point.truncation_point, point.broker), (10, 1, 2));
+    assert_eq!(finding.record, late, "the finding keeps the record as acked");
+    let known = LostRecord { sent_ns: 20, ..late };
+    assert_eq!(explain(&events, SETTINGS, &[known])[0].point, None, "no send time, no point");
 }

@@ -336,8 +336,9 @@ impl Broker {
             }
         }
         self.complete_produces(&tp);
-        if self.partitions[&tp].flushes.is_empty() && self.cluster.is_some() {
-            // A follower fetches on once its last append is on disk.
+        if self.cluster.is_some() {
+            // A follower fetches on once its last append is on disk (`poll_follower` waits
+            // for the partition's disk tokens).
             self.poll_follower(now, &tp);
         }
         self.wake_fetches(now);

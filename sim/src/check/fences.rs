@@ -67,14 +67,16 @@ fn explain(before: &[Event], consumer: &str, group: &str) -> Option<String> {
     })
 }
 
-/// The reason every fence is explained and every consumer of `consumers` was fenced (so
-/// the group cannot catch up), else None.
-pub fn group_stopped(fences: &[Fence], consumers: &[String]) -> Option<String> {
-    let explained: BTreeSet<&str> =
-        fences.iter().filter(|f| f.explained.is_some()).map(|f| f.consumer.as_str()).collect();
-    let all = !consumers.is_empty() && consumers.iter().all(|c| explained.contains(c.as_str()));
+/// The reason of the first fence when the events explain every one, else None.
+pub fn all_explained(fences: &[Fence]) -> Option<String> {
     let every_fence = fences.iter().all(|f| f.explained.is_some());
-    (all && every_fence).then(|| fences[0].explained.clone()).flatten()
+    every_fence.then(|| fences.first().and_then(|f| f.explained.clone())).flatten()
+}
+
+/// Whether every consumer of `consumers` was fenced (so the group cannot catch up).
+pub fn group_stopped(fences: &[Fence], consumers: &[String]) -> bool {
+    let fenced: BTreeSet<&str> = fences.iter().map(|f| f.consumer.as_str()).collect();
+    !consumers.is_empty() && consumers.iter().all(|c| fenced.contains(c.as_str()))
 }
 
 #[cfg(test)]
@@ -110,9 +112,9 @@ mod tests {
         let reason = found[0].explained.as_deref().expect("explained");
         assert!(reason.contains("generation 3 as c0-b"), "{reason}");
         let all = ["consumer-0".to_string()];
-        assert!(group_stopped(&found, &all).is_some());
+        assert!(all_explained(&found).is_some() && group_stopped(&found, &all));
         let more = ["consumer-0".to_string(), "consumer-1".to_string()];
-        assert_eq!(group_stopped(&found, &more), None, "consumer-1 still consumes");
+        assert!(!group_stopped(&found, &more), "consumer-1 still consumes");
     }
 
     /// A load before the member's join, of the member's own generation, or of another
@@ -131,7 +133,7 @@ mod tests {
             events.push(event(9, "consumer-0", "member-fenced", &[]));
             let found = fences(&events, "workers");
             assert_eq!(found[0].explained, None, "{events:?}");
-            assert_eq!(group_stopped(&found, &["consumer-0".to_string()]), None);
+            assert_eq!(all_explained(&found), None);
         }
     }
 }

@@ -145,7 +145,7 @@ pub fn displaced_records(
                 // A read record was in the log before the poll that returned it, maybe long
                 // before (fetched, then buffered): its replay starts at its send.
                 let record = match read {
-                    true => record.map(|r| since_send(&facts, history, r)),
+                    true => record.map(since_send),
                     false => record,
                 };
                 out.extend(record);
@@ -178,7 +178,7 @@ fn read_between(facts: &Facts, anomaly: &super::Anomaly) -> Vec<u64> {
 }
 
 /// `record` known from its send's invocation on.
-fn since_send(_facts: &Facts, _history: &History, mut record: LostRecord) -> LostRecord {
+fn since_send(mut record: LostRecord) -> LostRecord {
     record.committed_ns = record.committed_ns.min(record.sent_ns);
     record
 }
@@ -195,7 +195,7 @@ fn read_before_ack(facts: &Facts, history: &History, record: LostRecord) -> Lost
         o.source == Source::Poll && o.value == record.value && time < record.committed_ns
     });
     match read_early {
-        true => since_send(facts, history, record),
+        true => since_send(record),
         false => record,
     }
 }

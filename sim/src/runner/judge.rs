@@ -137,17 +137,17 @@ fn judge_fences(
     judgement: &mut Judgement,
 ) -> (Vec<String>, bool) {
     let found = fences::fences(events, &scenario.consumer.group_id);
-    let Some(first) = found.first() else { return (problems, false) };
+    if found.is_empty() {
+        return (problems, false);
+    }
     let name = fences::NAME.to_string();
     let consumers: Vec<String> = (0..scenario.consumer.count)
         .map(|i| crate::world::node_name(crate::world::Role::Consumer, i))
         .collect();
-    if let Some(reason) = fences::group_stopped(&found, &consumers) {
-        problems.retain(|p| !p.starts_with(super::GROUP_LAG));
-        let reason = format!("expected under this config: {reason}");
-        judgement.allowed.push((name.clone(), reason));
-    } else if found.iter().all(|f| f.explained.is_some()) {
-        let reason = first.explained.clone().unwrap_or_default();
+    if let Some(reason) = fences::all_explained(&found) {
+        if fences::group_stopped(&found, &consumers) {
+            problems.retain(|p| !p.starts_with(super::GROUP_LAG));
+        }
         judgement.allowed.push((name.clone(), format!("expected under this config: {reason}")));
     }
     if scenario.expect.must_find.contains(&name) {

@@ -55,13 +55,15 @@ pub(crate) enum Source {
     Poll,
 }
 
-/// One (offset, value) association and the op that showed it.
+/// One (offset, value) association and the op that showed it: completed at `op`, invoked
+/// at `invoke`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Observation {
     pub offset: u64,
     pub value: u64,
     pub source: Source,
     pub op: u64,
+    pub invoke: u64,
 }
 
 /// One key's records of one ok poll micro-op.
@@ -126,8 +128,8 @@ impl<'h> Facts<'h> {
                     }
                 }
                 (op_type, OpValue::Send(micros)) => {
-                    outstanding.remove(&op.process);
-                    facts.send_completed(op.index, op_type, micros);
+                    let invoke_index = outstanding.remove(&op.process).map_or(op.index, |(i, _)| i);
+                    facts.send_completed((invoke_index, op.index), op_type, micros);
                 }
                 (op_type, OpValue::Poll(micros)) => {
                     let invoke_index = outstanding.remove(&op.process).map_or(op.index, |(i, _)| i);
@@ -158,7 +160,7 @@ impl<'h> Facts<'h> {
 
     fn send_completed(
         &mut self,
-        index: u64,
+        (invoke_index, index): (u64, u64),
         op_type: OpType,
         micros: &'h [crate::history::SendMicro],
     ) {
@@ -177,6 +179,7 @@ impl<'h> Facts<'h> {
                     value: m.value,
                     source: Source::Ack,
                     op: index,
+                    invoke: invoke_index,
                 });
             }
             if let Some(send) = key.sends.get_mut(&m.value) {
@@ -207,6 +210,7 @@ impl<'h> Facts<'h> {
                 value: r.value,
                 source: Source::Poll,
                 op: index,
+                invoke: invoke_index,
             });
             facts
                 .reads

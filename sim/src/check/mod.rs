@@ -21,6 +21,7 @@ pub mod cluster;
 mod durability;
 mod facts;
 pub mod fences;
+mod final_log;
 pub mod groups;
 pub mod losses;
 mod offsets;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::history::{History, Op, OpF, OpType, OpValue, RebalanceKind, Record};
 
 use super::facts::Facts;
+use super::final_log::{self, Slot};
 use super::{Anomaly, AnomalyKind, Collector};
 
 /// Where a process's previous ok poll of a key ended.
@@ -20,45 +21,6 @@ struct Position {
     /// The last record read (since the position was reset) that the final log still
     /// holds at its offset, and the completion index of its poll.
     last_final: Option<(Record, u64)>,
-}
-
-/// Per key, offset -> the value the final log holds there. An offset's candidate is its
-/// last observation (acks and polls, in history order), but only if no offset at or below
-/// it changed value after that observation: a change at o' means the log was truncated to
-/// o' or below and refilled, so whatever was seen above o' before then is gone unless seen
-/// again. Where a truncation refilled offsets with new records, these are the new ones.
-type FinalLog<'f> = BTreeMap<&'f str, BTreeMap<u64, u64>>;
-
-fn final_log<'f>(facts: &'f Facts<'_>) -> FinalLog<'f> {
-    let mut logs = FinalLog::new();
-    for (&key, k) in &facts.keys {
-        let mut observations = k.observations.clone();
-        observations.sort_by_key(|o| o.op);
-        // offset -> (value, op of its last observation); offset -> op of its last change.
-        let mut latest: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-        let mut changed: BTreeMap<u64, u64> = BTreeMap::new();
-        for o in &observations {
-            if let Some(&(value, _)) = latest.get(&o.offset) {
-                if value != o.value {
-                    changed.insert(o.offset, o.op);
-                }
-            }
-            latest.insert(o.offset, (o.value, o.op));
-        }
-        let mut last_change_below = 0;
-        let mut changes = changed.into_iter().peekable();
-        let mut log = BTreeMap::new();
-        for (offset, (value, seen)) in latest {
-            while let Some((_, op)) = changes.next_if(|&(at, _)| at <= offset) {
-                last_change_below = last_change_below.max(op);
-            }
-            if last_change_below <= seen {
-                log.insert(offset, value);
-            }
-        }
-        logs.insert(key, log);
-    }
-    logs
 }
 
 /// One poll's records of one key, with where they came from.
@@ -101,7 +63,7 @@ struct Run<'a> {
 pub(crate) fn check(history: &History, facts: &Facts<'_>, out: &mut Collector) {
     let empty = BTreeSet::new();
     let known = |key: &str| facts.keys.get(key).map_or(&empty, |k| &k.known_offsets);
-    let finals = final_log(facts);
+    let finals = final_log::derive(facts);
     let no_final = BTreeMap::new();
     let mut outstanding: BTreeMap<u64, u64> = BTreeMap::new();
     let mut subscribed: BTreeSet<u64> = BTreeSet::new();
@@ -182,7 +144,7 @@ fn reset_positions<'h>(
 /// What the checker knows of one key's log.
 struct Logs<'a> {
     known: &'a BTreeSet<u64>,
-    finals: &'a BTreeMap<u64, u64>,
+    finals: &'a BTreeMap<u64, Slot>,
 }
 
 fn across_polls<'h>(
@@ -192,7 +154,7 @@ fn across_polls<'h>(
     out: &mut Collector,
 ) {
     let (Some(first), Some(last)) = (run.records.first(), run.records.last()) else { return };
-    let is_final = |r: &&Record| logs.finals.get(&r.offset) == Some(&r.value);
+    let is_final = |r: &&Record| logs.finals.get(&r.offset) == Some(&Slot::Final(r.value));
     let first_final = run.records.iter().find(is_final);
     let last_final = run.records.iter().rev().find(is_final).map(|r| (*r, run.completion_index));
     let previous = positions.get(&(run.process, run.key)).copied();
@@ -241,7 +203,9 @@ fn across_polls<'h>(
 }
 
 /// The process's last final record was `from` (read in op `from.1`), its next is `to`:
-/// a skip if the final log holds a record between them.
+/// a skip if the final log holds a record between them that the process did not read. Every
+/// known offset between them qualifies except an ambiguous one, whose final record the
+/// process may have read (its other reads there are not final).
 fn final_log_skip(
     run: &Run<'_>,
     logs: &Logs<'_>,
@@ -252,23 +216,23 @@ fn final_log_skip(
     if to.offset <= from.offset {
         return;
     }
-    let Some(skipped) = strictly_between(logs.known, from.offset, to.offset) else { return };
+    let mut between = logs.known.range(from.offset + 1..to.offset);
+    let Some(&skipped) = between.find(|o| logs.finals.get(o) != Some(&Slot::Ambiguous)) else {
+        return;
+    };
+    let skipped_value = match logs.finals.get(&skipped) {
+        Some(Slot::Final(value)) => format!("value {value}"),
+        _ => "a record no op saw".to_owned(),
+    };
     out.push(AnomalyKind::PollSkip, || {
         let mut anomaly = Anomaly::new(
             run.key,
             format!(
                 "process {} polled {} at offset {} (value {}), but the last record it read that \
                  the final log still holds was offset {} (value {}, op {}): it skipped the final \
-                 log's records from offset {skipped} (value {}), which replaced what it had read \
-                 there",
-                run.process,
-                run.key,
-                to.offset,
-                to.value,
-                from.offset,
-                from.value,
-                from_op,
-                logs.finals.get(&skipped).copied().unwrap_or_default(),
+                 log's records from offset {skipped} ({skipped_value}), which replaced what it had \
+                 read there",
+                run.process, run.key, to.offset, to.value, from.offset, from.value, from_op,
             ),
         )
         .offsets(vec![from.offset, to.offset])

@@ -195,16 +195,11 @@ impl Shell {
             }
             match event {
                 ConsumerEvent::PositionReset { tp, to, .. } => self.record_seek(&tp, to),
-                ConsumerEvent::LogTruncation { tp, position, epoch, divergent, outcome } => {
-                    let divergent = divergent.map_or("unknown".into(), |(e, o)| format!("{o}@{e}"));
-                    let fields = [
-                        ("tp", tp.to_string()),
-                        ("position", position.to_string()),
-                        ("epoch", epoch.to_string()),
-                        ("divergent", divergent),
-                        ("outcome", format!("{outcome:?}")),
-                    ];
-                    self.world.event(&self.name, "log-truncation", &fields);
+                ConsumerEvent::LogTruncation { ref tp, outcome, .. } => {
+                    let tp = tp.clone();
+                    if let Some(fields) = truncation_fields(&event) {
+                        self.world.event(&self.name, "log-truncation", &fields);
+                    }
                     if outcome == TruncationOutcome::SeekedToDivergence {
                         let to = self.consumer.position(&tp).expect("seeked to the divergence");
                         self.record_seek(&tp, to);
@@ -337,4 +332,20 @@ pub(super) fn consumer_config(scenario: &Scenario) -> ConsumerConfig {
         validate_positions: settings.validate_positions,
         ..ConsumerConfig::default()
     }
+}
+
+/// The fields of a `log-truncation` event, for a consumer's KIP-320 truncation (assign-mode
+/// consumers and group members alike).
+pub(super) fn truncation_fields(event: &ConsumerEvent) -> Option<[(&'static str, String); 5]> {
+    let ConsumerEvent::LogTruncation { tp, position, epoch, divergent, outcome } = event else {
+        return None;
+    };
+    let divergent = divergent.map_or("unknown".into(), |(e, o)| format!("{o}@{e}"));
+    Some([
+        ("tp", tp.to_string()),
+        ("position", position.to_string()),
+        ("epoch", epoch.to_string()),
+        ("divergent", divergent),
+        ("outcome", format!("{outcome:?}")),
+    ])
 }

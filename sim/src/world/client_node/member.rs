@@ -357,6 +357,9 @@ impl Shell {
                 }
                 MemberEvent::Consumer(event) => {
                     tracing::debug!(node = %self.name, ?event, "consumer event");
+                    if let Some(fields) = super::consumer::truncation_fields(&event) {
+                        self.world.event(&self.name, "log-truncation", &fields);
+                    }
                     continue;
                 }
             };

@@ -5,14 +5,16 @@
 
 use crate::bench::{run_bench, BenchReport, Stopwatch};
 use crate::report::{
-    anomalies_of, events_jsonl, figure_lines, judgement_lines, reproduce_command, trace_hash_hex,
-    verdict_name, write_report_with,
+    anomalies_of, events_jsonl, figure_lines, judgement_lines, reproduce_command,
+    scenario_report_dir, trace_hash_hex, verdict_name, write_report_with,
 };
 use crate::runner::{run_seed, RunOutcome, Verdict, EXIT_USAGE};
 use crate::scenario::{self, ExpectedVerdict, Scenario, ScenarioError};
 use crate::sweep::{
-    anomalies_shown, judge_sweep, run_sweep, seed_met, SeedRange, SeedResult, Shard, SweepJudgement,
+    anomalies_shown, judge_sweep, run_sweep, seed_met, Flow, SeedRange, SeedResult, Shard,
+    SweepJudgement,
 };
+use crate::sweep_files::{group_failures, junit_xml, sweep_json, SeedLine, SweepHeader};
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -105,8 +107,17 @@ pub struct SweepArgs {
     pub shard: Option<Shard>,
     #[arg(long)]
     pub variant: Option<String>,
+    /// Reports of failing seeds go under <dir>/<scenario>[-<variant>]/<seed>/, and the
+    /// sweep's sweep.json (every seed's verdict, trace hash, signature, wall time) beside them.
     #[arg(long, default_value = "reports")]
     pub report_dir: PathBuf,
+    /// Stop at the first seed that fails (seeds already running still finish).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Also write JUnit XML to this file: a test case per seed, per must_find anomaly and
+    /// per unreached `expect.reaches` mark.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -562,6 +573,8 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
     let mut failures: Vec<(u64, String, String)> = Vec::new();
     let mut finders: BTreeMap<String, RunOutcome> = BTreeMap::new();
     let mut drawn = scenario::swarm::DrawTally::default();
+    let mut lines: Vec<SeedLine> = Vec::new();
+    let mut stopped_early = false;
     run_sweep(&scenario, variant, &seeds, jobs, |outcome| {
         if let (Some(swarm), Some(point)) = (&scenario.swarm, &outcome.swarm) {
             drawn.add(swarm, point, !seed_met(outcome.verdict, &outcome.judgement));
@@ -585,6 +598,9 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
                 finders.insert(name, outcome.clone());
             }
         }
+        let line = SeedLine::of(&outcome, reproduce);
+        let failed = !line.met;
+        lines.push(line);
         results.push(SeedResult {
             seed: outcome.seed,
             verdict: outcome.verdict,
@@ -592,6 +608,11 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
             marks: outcome.marks.keys().copied().collect(),
         });
         progress.update(results.len(), failures.len());
+        if failed && args.fail_fast {
+            stopped_early = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
     });
     progress.finish();
     for outcome in finders.values() {
@@ -603,17 +624,78 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
             );
         }
     }
-    let judgement = judge_sweep(&results, &scenario.expect, args.seeds.first);
+    let mut judgement = judge_sweep(&results, &scenario.expect, args.seeds.first);
+    if stopped_early {
+        judgement.met = false;
+    }
     failures.sort();
-    print_sweep_summary(&judgement, &failures, stopwatch.elapsed_secs(), &scenario);
+    let wall_secs = stopwatch.elapsed_secs();
+    print_sweep_summary(&judgement, &failures, wall_secs, &scenario);
+    print_signatures(&lines);
     for (i, line) in drawn.lines().into_iter().enumerate() {
         println!("{} {line}", if i == 0 { "drawn     " } else { "          " });
+    }
+    if stopped_early {
+        println!("stopped    --fail-fast: {} of {} seeds run", results.len(), seeds.len());
+    }
+    let header = SweepHeader {
+        scenario: &scenario.name,
+        variant,
+        seeds: args.seeds.to_string(),
+        shard: args.shard.map(|s| s.to_string()),
+        build: build_id(),
+        wall_secs,
+        stopped_early,
+    };
+    if let Err(error) = write_sweep_files(args, &header, &judgement, &lines) {
+        eprintln!("kafkasim: {error:#}");
+        return EXIT_USAGE;
     }
     if judgement.met {
         0
     } else {
         Verdict::Safety.exit_code()
     }
+}
+
+/// Failing seeds grouped by signature, most seeds first.
+fn print_signatures(lines: &[SeedLine]) {
+    let groups = group_failures(lines);
+    if groups.is_empty() {
+        return;
+    }
+    println!("signatures {} kinds of failure", groups.len());
+    for group in groups.iter().take(SWEEP_FAILURES_LISTED_MAX) {
+        println!("  {} seeds (smallest {}): {}", group.seeds, group.smallest_seed, group.signature);
+        println!("    {}", group.reproduce);
+    }
+}
+
+/// sweep.json beside the reports (`sweep-<K>-of-<N>.json` for a shard), and the JUnit XML
+/// when asked for.
+fn write_sweep_files(
+    args: &SweepArgs,
+    header: &SweepHeader<'_>,
+    judgement: &SweepJudgement,
+    lines: &[SeedLine],
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let dir = scenario_report_dir(&args.report_dir, header.scenario, header.variant);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = match args.shard {
+        Some(shard) => format!("sweep-{}-of-{}.json", shard.index, shard.count),
+        None => "sweep.json".to_string(),
+    };
+    let path = dir.join(name);
+    std::fs::write(&path, sweep_json(header, judgement, lines))
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("sweep.json {}", path.display());
+    if let Some(junit) = &args.junit {
+        std::fs::write(junit, junit_xml(header, judgement, lines))
+            .with_context(|| format!("writing {}", junit.display()))?;
+        println!("junit      {}", junit.display());
+    }
+    Ok(())
 }
 
 fn failure_reason(outcome: &RunOutcome) -> String {

@@ -21,4 +21,6 @@ pub mod runner;
 pub mod scenario;
 pub mod seed;
 pub mod sweep;
+pub mod sweep_files;
+pub mod triage;
 pub mod world;

@@ -46,11 +46,16 @@ pub struct AnomalySummary {
 
 /// The directory of one run's report: `<base>/<scenario>[-<variant>]/<seed>`.
 pub fn report_dir(base: &Path, scenario: &str, variant: Option<&str>, seed: u64) -> PathBuf {
-    let name = match variant {
-        Some(variant) => format!("{scenario}-{variant}"),
-        None => scenario.to_string(),
-    };
-    base.join(name).join(seed.to_string())
+    scenario_report_dir(base, scenario, variant).join(seed.to_string())
+}
+
+/// The directory of a scenario's reports (and its sweeps' sweep.json):
+/// `<base>/<scenario>[-<variant>]`.
+pub fn scenario_report_dir(base: &Path, scenario: &str, variant: Option<&str>) -> PathBuf {
+    match variant {
+        Some(variant) => base.join(format!("{scenario}-{variant}")),
+        None => base.join(scenario),
+    }
 }
 
 /// The command that replays a run of the scenario file at `path` (None: the embedded

@@ -9,7 +9,7 @@ use crate::scenario::{Expectation, ExpectedVerdict, Scenario};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 /// Seeds `first..=last`, written `A..B` (both ends included, so `1..200` is 200 seeds),
@@ -240,24 +240,30 @@ pub fn coverage_lines(judgement: &SweepJudgement, expect: &Expectation) -> Vec<S
 }
 
 /// Runs `seeds` of the scenario on `jobs` worker threads and hands each outcome to
-/// `on_outcome` on the calling thread, in completion order.
+/// `on_outcome` on the calling thread, in completion order. When `on_outcome` answers
+/// `Flow::Stop`, workers take no further seed (those already running, at most one per
+/// worker, still report).
 pub fn run_sweep(
     scenario: &Scenario,
     variant: Option<&str>,
     seeds: &[u64],
     jobs: usize,
-    mut on_outcome: impl FnMut(RunOutcome),
+    mut on_outcome: impl FnMut(RunOutcome) -> Flow,
 ) {
     let jobs = jobs.clamp(1, seeds.len().max(1));
     let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel::<RunOutcome>();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let sender = sender.clone();
-            let next = &next;
+            let (next, stop) = (&next, &stop);
             #[allow(clippy::disallowed_methods)]
             // sweep workers: each seed still runs in its own runtime
             scope.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let position = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(position) else { break };
                 if sender.send(run_seed(scenario, variant, seed)).is_err() {
@@ -267,9 +273,18 @@ pub fn run_sweep(
         }
         drop(sender);
         for outcome in receiver {
-            on_outcome(outcome);
+            if on_outcome(outcome) == Flow::Stop {
+                stop.store(true, Ordering::Relaxed);
+            }
         }
     });
+}
+
+/// Whether a sweep goes on after an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
 }
 
 #[cfg(test)]
@@ -419,8 +434,28 @@ mod tests {
         let scenario = crate::scenario::parse(include_str!("../../scenarios/quickstart.toml"), "q")
             .expect("valid");
         let mut seen = Vec::new();
-        run_sweep(&scenario, None, &[3, 1, 2, 5], 3, |outcome| seen.push(outcome.seed));
+        run_sweep(&scenario, None, &[3, 1, 2, 5], 3, |outcome| {
+            seen.push(outcome.seed);
+            Flow::Continue
+        });
         seen.sort();
         assert_eq!(seen, vec![1, 2, 3, 5]);
+    }
+
+    #[test]
+    fn a_stopped_sweep_takes_no_further_seed() {
+        let scenario = crate::scenario::parse(include_str!("../../scenarios/quickstart.toml"), "q")
+            .expect("valid");
+        let mut seen = Vec::new();
+        run_sweep(&scenario, None, &[1, 2, 3, 4, 5, 6], 1, |outcome| {
+            seen.push(outcome.seed);
+            if outcome.seed == 2 {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        });
+        // The worker may have taken seed 3 before the stop reached it; nothing after that.
+        assert!(seen.starts_with(&[1, 2]) && seen.len() <= 3, "{seen:?}");
     }
 }

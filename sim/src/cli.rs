@@ -14,7 +14,10 @@ use crate::sweep::{
     anomalies_shown, judge_sweep, run_sweep, seed_met, Flow, SeedRange, SeedResult, Shard,
     SweepJudgement,
 };
-use crate::sweep_files::{group_failures, junit_xml, sweep_json, SeedLine, SweepHeader};
+use crate::sweep_files::{
+    self, group_failures, junit_xml, sweep_file, SeedLine, SweepFile, SweepHeader,
+};
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,6 +61,8 @@ pub enum Command {
     Replay(RunArgs),
     /// Run a range of seeds concurrently and judge them against the expectation.
     Sweep(SweepArgs),
+    /// Join the sweep.json files of `sweep --shard K/N` runs into the verdict of the range.
+    Merge(MergeArgs),
     /// Run the checker on a recorded history.jsonl.
     Check(CheckArgs),
     /// List the scenario files of a directory with their intent and variants.
@@ -116,6 +121,19 @@ pub struct SweepArgs {
     pub fail_fast: bool,
     /// Also write JUnit XML to this file: a test case per seed, per must_find anomaly and
     /// per unreached `expect.reaches` mark.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' sweep files (`sweep-K-of-N.json`).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write the merged sweep.json here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write JUnit XML of the merged sweep here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
 }
@@ -200,6 +218,7 @@ pub fn main() -> i32 {
         Command::Run(args) => cmd_run(&args, args.check_determinism, &log),
         Command::Replay(args) => cmd_run(&args, true, &log),
         Command::Sweep(args) => cmd_sweep(&args),
+        Command::Merge(args) => cmd_merge(&args),
         Command::Check(args) => cmd_check(&args),
         Command::Scenarios { dir } => cmd_scenarios(&dir),
         Command::Bench(args) => cmd_bench(&args),
@@ -679,23 +698,88 @@ fn write_sweep_files(
     judgement: &SweepJudgement,
     lines: &[SeedLine],
 ) -> anyhow::Result<()> {
-    use anyhow::Context as _;
     let dir = scenario_report_dir(&args.report_dir, header.scenario, header.variant);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = match args.shard {
         Some(shard) => format!("sweep-{}-of-{}.json", shard.index, shard.count),
         None => "sweep.json".to_string(),
     };
-    let path = dir.join(name);
-    std::fs::write(&path, sweep_json(header, judgement, lines))
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("sweep.json {}", path.display());
+    let file = sweep_file(header, judgement, lines);
+    write_file(&dir.join(name), &sweep_files::to_json(&file), "sweep.json")?;
     if let Some(junit) = &args.junit {
-        std::fs::write(junit, junit_xml(header, judgement, lines))
-            .with_context(|| format!("writing {}", junit.display()))?;
-        println!("junit      {}", junit.display());
+        write_file(junit, &junit_xml(&file), "junit")?;
     }
     Ok(())
+}
+
+fn write_file(path: &Path, text: &str, label: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!("{label:<10} {}", path.display());
+    Ok(())
+}
+
+fn cmd_merge(args: &MergeArgs) -> i32 {
+    let mut files = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|error| error.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|error| error.to_string()));
+        match parsed {
+            Ok(file) => files.push((name, file)),
+            Err(error) => {
+                eprintln!("kafkasim: {name}: {error}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let merged = match sweep_files::merge(&files) {
+        Ok(merged) => merged,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    print_merged(&merged);
+    let written = [(&args.out, "sweep.json"), (&args.junit, "junit")].into_iter().try_for_each(
+        |(path, label)| match (path, label) {
+            (Some(path), "junit") => write_file(path, &junit_xml(&merged), label),
+            (Some(path), _) => write_file(path, &sweep_files::to_json(&merged), label),
+            (None, _) => Ok(()),
+        },
+    );
+    if let Err(error) = written {
+        eprintln!("kafkasim: {error:#}");
+        return EXIT_USAGE;
+    }
+    if merged.met {
+        0
+    } else {
+        Verdict::Safety.exit_code()
+    }
+}
+
+fn print_merged(merged: &SweepFile) {
+    println!(
+        "scenario   {}{}",
+        merged.scenario,
+        merged.variant.as_ref().map(|v| format!(" variant {v}")).unwrap_or_default()
+    );
+    println!("seeds      {}: shards {}", merged.seeds, merged.shard.as_deref().unwrap_or("none"));
+    println!("build      {}", merged.build);
+    println!("seeds      {} run, {} failed", merged.seeds_run, merged.seeds_failed);
+    for (name, first) in &merged.first_found {
+        match first {
+            Some(seed) => println!("must find  {name}: first on seed {seed}"),
+            None => println!("must find  {name}: NOT found within the seed budget"),
+        }
+    }
+    for name in &merged.unreached {
+        println!("reaches    {name}: NOT reached on any seed");
+    }
+    print_signatures(&merged.runs);
+    println!("time       {:.2} s wall, summed over the shards", merged.wall_secs);
+    println!("expectation {}", if merged.met { "met" } else { "NOT met" });
 }
 
 fn failure_reason(outcome: &RunOutcome) -> String {

@@ -7,7 +7,7 @@
 
 use crate::report::verdict_name;
 use crate::runner::{Event, RunOutcome};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -15,7 +15,7 @@ use std::fmt;
 const PROBLEM_CHARS_MAX: usize = 80;
 
 /// What kind of failure a run is.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Signature {
     pub verdict: String,
     /// Forbidden anomaly names, sorted.

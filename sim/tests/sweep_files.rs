@@ -64,3 +64,75 @@ fn a_failing_sweep_stops_early_and_leaves_json_and_junit() {
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn kafkasim(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kafkasim"))
+        .args(args)
+        .arg("--report-dir")
+        .arg(dir.join("reports"))
+        .env("CI", "true")
+        .output()
+        .expect("runs the binary")
+}
+
+fn sweep_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("parses");
+    // Wall times differ from run to run; everything else must agree.
+    json["wall_secs"] = serde_json::Value::Null;
+    for run in json["runs"].as_array_mut().expect("runs") {
+        run["wall_secs"] = serde_json::Value::Null;
+    }
+    json
+}
+
+/// Three shard processes, merged, give the single sweep's verdict, seeds, trace hashes,
+/// first finds and coverage (a "find" scenario: unsynced-loss must find lost-write).
+#[test]
+fn merged_shards_equal_the_single_sweep() {
+    let dir = std::env::temp_dir().join(format!("kafkasim-merge-{}", std::process::id()));
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/unsynced-loss.toml");
+    let single = kafkasim(&["sweep", scenario, "--seeds", "1..6", "--jobs", "2"], &dir);
+    assert_eq!(single.status.code(), Some(0), "{}", String::from_utf8_lossy(&single.stdout));
+    let out = dir.join("reports").join("unsynced-loss");
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let run = kafkasim(
+            &["sweep", scenario, "--seeds", "1..6", "--jobs", "1", "--shard", &shard],
+            &dir,
+        );
+        assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stdout));
+        files.push(out.join(format!("sweep-{k}-of-3.json")));
+    }
+    let merged_path = dir.join("merged.json");
+    let mut args = vec!["merge".to_string()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let merge = Command::new(env!("CARGO_BIN_EXE_kafkasim"))
+        .args(&args)
+        .arg("--out")
+        .arg(&merged_path)
+        .output()
+        .expect("runs the binary");
+    let stdout = String::from_utf8_lossy(&merge.stdout);
+    assert_eq!(merge.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("expectation met"), "{stdout}");
+
+    let single = sweep_json(&out.join("sweep.json"));
+    let merged = sweep_json(&merged_path);
+    for field in
+        ["met", "seeds_run", "seeds_failed", "first_found", "unreached", "coverage", "runs"]
+    {
+        assert_eq!(merged[field], single[field], "{field}");
+    }
+    assert_eq!(merged["shard"], "1/3,2/3,3/3");
+
+    // Two shards of three are not the range: the merge says so.
+    let partial = Command::new(env!("CARGO_BIN_EXE_kafkasim"))
+        .arg("merge")
+        .args(&files[..2])
+        .output()
+        .expect("runs the binary");
+    assert_eq!(partial.status.code(), Some(1), "{}", String::from_utf8_lossy(&partial.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -63,6 +63,8 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Join the sweep.json files of `sweep --shard K/N` runs into the verdict of the range.
     Merge(MergeArgs),
+    /// Shrink a seed's finding to the smallest scenario that still shows it on that seed.
+    Shrink(ShrinkArgs),
     /// Run the checker on a recorded history.jsonl.
     Check(CheckArgs),
     /// List the scenario files of a directory with their intent and variants.
@@ -123,6 +125,23 @@ pub struct SweepArgs {
     /// per unreached `expect.reaches` mark.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ShrinkArgs {
+    pub scenario: PathBuf,
+    #[arg(long)]
+    pub seed: u64,
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Where the shrunk scenario goes (default: <report-dir>/<scenario>[-<variant>]/<seed>/shrunk.toml).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// At most this many candidate runs.
+    #[arg(long, default_value_t = 400)]
+    pub max_runs: u32,
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -219,6 +238,7 @@ pub fn main() -> i32 {
         Command::Replay(args) => cmd_run(&args, true, &log),
         Command::Sweep(args) => cmd_sweep(&args),
         Command::Merge(args) => cmd_merge(&args),
+        Command::Shrink(args) => cmd_shrink(&args),
         Command::Check(args) => cmd_check(&args),
         Command::Scenarios { dir } => cmd_scenarios(&dir),
         Command::Bench(args) => cmd_bench(&args),
@@ -716,6 +736,46 @@ fn write_file(path: &Path, text: &str, label: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     println!("{label:<10} {}", path.display());
     Ok(())
+}
+
+fn cmd_shrink(args: &ShrinkArgs) -> i32 {
+    let variant = args.variant.as_deref();
+    let scenario = match load_scenario(Some(&args.scenario), variant) {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let shrunk = match crate::shrink::shrink(&scenario, variant, args.seed, args.max_runs) {
+        Ok(shrunk) => shrunk,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let origin = args.scenario.display().to_string();
+    let text = crate::shrink::shrunk_file(&shrunk, &origin, variant, args.seed);
+    let out = args.out.clone().unwrap_or_else(|| {
+        crate::report::report_dir(&args.report_dir, &scenario.name, variant, args.seed)
+            .join("shrunk.toml")
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(error) = std::fs::create_dir_all(dir) {
+            eprintln!("kafkasim: creating {}: {error}", dir.display());
+            return EXIT_USAGE;
+        }
+    }
+    println!("finding    {}", shrunk.finding);
+    println!("before     {}", shrunk.before);
+    println!("after      {}", shrunk.after);
+    println!("runs       {} candidates", shrunk.runs);
+    if let Err(error) = write_file(&out, &text, "shrunk") {
+        eprintln!("kafkasim: {error:#}");
+        return EXIT_USAGE;
+    }
+    println!("reproduce  {}", reproduce_command(Some(&out), args.seed, None));
+    0
 }
 
 fn cmd_merge(args: &MergeArgs) -> i32 {

@@ -20,6 +20,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
+pub mod shrink;
 pub mod sweep;
 pub mod sweep_files;
 pub mod triage;

@@ -461,6 +461,7 @@ mod tests {
                 marks
             },
             swarm: None,
+            realized_faults: Vec::new(),
         }
     }
 

@@ -57,6 +57,10 @@ pub struct Nemesis {
     spikes: Mutex<Holds<u32>>,
     /// Brokers in a controlled shutdown, until its repair (or the heal) starts them again.
     stopping: Mutex<std::collections::BTreeSet<String>>,
+    /// When the faulty phase began, and every fault injected since, as a scripted step
+    /// (a one-node target resolved to that node): the random nemesis's schedule made
+    /// explicit, for `shrink`.
+    realized: Mutex<(Duration, Vec<FaultStep>)>,
 }
 
 /// A fault resolved to nodes: what `apply` does and `repair` undoes.
@@ -100,11 +104,13 @@ impl Nemesis {
             paused: Mutex::new(Holds::default()),
             spikes: Mutex::new(Holds::default()),
             stopping: Mutex::new(std::collections::BTreeSet::new()),
+            realized: Mutex::new((Duration::ZERO, Vec::new())),
         })
     }
 
     /// Runs the scripted steps and the random nemesis until the faulty phase ends.
     pub async fn run(self: Arc<Self>, faulty_start: Duration, faulty_end: Duration) {
+        self.realized.lock().expect("nemesis realized steps").0 = faulty_start;
         let mut steps: Vec<FaultStep> = self.world.scenario.faults.clone();
         steps.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         let scripted = self.clone();
@@ -215,6 +221,7 @@ impl Nemesis {
         fields.extend(plan.fields.iter().cloned());
         self.world.event(&name, &format!("fault-{kind}"), &fields);
         self.world.state().stats.faults_injected += 1;
+        self.realize(&fault, &plan);
         if rule.apply(&self, &plan) == Applied::Once {
             return;
         }
@@ -224,6 +231,22 @@ impl Nemesis {
             madsim::time::sleep(fault.rule().duration()).await;
             nemesis.repair(&fault, &plan, live);
         });
+    }
+
+    /// Keeps the injected fault as a step at this instant of the faulty phase.
+    fn realize(&self, fault: &FaultSpec, plan: &Plan) {
+        let mut realized = self.realized.lock().expect("nemesis realized steps");
+        let at = now_duration().saturating_sub(realized.0);
+        let fault = match plan.nodes.as_slice() {
+            [node] => faults::with_target(fault, node),
+            _ => fault.clone(),
+        };
+        realized.1.push(FaultStep { at_s: at.as_secs_f64(), fault });
+    }
+
+    /// Every fault injected so far, in injection order, as scripted steps.
+    pub fn realized_steps(&self) -> Vec<FaultStep> {
+        self.realized.lock().expect("nemesis realized steps").1.clone()
     }
 
     /// Undoes a fault; `live` is its hold in the envelope.

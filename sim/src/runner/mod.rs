@@ -33,6 +33,7 @@ struct Simulated {
     violations: Vec<crate::check::cluster::Violation>,
     groups: BTreeMap<String, crate::check::groups::GroupFigures>,
     marks: crate::coverage::Tally,
+    realized_faults: Vec<crate::scenario::FaultStep>,
 }
 
 /// The build identity printed with every run.
@@ -92,6 +93,7 @@ fn simulated_parts(simulated: Simulated, outcome: &mut RunOutcome) -> judge::Inp
     outcome.trace_hash = simulated.trace_hash;
     outcome.stats = simulated.stats;
     outcome.marks = simulated.marks;
+    outcome.realized_faults = simulated.realized_faults;
     judge::Input {
         history: simulated.history,
         problems: simulated.problems,
@@ -186,7 +188,8 @@ async fn supervise(scenario: Scenario, seed: u64) -> Simulated {
     world.state().phase = Phase::Done;
     world.event("runner", "done", &[]);
 
-    let simulated = collect(&world, problems);
+    let mut simulated = collect(&world, problems);
+    simulated.realized_faults = nemesis.realized_steps();
     release(&node_ids).await;
     simulated
 }
@@ -212,6 +215,7 @@ fn collect(world: &WorldRef, problems: Vec<String>) -> Simulated {
         violations,
         groups: state.cluster_checker.groups().figures(),
         marks: std::mem::take(&mut state.marks),
+        realized_faults: Vec::new(),
     }
 }
 

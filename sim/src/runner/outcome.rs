@@ -100,6 +100,8 @@ pub struct RunOutcome {
     pub marks: crate::coverage::Tally,
     /// A swarm scenario's drawn point (`scenario::swarm`), None for a plain scenario.
     pub swarm: Option<crate::scenario::swarm::Point>,
+    /// Every fault the nemesis injected, as scripted steps (`shrink` starts from these).
+    pub realized_faults: Vec<crate::scenario::FaultStep>,
 }
 
 impl RunOutcome {
@@ -119,6 +121,7 @@ impl RunOutcome {
             stats: RunStats::default(),
             marks: crate::coverage::Tally::new(),
             swarm: None,
+            realized_faults: Vec::new(),
         }
     }
 }

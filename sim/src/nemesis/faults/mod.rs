@@ -262,6 +262,19 @@ fn link_ends(plan: &Plan) -> Impact {
 
 /// Seconds as a duration; validation keeps them finite and positive, and a stray value
 /// (a mutated scenario) becomes zero rather than a panic.
+/// The fault with its `target` (if it has one) set to `node`; unchanged if the kind has
+/// no target field.
+pub fn with_target(fault: &FaultSpec, node: &str) -> FaultSpec {
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::to_value(fault) else {
+        return fault.clone();
+    };
+    if !fields.contains_key("target") {
+        return fault.clone();
+    }
+    fields.insert("target".into(), serde_json::Value::String(node.into()));
+    serde_json::from_value(serde_json::Value::Object(fields)).unwrap_or_else(|_| fault.clone())
+}
+
 pub fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or_default()
 }

@@ -268,6 +268,10 @@ fn check_variants(
     let mut out = Vec::new();
     for (name, body) in variants {
         let field = base.key(&name);
+        if let Some(message) = super::validate::name_problem(&name, super::validate::NAME_CHARS_MAX)
+        {
+            return Err(plain(&field, format!("a variant name {message}")));
+        }
         let toml::Value::Table(body) = body else {
             return Err(plain(&field, "must be a table ([variants.<name>])".into()));
         };

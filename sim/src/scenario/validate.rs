@@ -53,6 +53,9 @@ const IDEMPOTENT_IN_FLIGHT_MAX: u32 = 5;
 /// Every rule the scenario breaks, in file order as far as practical.
 pub fn validate(scenario: &Scenario) -> Vec<Problem> {
     let mut problems = Problems(Vec::new());
+    if let Some(message) = name_problem(&scenario.name, NAME_CHARS_MAX) {
+        problems.push(root().key("name"), message);
+    }
     validate_cluster(scenario, &mut problems);
     validate_topics(scenario, &mut problems);
     validate_clients(scenario, &mut problems);
@@ -64,6 +67,33 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
     validate_expectation(&scenario.expect, &mut problems);
     problems.0.extend(super::workload_steps::validate(scenario));
     problems.0
+}
+
+/// Scenario and variant names become directory names under the report directory.
+pub const NAME_CHARS_MAX: usize = 100;
+/// Kafka's limit on a topic name (`org.apache.kafka.common.internals.Topic`).
+pub const TOPIC_CHARS_MAX: usize = 249;
+
+/// Why a scenario, variant or topic name is refused, if it is: Kafka's topic-name rule
+/// (ASCII letters, digits, `.`, `_`, `-`; not `.` or `..`), which also keeps a name one
+/// path component that cannot leave the report directory (no separators, no NUL or
+/// newline, no leading dot).
+pub fn name_problem(name: &str, max: usize) -> Option<String> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if name.len() > max {
+        Some(format!("is {} characters long; at most {max}", name.len()))
+    } else if let Some(c) = name.chars().find(|&c| !legal(c)) {
+        Some(format!(
+            "`{}` may hold only ASCII letters, digits, `.`, `_` and `-`, not {c:?}",
+            name.escape_debug()
+        ))
+    } else if name.starts_with('.') {
+        Some(format!("`{name}` must not start with `.`"))
+    } else {
+        None
+    }
 }
 
 /// Whether `target` names a node of this scenario or a role it can resolve: the node
@@ -224,7 +254,9 @@ fn validate_topics(scenario: &Scenario, problems: &mut Problems) {
     }
     for (i, topic) in scenario.topics.iter().enumerate() {
         let field = |name: &str| root().key("topics").index(i).key(name);
-        problems.check(!topic.name.is_empty(), || field("name"), || "must not be empty".into());
+        if let Some(message) = name_problem(&topic.name, TOPIC_CHARS_MAX) {
+            problems.push(field("name"), message);
+        }
         if scenario.topics[..i].iter().any(|other| other.name == topic.name) {
             problems.push(field("name"), format!("topic `{}` is declared twice", topic.name));
         }

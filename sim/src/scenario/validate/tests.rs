@@ -283,3 +283,26 @@ fn the_coordinator_target_needs_a_group() {
         .replace("[consumer]\ncount = 1\n", "[consumer]\ncount = 1\nmode = \"subscribe\"\n");
     parse(&text, "scenarios/faults.toml").expect("a group has a coordinator");
 }
+
+#[test]
+fn names_that_could_leave_the_report_directory_are_refused() {
+    for (bad, why) in [
+        ("../../escape", "not '/'"),
+        ("a/b", "not '/'"),
+        (".hidden", "must not start with `.`"),
+        ("nul\\u0000", "not '\\0'"),
+        ("new\\nline", "not '\\n'"),
+        ("", "must not be empty"),
+    ] {
+        let text = BASE.replace("name = \"faults\"", &format!("name = \"{bad}\""));
+        let error = parse(&text, "scenarios/faults.toml").expect_err(bad);
+        assert_at(&error, 1, "name", why);
+    }
+    let long = "t".repeat(250);
+    let text = BASE.replace("name = \"events\"", &format!("name = \"{long}\""));
+    let error = parse(&text, "scenarios/faults.toml").expect_err("a 250-character topic");
+    assert_at(&error, 7, "topics[0].name", "at most 249");
+    let text = format!("{BASE}[variants.\"../up\"]\ndescription = \"escapes\"\n");
+    let error = parse(&text, "scenarios/faults.toml").expect_err("a variant name with a slash");
+    assert!(error.to_string().contains("variant name"), "{error}");
+}

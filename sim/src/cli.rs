@@ -250,6 +250,7 @@ pub fn main() -> i32 {
 /// Logs to stderr through tracing-subscriber, filtered by `level`. No wall-clock stamps:
 /// the runner stamps lines with simulated time.
 pub fn init_logging(level: &str) -> Result<(), String> {
+    check_log_filter(level)?;
     // madsim wraps every task poll in ERROR-level node/task spans; keeping them costs about a
     // tenth of a run. The node name comes from the runner's registry instead (below).
     let directives = format!("{level},madsim::sim::task=off");
@@ -262,6 +263,24 @@ pub fn init_logging(level: &str) -> Result<(), String> {
         .with_timer(SimulatedTime)
         .try_init()
         .map_err(|error| error.to_string())
+}
+
+/// Refuses a misspelt level: each comma-separated directive is a level, `target=level`, or
+/// a target path (`kafkasim::broker`); a bare word that is no level (`wran`) would be read
+/// by tracing as a target and silently log nothing.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in filter.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None if directive.contains("::") => continue,
+            None => directive,
+        };
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!("`{level}` is not a level (one of {})", LEVELS.join(", ")));
+        }
+    }
+    Ok(())
 }
 
 /// Stamps log lines with simulated time (seconds since the run began) and the name of the
@@ -328,7 +347,14 @@ pub fn check_history(text: &str, scenario: Option<&Scenario>, out: &mut dyn Writ
         return 0;
     }
     for anomaly in &anomalies {
-        let _ = writeln!(out, "{} ({} cases)", anomaly.name, anomaly.explanations.len());
+        // The report lists a bounded number of cases; `counts` has the true totals.
+        let shown = anomaly.explanations.len() as u64;
+        let total = report["counts"][&anomaly.name].as_u64().unwrap_or(shown).max(shown);
+        let listed = match total > shown {
+            true => format!("{total} cases, the first {shown} listed"),
+            false => format!("{total} cases"),
+        };
+        let _ = writeln!(out, "{} ({listed})", anomaly.name);
         for line in &anomaly.explanations {
             let _ = writeln!(out, "  {line}");
         }
@@ -1087,6 +1113,15 @@ fn print_bench(report: &BenchReport) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn log_filters_refuse_words_that_are_no_level() {
+        assert!(check_log_filter("warn").is_ok());
+        assert!(check_log_filter("info,kafkasim::broker=debug").is_ok());
+        assert!(check_log_filter("kafkasim::broker").is_ok());
+        assert!(check_log_filter("wran").unwrap_err().contains("`wran` is not a level"));
+        assert!(check_log_filter("kafkasim=loud").is_err());
+    }
     use super::*;
     use clap::CommandFactory;
 

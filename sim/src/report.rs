@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 /// How many node events summary.md shows before the first anomaly.
 const SUMMARY_EVENTS_MAX: usize = 40;
+/// Node events after the first anomaly's time that summary.md shows.
+const SUMMARY_EVENTS_AFTER_MAX: usize = 10;
 /// How many explanation lines summary.md shows per anomaly.
 const SUMMARY_EXPLANATIONS_MAX: usize = 10;
 
@@ -172,26 +174,10 @@ pub fn anomalies_of(check_report: &serde_json::Value) -> Vec<AnomalySummary> {
     }
 }
 
-/// The earliest `time` field anywhere inside the report's anomalies: the op time of the
-/// first anomaly, in the history's unit (simulated nanoseconds).
-pub fn first_anomaly_time(check_report: &serde_json::Value) -> Option<u64> {
-    fn walk(value: &serde_json::Value, best: &mut Option<u64>) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (key, child) in map {
-                    match (key.as_str(), child.as_u64()) {
-                        ("time", Some(time)) => *best = Some(best.map_or(time, |b| b.min(time))),
-                        _ => walk(child, best),
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, best)),
-            _ => {}
-        }
-    }
-    let mut best = None;
-    walk(check_report.get("anomalies")?, &mut best);
-    best
+/// When the first anomaly became visible (simulated nanoseconds): an anomaly's own `time`,
+/// else the latest time among the ops it names.
+pub fn first_anomaly_time(outcome: &RunOutcome) -> Option<u64> {
+    crate::triage::first_anomaly_ns(&outcome.check_report, &outcome.history_jsonl, |_| true)
 }
 
 fn summary_markdown(outcome: &RunOutcome, scenario: &Scenario, reproduce: &str) -> String {
@@ -252,26 +238,38 @@ fn summary_markdown(outcome: &RunOutcome, scenario: &Scenario, reproduce: &str) 
     for line in mark_lines(&outcome.marks) {
         let _ = writeln!(md, "- {line}");
     }
-    let cutoff = first_anomaly_time(&outcome.check_report);
-    let before: Vec<&Event> =
-        outcome.events.iter().filter(|e| cutoff.is_none_or(|t| e.time_ns <= t)).collect();
-    let shown = &before[before.len().saturating_sub(SUMMARY_EVENTS_MAX)..];
+    let cutoff = first_anomaly_time(outcome);
+    let split =
+        cutoff.map_or(outcome.events.len(), |t| outcome.events.partition_point(|e| e.time_ns <= t));
+    let before = &outcome.events[split.saturating_sub(SUMMARY_EVENTS_MAX)..split];
+    let after_end = split.saturating_add(SUMMARY_EVENTS_AFTER_MAX).min(outcome.events.len());
+    let after = match cutoff {
+        Some(_) => &outcome.events[split..after_end],
+        None => &[],
+    };
     match cutoff {
         Some(time) => {
             let _ = writeln!(
                 md,
-                "\n## Last {} node events before the first anomaly ({})\n",
-                shown.len(),
-                format_sim_time(time)
+                "\n## Node events around the first anomaly ({}): {} before, {} after\n",
+                format_sim_time(time),
+                before.len(),
+                after.len()
             );
         }
         None => {
-            let _ = writeln!(md, "\n## Last {} node events\n", shown.len());
+            let _ = writeln!(md, "\n## Last {} node events\n", before.len());
         }
     }
-    if !shown.is_empty() {
+    if !before.is_empty() || !after.is_empty() {
         md.push_str("```\n");
-        for event in shown {
+        for event in before {
+            let _ = writeln!(md, "{}", event_line(event));
+        }
+        if let Some(time) = cutoff.filter(|_| !after.is_empty()) {
+            let _ = writeln!(md, "---- {} first anomaly visible ----", format_sim_time(time));
+        }
+        for event in after {
             let _ = writeln!(md, "{}", event_line(event));
         }
         md.push_str("```\n");
@@ -484,7 +482,7 @@ mod tests {
             anomalies_of(&array),
             vec![AnomalySummary { name: "duplicate".into(), explanations: vec!["twice".into()] }]
         );
-        assert_eq!(first_anomaly_time(&outcome().check_report), Some(2_000_000));
+        assert_eq!(first_anomaly_time(&outcome()), Some(2_000_000));
     }
 
     #[test]
@@ -504,7 +502,10 @@ mod tests {
             summary.contains("kafkasim run scenarios/quickstart.toml --seed 7 --variant acks1"),
             "{summary}"
         );
-        assert!(summary.contains("leader-elected") && !summary.contains("truncated"), "{summary}");
+        // Events before the first anomaly (2 ms), the marker, then the ones after it.
+        let marker = summary.find("first anomaly visible").expect("the marker line");
+        assert!(summary[..marker].contains("leader-elected"), "{summary}");
+        assert!(summary[marker..].contains("truncated"), "{summary}");
         assert!(summary.contains("### Consumer group `g`"), "{summary}");
         assert!(summary.contains("- generations 3, rebalances 2"), "{summary}");
         assert!(summary.contains("- final lag 2 (events-0 2)"), "{summary}");

@@ -82,18 +82,30 @@ pub fn problem_category(problem: &str) -> String {
 }
 
 /// The simulated time at which the earliest forbidden anomaly of the check report became
-/// visible: per anomaly, the latest time among its ops.
+/// visible.
 fn first_forbidden_ns(outcome: &RunOutcome) -> Option<u64> {
-    let anomalies = outcome.check_report.get("anomalies")?.as_object()?;
     let forbidden: BTreeSet<&str> =
         outcome.judgement.forbidden.iter().map(String::as_str).collect();
-    let times = op_times(&outcome.history_jsonl);
+    first_anomaly_ns(&outcome.check_report, &outcome.history_jsonl, |name| forbidden.contains(name))
+}
+
+/// The simulated time at which the earliest anomaly (of the kinds `wanted` accepts) became
+/// visible: per anomaly, its own `time` if it has one, else the latest time among its ops.
+pub fn first_anomaly_ns(
+    check_report: &serde_json::Value,
+    history_jsonl: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Option<u64> {
+    let anomalies = check_report.get("anomalies")?.as_object()?;
+    let times = op_times(history_jsonl);
     anomalies
         .iter()
-        .filter(|(name, _)| forbidden.contains(name.as_str()))
+        .filter(|(name, _)| wanted(name))
         .flat_map(|(_, entries)| entries.as_array().into_iter().flatten())
-        .filter(|entry| entry.get("judged").and_then(|j| j.as_str()) != Some("allowed"))
         .filter_map(|entry| {
+            if let Some(time) = entry.get("time").and_then(|t| t.as_u64()) {
+                return Some(time);
+            }
             let ops = entry.get("ops")?.as_array()?;
             ops.iter().filter_map(|op| times.get(&op.as_u64()?).copied()).max()
         })

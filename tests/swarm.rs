@@ -33,7 +33,8 @@ fn an_unsafe_draw_is_judged_by_its_own_promises() {
     assert!(config_facts(&scenario).protects_acked_writes(), "the file's values are safe");
     assert!(!config_facts(&drawn).protects_acked_writes(), "the draw is not");
     let outcome = common::run_met("swarm", None, 98);
-    assert_eq!(outcome.verdict, Verdict::Safety);
+    // Every anomaly is allowed by what it drew: listed, but no safety finding.
+    assert_eq!(outcome.verdict, Verdict::Pass);
     let allowed: Vec<&str> = outcome.judgement.allowed.iter().map(|(n, _)| n.as_str()).collect();
     assert!(allowed.contains(&"lost-write"), "{:?}", outcome.judgement);
     assert_eq!(outcome.swarm.as_ref(), Some(&point), "the run used the point it printed");

@@ -91,11 +91,16 @@ pub(super) fn judge(scenario: &Scenario, input: Input<'_>) {
             ));
         }
     }
-    let anomalies = report.counts.values().any(|count| *count > 0) || !violations.is_empty();
+    // Safety means a finding: a forbidden anomaly, or one the scenario must find (a stopped
+    // group is a liveness finding). Anomalies the scenario only allows are listed in the
+    // judgement and leave the verdict alone, so exit 1 never means "expectation met, all
+    // allowed".
+    let findings = !judgement.forbidden.is_empty()
+        || judgement.found_expected.iter().any(|name| name != fences::NAME);
     outcome.stats.ops = report.stats.ops;
     outcome.stats.records_acked = report.stats.acked_values;
     outcome.stats.records_polled = report.stats.records_read;
-    outcome.verdict = if anomalies {
+    outcome.verdict = if findings {
         Verdict::Safety
     } else if !judgement.problems.is_empty() || fenced {
         Verdict::Liveness

@@ -334,6 +334,10 @@ pub fn run_checker(text: &str, scenario: Option<&Scenario>) -> Result<serde_json
 /// `kafkasim check` on a history's text: prints the anomalies to `out` and returns the exit
 /// code (0 none, 1 anomalies, 2 the history cannot be checked).
 pub fn check_history(text: &str, scenario: Option<&Scenario>, out: &mut dyn Write) -> i32 {
+    if text.trim().is_empty() {
+        let _ = writeln!(out, "cannot check the history: it is empty (no ops)");
+        return EXIT_USAGE;
+    }
     let report = match run_checker(text, scenario) {
         Ok(report) => report,
         Err(error) => {
@@ -454,14 +458,21 @@ fn cmd_run(args: &RunArgs, check_determinism: bool, log: &str) -> i32 {
     }
     println!();
     print_outcome(&outcome);
-    match write_report_with(&args.report_dir, &outcome, &scenario, &reproduce) {
-        Ok(dir) => println!("report     {}", dir.join("summary.md").display()),
-        Err(error) => eprintln!("kafkasim: the report could not be written: {error:#}"),
-    }
+    let written = write_report_with(&args.report_dir, &outcome, &scenario, &reproduce);
     if outcome.verdict != Verdict::Pass {
         println!("reproduce  {reproduce}");
     }
-    outcome.verdict.exit_code()
+    match written {
+        Ok(dir) => {
+            println!("report     {}", dir.join("summary.md").display());
+            outcome.verdict.exit_code()
+        }
+        // A run whose report is lost cannot be read later: the command fails.
+        Err(error) => {
+            eprintln!("kafkasim: the report could not be written: {error:#}");
+            EXIT_USAGE
+        }
+    }
 }
 
 /// A swarm scenario's drawn point, one `swarm` line per knob, before the run starts.
@@ -612,6 +623,11 @@ fn cmd_sweep(args: &SweepArgs) -> i32 {
         return EXIT_USAGE;
     }
     let seeds = args.seeds.seeds(args.shard);
+    if seeds.is_empty() {
+        let shard = args.shard.map(|s| format!(" --shard {s}")).unwrap_or_default();
+        eprintln!("kafkasim: --seeds {}{shard} selects no seed", args.seeds);
+        return EXIT_USAGE;
+    }
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -1159,6 +1175,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(check_history("{\"index\":0}\nnot json\n", None, &mut out), EXIT_USAGE);
         assert!(String::from_utf8(out).expect("utf-8").contains("line 1: field `time`: missing"));
+        let mut out = Vec::new();
+        assert_eq!(check_history("\n", None, &mut out), EXIT_USAGE, "an empty history");
+        assert!(String::from_utf8(out).expect("utf-8").contains("it is empty"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use resolve::is_server;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tracing::warn;
 
@@ -108,41 +108,49 @@ impl Nemesis {
         })
     }
 
-    /// Runs the scripted steps and the random nemesis until the faulty phase ends.
+    /// Runs the scripted steps and the random nemesis until the faulty phase ends. Tasks
+    /// hold the nemesis weakly across their sleeps: one still sleeping when the run ends
+    /// (the quiet phase can end early) must not keep the world alive past the runtime.
     pub async fn run(self: Arc<Self>, faulty_start: Duration, faulty_end: Duration) {
         self.realized.lock().expect("nemesis realized steps").0 = faulty_start;
         let mut steps: Vec<FaultStep> = self.world.scenario.faults.clone();
         steps.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        let scripted = self.clone();
+        let scripted = Arc::downgrade(&self);
         madsim::task::spawn(async move {
             for step in steps {
                 let at = faulty_start + Duration::from_secs_f64(step.at_s);
                 sleep_until(at).await;
-                if scripted.world.phase() != Phase::Faulty {
+                let Some(nemesis) = scripted.upgrade() else { return };
+                if nemesis.world.phase() != Phase::Faulty {
                     return;
                 }
-                scripted.clone().inject(step.fault);
+                nemesis.inject(step.fault);
             }
         });
-        if let Some(settings) = self.world.scenario.nemesis.clone() {
-            self.random_loop(&settings, faulty_end).await;
+        let settings = self.world.scenario.nemesis.clone();
+        let nemesis = Arc::downgrade(&self);
+        drop(self);
+        if let Some(settings) = settings {
+            Self::random_loop(nemesis, &settings, faulty_end).await;
         }
     }
 
-    async fn random_loop(self: &Arc<Self>, settings: &NemesisSettings, faulty_end: Duration) {
+    async fn random_loop(nemesis: Weak<Self>, settings: &NemesisSettings, faulty_end: Duration) {
         loop {
             let (wait, fault) = {
-                let mut rng = self.rng.lock().expect("nemesis rng");
+                let Some(nemesis) = nemesis.upgrade() else { return };
+                let mut rng = nemesis.rng.lock().expect("nemesis rng");
                 let wait = faults::draw::uniform(&mut rng, settings.interval_s);
                 let kind = settings.kinds[rng.gen_range(0..settings.kinds.len())];
                 let draw = Draw::new(&mut rng, settings);
-                (wait, kind.drawn(draw, &mut rng, &self.world.scenario))
+                (wait, kind.drawn(draw, &mut rng, &nemesis.world.scenario))
             };
             madsim::time::sleep(Duration::from_secs_f64(wait)).await;
-            if self.world.phase() != Phase::Faulty || now_duration() >= faulty_end {
+            let Some(nemesis) = nemesis.upgrade() else { return };
+            if nemesis.world.phase() != Phase::Faulty || now_duration() >= faulty_end {
                 return;
             }
-            self.clone().inject(fault);
+            nemesis.inject(fault);
         }
     }
 
@@ -226,10 +234,15 @@ impl Nemesis {
             return;
         }
         let live = self.envelope().hold(plan.impact.clone());
-        let nemesis = self.clone();
+        // Weak: a repair still sleeping when the run ends (the quiet phase ended early)
+        // must not keep the world alive past the runtime (zombie-commit seed 1 leaked its
+        // world through a pause repair).
+        let nemesis = Arc::downgrade(&self);
         madsim::task::spawn(async move {
             madsim::time::sleep(fault.rule().duration()).await;
-            nemesis.repair(&fault, &plan, live);
+            if let Some(nemesis) = nemesis.upgrade() {
+                nemesis.repair(&fault, &plan, live);
+            }
         });
     }
 

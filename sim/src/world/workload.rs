@@ -104,10 +104,13 @@ pub async fn run_steps(world: WorldRef, faulty_start: Duration) {
         world.workload.start(&step.action);
         let duration = crate::nemesis::faults::seconds(step.action.duration_s());
         if !duration.is_zero() {
-            let (world, action) = (world.clone(), step.action.clone());
+            // Weak across the sleep: a step ending after the run must not keep the world.
+            let (world, action) = (std::sync::Arc::downgrade(&world), step.action.clone());
             madsim::task::spawn(async move {
                 madsim::time::sleep(duration).await;
-                world.workload.end(&action);
+                if let Some(world) = world.upgrade() {
+                    world.workload.end(&action);
+                }
             });
         }
     }

@@ -71,7 +71,7 @@ impl Rule for CleanShutdown {
             signal.raise();
         }
         let deadline = now_ms() + self.duration().as_millis() as u64;
-        let nemesis = nemesis.clone();
+        let nemesis = std::sync::Arc::downgrade(nemesis);
         madsim::task::spawn(async move { stop_when_shut_down(nemesis, name, deadline).await });
         Applied::UntilRepair
     }
@@ -83,9 +83,15 @@ impl Rule for CleanShutdown {
 }
 
 /// Stops the broker's process once it reports its shutdown finished, until the repair.
-async fn stop_when_shut_down(nemesis: NemesisRef, name: String, deadline: u64) {
+/// Holds the nemesis weakly across its sleeps (see `Nemesis::run`).
+async fn stop_when_shut_down(
+    nemesis: std::sync::Weak<crate::nemesis::Nemesis>,
+    name: String,
+    deadline: u64,
+) {
     while now_ms() < deadline {
         madsim::time::sleep(Duration::from_millis(POLL_MS)).await;
+        let Some(nemesis) = nemesis.upgrade() else { return };
         if !nemesis.stopping.lock().expect("nemesis stopping set").contains(&name) {
             return;
         }

@@ -768,6 +768,11 @@ fn write_sweep_files(
     };
     let file = sweep_file(header, judgement, lines);
     write_file(&dir.join(name), &sweep_files::to_json(&file), "sweep.json")?;
+    if args.shard.is_none() {
+        let index = crate::report_html::sweep_index(&file);
+        std::fs::write(dir.join("index.html"), index)
+            .with_context(|| format!("writing {}", dir.join("index.html").display()))?;
+    }
     if let Some(junit) = &args.junit {
         write_file(junit, &junit_xml(&file), "junit")?;
     }

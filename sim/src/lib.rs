@@ -17,6 +17,7 @@ pub mod coverage;
 pub mod history;
 pub mod nemesis;
 pub mod report;
+pub mod report_html;
 pub mod runner;
 pub mod scenario;
 pub mod seed;

@@ -125,6 +125,7 @@ pub fn write_report_with(
     json.push('\n');
     write("results.json", &json)?;
     write("summary.md", &summary_markdown(outcome, scenario, reproduce))?;
+    write("report.html", &crate::report_html::render(outcome, scenario, reproduce))?;
     Ok(out)
 }
 
@@ -391,7 +392,7 @@ fn event_line(event: &Event) -> String {
     line
 }
 
-fn format_sim_time(time_ns: u64) -> String {
+pub fn format_sim_time(time_ns: u64) -> String {
     format!("{}.{:06}s", time_ns / 1_000_000_000, (time_ns % 1_000_000_000) / 1_000)
 }
 

@@ -329,8 +329,9 @@ fn push_case(
     }
 }
 
-/// Escapes text for XML attributes and character data; drops characters XML 1.0 forbids.
-fn escape(text: &str) -> String {
+/// Escapes text for XML attributes and character data (and HTML); drops characters XML 1.0
+/// forbids.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

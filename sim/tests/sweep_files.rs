@@ -56,6 +56,11 @@ fn a_failing_sweep_stops_early_and_leaves_json_and_junit() {
     assert_eq!(group["signature"]["verdict"].as_str(), Some("safety"));
     assert!(json["runs"][1]["trace_hash"].as_str().is_some_and(|h| h.len() == 16));
 
+    let index = std::fs::read_to_string(reports.join("hw-truncation").join("index.html"))
+        .expect("index.html beside sweep.json");
+    assert!(index.contains("<a href=\"2/report.html\">2</a>"), "{index}");
+    assert!(reports.join("hw-truncation").join("2").join("report.html").exists());
+
     let xml = std::fs::read_to_string(&junit).expect("the JUnit file");
     let suite =
         format!("<testsuite name=\"hw-truncation\" tests=\"{}\" failures=\"1\"", seeds.len());

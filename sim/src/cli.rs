@@ -259,10 +259,28 @@ pub fn init_logging(level: &str) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour(std::io::stderr().is_terminal()))
         .with_timer(SimulatedTime)
         .try_init()
         .map_err(|error| error.to_string())
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set (no-color.org).
+fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The verdict word, green, red or yellow on a colour terminal.
+fn painted(word: &str, verdict: Verdict) -> String {
+    if !colour(std::io::stdout().is_terminal()) {
+        return word.to_string();
+    }
+    let code = match verdict {
+        Verdict::Pass => "32",
+        Verdict::Liveness => "33",
+        _ => "31",
+    };
+    format!("\x1b[1;{code}m{word}\x1b[0m")
 }
 
 /// Refuses a misspelt level: each comma-separated directive is a level, `target=level`, or
@@ -492,7 +510,8 @@ fn scenario_text(path: Option<&Path>) -> String {
 }
 
 fn print_outcome(outcome: &RunOutcome) {
-    println!("verdict    {} (exit {})", verdict_name(outcome.verdict), outcome.verdict.exit_code());
+    let verdict = painted(&verdict_name(outcome.verdict), outcome.verdict);
+    println!("verdict    {verdict} (exit {})", outcome.verdict.exit_code());
     let met = if outcome.judgement.met { "met" } else { "NOT met" };
     println!("judgement  expectation {met}");
     for line in judgement_lines(&outcome.judgement) {

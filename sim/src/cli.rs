@@ -67,6 +67,8 @@ pub enum Command {
     Shrink(ShrinkArgs),
     /// Run the checker on a recorded history.jsonl.
     Check(CheckArgs),
+    /// Write a recorded history.jsonl as EDN, for Jepsen's tools.
+    Export(ExportArgs),
     /// List the scenario files of a directory with their intent and variants.
     Scenarios {
         /// Directory of scenario files.
@@ -158,6 +160,17 @@ pub struct MergeArgs {
 }
 
 #[derive(Clone, Debug, Args)]
+pub struct ExportArgs {
+    pub history: PathBuf,
+    /// EDN, one op map per line (the only format so far).
+    #[arg(long)]
+    pub edn: bool,
+    /// Where the EDN goes (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
 pub struct CheckArgs {
     pub history: PathBuf,
     /// The scenario the history came from (what it allows).
@@ -240,6 +253,7 @@ pub fn main() -> i32 {
         Command::Merge(args) => cmd_merge(&args),
         Command::Shrink(args) => cmd_shrink(&args),
         Command::Check(args) => cmd_check(&args),
+        Command::Export(args) => cmd_export(&args),
         Command::Scenarios { dir } => cmd_scenarios(&dir),
         Command::Bench(args) => cmd_bench(&args),
         Command::Digest(args) => cmd_digest(&args),
@@ -1033,6 +1047,34 @@ fn cmd_check(args: &CheckArgs) -> i32 {
     };
     print!("{}: ", args.history.display());
     check_history(&text, scenario.as_ref(), &mut std::io::stdout())
+}
+
+fn cmd_export(args: &ExportArgs) -> i32 {
+    if !args.edn {
+        eprintln!("kafkasim: export: name the format (--edn)");
+        return EXIT_USAGE;
+    }
+    let edn = std::fs::read_to_string(&args.history)
+        .map_err(|error| format!("reading {}: {error}", args.history.display()))
+        .and_then(|text| {
+            crate::edn::history_to_edn(&text)
+                .map_err(|error| format!("{}: {error}", args.history.display()))
+        });
+    let written = edn.and_then(|edn| match &args.out {
+        Some(path) => std::fs::write(path, edn)
+            .map_err(|error| format!("writing {}: {error}", path.display())),
+        None => {
+            print!("{edn}");
+            Ok(())
+        }
+    });
+    match written {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("kafkasim: {error}");
+            EXIT_USAGE
+        }
+    }
 }
 
 fn cmd_scenarios(dir: &Path) -> i32 {

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod coverage;
+pub mod edn;
 pub mod history;
 pub mod nemesis;
 pub mod report;

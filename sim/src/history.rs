@@ -282,9 +282,7 @@ impl RebalanceEntry {
         let keys = fields
             .get("keys")
             .and_then(Value::as_array)
-            .and_then(|keys| {
-                keys.iter().map(|k| k.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()
-            })
+            .and_then(|keys| keys.iter().map(key_text).collect::<Option<Vec<_>>>())
             .ok_or_else(|| bad("keys: expected a list of keys (strings)"))?;
         Ok(RebalanceEntry { kind, generation, keys })
     }
@@ -779,11 +777,22 @@ fn names_from_json(json: &Value, what: &str) -> Result<Vec<String>, FieldError> 
     items
         .iter()
         .map(|k| {
-            k.as_str().map(str::to_owned).ok_or_else(|| {
+            // Keys may be integers (Jepsen's); topics are names.
+            let text = if what == "key" { key_text(k) } else { k.as_str().map(str::to_owned) };
+            text.ok_or_else(|| {
                 value_error(format!("expected a {what} (string), got {}", snippet(k)))
             })
         })
         .collect()
+}
+
+/// A key as text: a string, or an integer as Jepsen's Kafka workload writes its keys.
+fn key_text(json: &Value) -> Option<String> {
+    match json {
+        Value::String(key) => Some(key.clone()),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// `{key: offset}`: seek's positions, commit's next offsets.
@@ -858,7 +867,7 @@ fn send_from_json(op_type: OpType, json: &Value) -> Result<OpValue, FieldError> 
         if tag.as_str() != Some("send") {
             return Err(bad());
         }
-        let key = key.as_str().ok_or_else(bad)?.to_owned();
+        let key = key_text(key).ok_or_else(bad)?;
         let (offset, value) = match payload {
             Value::Array(pair) => match pair.as_slice() {
                 [offset, value] => {
@@ -976,6 +985,17 @@ fn check_send_completion(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn integer_keys_as_jepsen_writes_them_read_as_text() {
+        let text = concat!(
+            "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"send\",\"value\":[[\"send\",3,5]]}\n",
+            "{\"index\":1,\"time\":2,\"process\":0,\"type\":\"ok\",\"f\":\"send\",\"value\":[[\"send\",3,[0,5]]]}\n",
+        );
+        let history = parse_jsonl(text).expect("integer keys parse");
+        let OpValue::Send(micros) = &history.ops()[1].value else { panic!("a send") };
+        assert_eq!(micros[0].key, "3");
+    }
     use super::*;
     use proptest::prelude::*;
 
